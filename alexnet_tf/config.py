@@ -1,0 +1,349 @@
+"""Configuration: frozen dataclasses, YAML files and `--set section.key=value` overrides.
+
+A config is resolved in three layers: the defaults in code (the paper's recipe), then a YAML file, then command-line
+overrides. Every layer is checked against the dataclass fields, so an unknown key, a wrong type or an impossible value
+stops the program at once with a message naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key, type or value that cannot be used."""
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+def _require_choice(value: str, key: str, choices: Sequence[str]) -> None:
+    _require(value in choices, key, f"got {value!r}; allowed values: {', '.join(map(repr, choices))}")
+
+
+def _require_positive(value: float, key: str) -> None:
+    _require(value > 0, key, f"got {value!r}; it must be > 0")
+
+
+def _require_fraction(value: float, key: str, *, closed_right: bool = False) -> None:
+    ok = 0 <= value <= 1 if closed_right else 0 <= value < 1
+    _require(ok, key, f"got {value!r}; it must be in [0, 1{']' if closed_right else ')'}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network. Defaults are the paper's; `width` and `fc_width` shrink it for tests and the demo."""
+
+    num_classes: int = 1000
+    width: float = 1.0  # multiplier on every conv layer's kernel count (1.0: 96-256-384-384-256)
+    fc_width: int = 4096  # units in fc6 and fc7, both towers together
+    dropout: float = 0.5
+    init_stddev: float = 0.01
+    conv1_padding: int = 2  # the paper's 224 -> 55 needs 2 pixels of zero padding (see README)
+    lrn_k: float = 2.0
+    lrn_n: int = 5
+    lrn_alpha: float = 1e-4  # the paper's alpha, NOT divided by n (Caffe/PyTorch: 5e-4 divided by 5)
+    lrn_beta: float = 0.75
+
+    def __post_init__(self) -> None:
+        _require(self.num_classes >= 2, "model.num_classes", f"got {self.num_classes}; it must be >= 2")
+        _require_positive(self.width, "model.width")
+        _require(self.fc_width >= 2 and self.fc_width % 2 == 0, "model.fc_width",
+                 f"got {self.fc_width}; it must be an even number >= 2 (it is split over two towers)")
+        _require_fraction(self.dropout, "model.dropout")
+        _require_positive(self.init_stddev, "model.init_stddev")
+        _require(self.conv1_padding >= 0, "model.conv1_padding", f"got {self.conv1_padding}; it must be >= 0")
+        _require(self.lrn_n >= 1 and self.lrn_n % 2 == 1, "model.lrn_n",
+                 f"got {self.lrn_n}; it must be an odd number >= 1")
+        _require_positive(self.lrn_k, "model.lrn_k")
+        _require(self.lrn_alpha >= 0, "model.lrn_alpha", f"got {self.lrn_alpha}; it must be >= 0")
+        _require(self.lrn_beta >= 0, "model.lrn_beta", f"got {self.lrn_beta}; it must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are prepared and augmented."""
+
+    # "demo" (the generated default), a folder "PATH" with train/ and val/, "tfrecord:PATH" or "tfds:NAME".
+    source: str = "demo"
+    train_split: str = "train"
+    val_split: str = "val"
+    val_labels: str = ""  # labels file for a flat validation folder (ILSVRC ground truth or LOC_val_solution.csv)
+    tfds_data_dir: str = ""  # tensorflow-datasets data_dir ("" = tfds' default)
+    tfds_manual_dir: str = ""  # tensorflow-datasets manual_dir (imagenet2012 needs the tar files there)
+    cache_dir: str = ""  # generated and prepared data ("" = $ALEXNET_TF_CACHE or ~/.cache/alexnet_tf)
+    prepared_dir: str = ""  # prepared 256x256 shards ("" = a folder under cache_dir named after the source)
+    image_size: int = 256  # offline: shorter side to this, then the central square
+    crop_size: int = 224  # network input: random crops in training, centre/ten crops in evaluation
+    mean: str = "image"  # "image": the per-pixel mean image (the paper); "channel": the per-channel mean
+    flip: bool = True  # horizontal reflection with probability 1/2
+    pca_std: float = 0.1  # std of the PCA lighting coefficients alpha (0 turns lighting off)
+    shuffle_buffer: int = 10_000  # encoded records held for shuffling
+    shard_size: int = 1024  # images per prepared TFRecord shard
+    max_bad_fraction: float = 0.001  # undecodable files tolerated before the run stops
+    demo_classes: int = 10
+    demo_train_per_class: int = 300
+    demo_val_per_class: int = 50
+    demo_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        _require(bool(self.source), "data.source", "it must not be empty; use 'demo', a folder, "
+                 "'tfrecord:PATH' or 'tfds:NAME'")
+        _require(self.image_size >= 16, "data.image_size", f"got {self.image_size}; it must be >= 16")
+        _require(0 < self.crop_size <= self.image_size, "data.crop_size",
+                 f"got {self.crop_size}; it must be > 0 and <= data.image_size ({self.image_size})")
+        _require_choice(self.mean, "data.mean", ("image", "channel"))
+        _require(self.pca_std >= 0, "data.pca_std", f"got {self.pca_std}; it must be >= 0")
+        _require(self.shuffle_buffer >= 1, "data.shuffle_buffer", f"got {self.shuffle_buffer}; it must be >= 1")
+        _require(self.shard_size >= 1, "data.shard_size", f"got {self.shard_size}; it must be >= 1")
+        _require_fraction(self.max_bad_fraction, "data.max_bad_fraction", closed_right=True)
+        _require(self.demo_classes >= 2, "data.demo_classes", f"got {self.demo_classes}; it must be >= 2")
+        _require(self.demo_train_per_class >= 1, "data.demo_train_per_class",
+                 f"got {self.demo_train_per_class}; it must be >= 1")
+        _require(self.demo_val_per_class >= 1, "data.demo_val_per_class",
+                 f"got {self.demo_val_per_class}; it must be >= 1")
+
+    def resolved_cache_dir(self) -> str:
+        """The cache folder: `cache_dir`, else $ALEXNET_TF_CACHE, else ~/.cache/alexnet_tf."""
+        return os.path.expanduser(self.cache_dir or os.environ.get("ALEXNET_TF_CACHE", "~/.cache/alexnet_tf"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimiser, its schedule and the loop's bookkeeping. Defaults are the paper's recipe."""
+
+    batch_size: int = 128
+    epochs: int = 90
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    decay_biases: bool = False  # cuda-convnet and Caffe decay weights only; the paper's text is silent on biases
+    schedule: str = "plateau"  # "plateau": divide when val error stalls (the paper); "step": at fixed epochs
+    lr_divisor: float = 10.0
+    plateau_patience: int = 1  # evaluations without improvement before the rate is divided
+    max_lr_drops: int = 3  # the paper divided the rate three times in all
+    step_epochs: tuple[int, ...] = (30, 60, 80)  # for schedule "step"
+    eval_every_epochs: int = 1
+    ten_crop_at_end: bool = True
+    checkpoint_every_steps: int = 1000
+    keep_checkpoints: int = 3
+    log_every_steps: int = 20
+    tensorboard_images: int = 8  # augmented training images written to TensorBoard (0: none)
+    histograms: bool = False  # weight histograms in TensorBoard each epoch
+    max_steps: int = 0  # stop after this many steps in all (0: no limit; for smoke tests)
+    export_at_end: bool = False  # export a SavedModel into the run directory when training ends
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "train.batch_size", f"got {self.batch_size}; it must be >= 1")
+        _require(self.epochs >= 1, "train.epochs", f"got {self.epochs}; it must be >= 1")
+        _require_positive(self.learning_rate, "train.learning_rate")
+        _require_fraction(self.momentum, "train.momentum")
+        _require(self.weight_decay >= 0, "train.weight_decay", f"got {self.weight_decay}; it must be >= 0")
+        _require_choice(self.schedule, "train.schedule", ("plateau", "step"))
+        _require(self.lr_divisor > 1, "train.lr_divisor", f"got {self.lr_divisor}; it must be > 1")
+        _require(self.plateau_patience >= 1, "train.plateau_patience",
+                 f"got {self.plateau_patience}; it must be >= 1")
+        _require(self.max_lr_drops >= 0, "train.max_lr_drops", f"got {self.max_lr_drops}; it must be >= 0")
+        _require(all(e >= 1 for e in self.step_epochs) and list(self.step_epochs) == sorted(set(self.step_epochs)),
+                 "train.step_epochs", f"got {self.step_epochs!r}; it must be increasing epoch numbers >= 1")
+        _require(self.eval_every_epochs >= 1, "train.eval_every_epochs",
+                 f"got {self.eval_every_epochs}; it must be >= 1")
+        _require(self.checkpoint_every_steps >= 1, "train.checkpoint_every_steps",
+                 f"got {self.checkpoint_every_steps}; it must be >= 1")
+        _require(self.keep_checkpoints >= 1, "train.keep_checkpoints", f"got {self.keep_checkpoints}; it must be >= 1")
+        _require(self.log_every_steps >= 1, "train.log_every_steps", f"got {self.log_every_steps}; it must be >= 1")
+        _require(self.tensorboard_images >= 0, "train.tensorboard_images",
+                 f"got {self.tensorboard_images}; it must be >= 0")
+        _require(self.max_steps >= 0, "train.max_steps", f"got {self.max_steps}; it must be >= 0")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the computation runs: tower placement, strategies, precision, seeds."""
+
+    # Tower placement: () decides from the machine (two GPUs -> /GPU:0 and /GPU:1, else one device for both);
+    # or exactly two device names, e.g. ["/GPU:0", "/GPU:1"] or ["/CPU:0", "/CPU:1"].
+    tower_devices: tuple[str, ...] = ()
+    pin_towers: bool = True  # False builds the model unpinned
+    distribute: str = "none"  # "none" (towers pinned, the paper's), "mirrored", "multi_worker" (data-parallel)
+    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16" (with loss scaling)
+    jit_compile: bool = False  # XLA for the train step
+    seed: int = 0
+    deterministic: bool = False  # bitwise-reproducible runs (enables TF op determinism)
+
+    def __post_init__(self) -> None:
+        _require(len(self.tower_devices) in (0, 2), "runtime.tower_devices",
+                 f"got {list(self.tower_devices)!r}; give exactly two device names, or [] to decide automatically")
+        _require_choice(self.distribute, "runtime.distribute", ("none", "mirrored", "multi_worker"))
+        _require_choice(self.precision, "runtime.precision", ("float32", "mixed_bfloat16", "mixed_float16"))
+        _require(self.seed >= 0, "runtime.seed", f"got {self.seed}; it must be >= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole resolved configuration of a run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self) -> None:
+        min_crop = 67 - 2 * self.model.conv1_padding  # pool5 must keep at least one pixel
+        _require(self.data.crop_size >= min_crop, "data.crop_size",
+                 f"got {self.data.crop_size}; with model.conv1_padding={self.model.conv1_padding} the network "
+                 f"needs crops of at least {min_crop} pixels")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Conversion of raw values (from YAML or the command line) to a field's declared type.
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Converts `value` to the type `tp` of field `key`, or raises ConfigError naming both."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v] if value.strip() else []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': got {value!r}; expected a list of {_type_name(item_tp)}")
+        return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.strip().lower() in ("true", "yes", "1")
+        raise ConfigError(f"config key '{key}': got {value!r}; expected a boolean (true or false)")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{key}': got {value!r}; expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{key}': got {value!r}; expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config key '{key}': got {value!r}; expected a string")
+    raise TypeError(f"unsupported config field type {tp!r} for '{key}'")  # a programming error, not a user's
+
+
+def _section_types(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+_SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _known(keys: typing.Iterable[str]) -> str:
+    return ", ".join(sorted(keys))
+
+
+def _merge(base: Config, updates: Mapping[str, Mapping[str, Any]], origin: str) -> Config:
+    """Returns `base` with `updates` ({section: {key: raw value}}) applied and checked."""
+    sections = {}
+    for name, section_cls in _SECTIONS.items():
+        current = dataclasses.asdict(getattr(base, name))
+        raw = updates.get(name, {})
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{origin}: section '{name}' must be a mapping of keys to values, got {raw!r}")
+        types_ = _section_types(section_cls)
+        for key, value in raw.items():
+            if key not in types_:
+                raise ConfigError(f"{origin}: unknown config key '{name}.{key}'; "
+                                  f"known keys in '{name}': {_known(types_)}")
+            current[key] = _convert(value, types_[key], f"{name}.{key}")
+        sections[name] = section_cls(**current)
+    for name in updates:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{origin}: unknown config section '{name}'; known sections: {_known(_SECTIONS)}")
+    return Config(**sections)
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """Splits 'section.key=value' into its parts, or raises ConfigError saying what form is expected."""
+    path, sep, value = text.partition("=")
+    section, dot, key = path.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"override {text!r}: expected the form section.key=value, e.g. train.batch_size=64")
+    return section, key, value
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
+                base: Config | None = None) -> Config:
+    """Resolves a config: `base` (default: the paper's) <- YAML file at `path` <- `overrides` ('section.key=value').
+
+    Raises:
+        ConfigError: on a missing file, bad YAML, an unknown key, a wrong type or an impossible value.
+    """
+    config = base or Config()
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist; see configs/ for examples") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"config file {str(path)!r}: the top level must be a mapping of sections "
+                              f"({_known(_SECTIONS)})")
+        config = _merge(config, raw, f"config file {str(path)!r}")
+    grouped: dict[str, dict[str, str]] = {}
+    for text in overrides:
+        section, key, value = parse_override(text)
+        grouped.setdefault(section, {})[key] = value
+    if grouped:
+        config = _merge(config, grouped, "--set")
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The config as plain YAML-ready data (tuples become lists)."""
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+    return {name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, name)).items()} for name in _SECTIONS}
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Writes the resolved config as YAML, atomically (a temporary file renamed into place)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config_to_dict(config), f, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """Returns a copy of `config` with some keys changed, e.g. replace(c, train={"epochs": 2}); values are checked."""
+    return _merge(config, sections, "replace()")
+

@@ -1,0 +1,89 @@
+"""Where the computation runs: the one place that decides the towers' devices.
+
+The paper split the network over two GPUs, tower A on the first and tower B on the second. Here:
+- explicit device names from the config win (they must exist on this machine);
+- otherwise two or more GPUs give `/GPU:0` and `/GPU:1`;
+- one GPU, or none, puts both towers on that one device (no error: the same model, just not model-parallel);
+- an unpinned placement (for export and for data-parallel replicas) puts no device on anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import tensorflow as tf
+
+
+class DeviceError(ValueError):
+    """A requested device that this machine does not have."""
+
+
+@dataclass(frozen=True)
+class TowerPlacement:
+    """The devices of tower A and tower B; None means unpinned."""
+
+    tower_a: str | None
+    tower_b: str | None
+
+    @property
+    def pinned(self) -> bool:
+        return self.tower_a is not None
+
+    @property
+    def split(self) -> bool:
+        """True when the towers run on two different devices (model parallelism, as in the paper)."""
+        return self.pinned and self.tower_a != self.tower_b
+
+
+UNPINNED = TowerPlacement(None, None)
+
+
+def _canonical(name: str) -> str:
+    """'/GPU:1', 'gpu:1' or '/job:localhost/replica:0/task:0/device:GPU:1' -> 'GPU:1'."""
+    tail = name.strip().split("/")[-1]
+    tail = tail.split("device:")[-1]
+    kind, _, index = tail.partition(":")
+    return f"{kind.upper()}:{index or '0'}"
+
+
+def available_devices() -> list[str]:
+    """This process's logical devices, canonically named ('CPU:0', 'GPU:1', ...)."""
+    return [_canonical(d.name) for d in tf.config.list_logical_devices()]
+
+
+def tower_placement(requested: Sequence[str] = (), pin: bool = True) -> TowerPlacement:
+    """Decides the towers' devices.
+
+    Args:
+        requested: Exactly two device names (e.g. ["/GPU:0", "/GPU:1"]), or empty to decide from the machine.
+        pin: False returns the unpinned placement whatever the machine has.
+
+    Raises:
+        DeviceError: when a requested device does not exist here; the message lists the devices that do.
+    """
+    if not pin:
+        return UNPINNED
+    have = available_devices()
+    if requested:
+        if len(requested) != 2:
+            raise DeviceError(f"runtime.tower_devices: give exactly two device names, got {list(requested)!r}")
+        for name in requested:
+            if _canonical(name) not in have:
+                raise DeviceError(f"runtime.tower_devices: device {name!r} does not exist on this machine; "
+                                  f"available: {', '.join('/' + d for d in have)}")
+        return TowerPlacement("/" + _canonical(requested[0]), "/" + _canonical(requested[1]))
+    gpus = [d for d in have if d.startswith("GPU:")]
+    if len(gpus) >= 2:
+        return TowerPlacement("/GPU:0", "/GPU:1")
+    only = "/GPU:0" if gpus else "/CPU:0"
+    return TowerPlacement(only, only)
+
+
+def configure_logical_cpus(count: int) -> None:
+    """Splits the physical CPU into `count` logical devices (stand-ins for GPUs in tests and demos).
+
+    Must run before TensorFlow initialises its devices; afterwards it raises RuntimeError.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)

@@ -1,0 +1,122 @@
+"""Keras layers of the paper's network: local response normalisation, and layers pinned to a tower's device.
+
+Keras 3 does not keep a `tf.device` scope that surrounds functional-model construction: the scope must be entered
+when the layer creates its variables (`build`) and every time it runs (`call`). `OnDevice` does both, so a layer of
+tower A keeps its kernels and its ops on tower A's device whether it runs eagerly, in a `tf.function` or in a
+SavedModel. With `device=None` the same layers are unpinned, and their variables are named identically, so a
+checkpoint moves freely between a pinned and an unpinned model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class LocalResponseNormalization(keras.layers.Layer):
+    """The paper's local response normalisation across channels (section 3.3).
+
+    b[i] = a[i] / (k + alpha * sum_{j = max(0, i - n/2)}^{min(N - 1, i + n/2)} a[j]^2) ^ beta
+
+    `alpha` is the paper's: it multiplies the plain sum of squares. Caffe and PyTorch divide their alpha by n, so
+    their 5e-4 is this layer's 1e-4. The window is cut at the first and last channels, as the sum's bounds say.
+
+    Args:
+        k: The additive constant (2 in the paper).
+        n: The number of adjacent channels in the window, odd (5 in the paper).
+        alpha: The scale of the sum of squares (1e-4 in the paper).
+        beta: The exponent (0.75 in the paper).
+    """
+
+    def __init__(self, k: float = 2.0, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if n < 1 or n % 2 != 1:
+            raise ValueError(f"LocalResponseNormalization: n must be an odd number >= 1, got {n}")
+        self.k, self.n, self.alpha, self.beta = float(k), int(n), float(alpha), float(beta)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        # TensorFlow's kernel sums a[j]^2 over depth_radius channels on each side and multiplies by alpha without
+        # dividing by the window size: the paper's formula. It has float32 kernels everywhere, so other precisions
+        # are normalised in float32.
+        x = tf.cast(inputs, tf.float32) if inputs.dtype != tf.float32 else inputs
+        y = tf.nn.local_response_normalization(x, depth_radius=self.n // 2, bias=self.k, alpha=self.alpha,
+                                               beta=self.beta)
+        return tf.cast(y, inputs.dtype) if inputs.dtype != tf.float32 else y
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> Sequence[int | None]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "k": self.k, "n": self.n, "alpha": self.alpha, "beta": self.beta}
+
+
+def device_scope(device: str | None) -> contextlib.AbstractContextManager:
+    """`tf.device(device)`, or no scope at all for an unpinned layer."""
+    return tf.device(device) if device else contextlib.nullcontext()
+
+
+class OnDevice:
+    """Mixin that creates a layer's variables and runs its ops on one device."""
+
+    def __init__(self, *args: Any, device: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.device = device or None
+
+    def build(self, input_shape: Any) -> None:
+        with device_scope(self.device):
+            super().build(input_shape)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        # Keras reads `training` from this signature; only the base layers that take it (Dropout) are given it.
+        with device_scope(self.device):
+            if "training" in inspect.signature(super().call).parameters:
+                return super().call(inputs, training=training)
+            return super().call(inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "device": self.device}
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerConv2D(OnDevice, keras.layers.Conv2D):
+    """A Conv2D on one tower's device."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerDense(OnDevice, keras.layers.Dense):
+    """A Dense layer on one tower's device."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerConcatenate(OnDevice, keras.layers.Concatenate):
+    """Both towers' maps joined on one tower's device: where the paper's two GPUs exchange data."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerMaxPooling2D(OnDevice, keras.layers.MaxPooling2D):
+    """Max-pooling on one tower's device."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerZeroPadding2D(OnDevice, keras.layers.ZeroPadding2D):
+    """Zero padding on one tower's device."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerFlatten(OnDevice, keras.layers.Flatten):
+    """Flatten on one tower's device."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerDropout(OnDevice, keras.layers.Dropout):
+    """Dropout on one tower's device."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerLRN(OnDevice, LocalResponseNormalization):
+    """Local response normalisation of one tower's own maps, on that tower's device."""

@@ -1,0 +1,126 @@
+"""The paper's two-tower AlexNet, built with the Keras functional API.
+
+Tower A and tower B each hold half of every layer's kernels. conv2, conv4 and conv5 read only their own tower's
+maps; conv3, fc6, fc7 and fc8 read both towers (the only places where the paper's two GPUs talked). With the
+default arguments the network has exactly 60,965,224 parameters.
+
+    input 224x224x3
+    conv1  11x11/4 pad 2, 48+48  -> ReLU -> LRN (per tower) -> max-pool 3x3/2       55x55x96 -> 27x27x96
+    conv2  5x5 pad 2, 128+128 (own) -> ReLU -> LRN (per tower) -> max-pool 3x3/2     27x27x256 -> 13x13x256
+    conv3  3x3 pad 1, 192+192 (both) -> ReLU                                         13x13x384
+    conv4  3x3 pad 1, 192+192 (own) -> ReLU                                          13x13x384
+    conv5  3x3 pad 1, 128+128 (own) -> ReLU -> max-pool 3x3/2 -> flatten             13x13x256 -> 9216
+    fc6    2048+2048 (both) -> ReLU -> dropout 0.5                                   4096
+    fc7    2048+2048 (both) -> ReLU -> dropout 0.5                                   4096
+    fc8    1000 (both): logits; the softmax is applied by the loss and by serving
+"""
+
+from __future__ import annotations
+
+import keras
+
+from alexnet_tf import layers as L
+from alexnet_tf.devices import UNPINNED, TowerPlacement
+
+TOWERS = ("a", "b")
+
+# The smallest input that leaves pool5 at least 1x1 (with conv1 padding 2).
+MIN_INPUT_SIZE = 63
+
+# Kernels per tower at width 1.0: conv1..conv5.
+_CONV_KERNELS = (48, 128, 192, 192, 128)
+# Layers whose biases start at 1 so that their ReLUs begin with positive input (section 5 of the paper).
+BIAS_ONE_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+
+def tower_kernels(width: float) -> tuple[int, ...]:
+    """Kernels per tower of conv1..conv5 for a width multiplier (at least one each)."""
+    return tuple(max(1, round(k * width)) for k in _CONV_KERNELS)
+
+
+def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4096, dropout: float = 0.5,
+                  init_stddev: float = 0.01, conv1_padding: int = 2, lrn_k: float = 2.0, lrn_n: int = 5,
+                  lrn_alpha: float = 1e-4, lrn_beta: float = 0.75, input_size: int = 224,
+                  placement: TowerPlacement = UNPINNED, name: str = "alexnet") -> keras.Model:
+    """Builds the two-tower AlexNet; it returns logits (no softmax).
+
+    The argument names are those of `config.ModelConfig`, so `build_alexnet(**asdict(cfg.model))` works.
+
+    Args:
+        num_classes: Units of fc8.
+        width: Multiplier on every conv layer's kernel count (1.0 is the paper's).
+        fc_width: Units of fc6 and fc7, both towers together (4096 in the paper).
+        dropout: Dropout rate after fc6 and fc7.
+        init_stddev: Standard deviation of the zero-mean Gaussian that initialises every weight.
+        conv1_padding: Zero padding of conv1 (2 turns 224 into 55, as the paper's figures need).
+        lrn_k, lrn_n, lrn_alpha, lrn_beta: Local response normalisation constants, in the paper's convention.
+        input_size: Height and width of the square input crop.
+        placement: The towers' devices; `UNPINNED` for export and data-parallel replicas.
+        name: The Keras model's name.
+    """
+    if input_size + 2 * conv1_padding < MIN_INPUT_SIZE + 4:
+        raise ValueError(f"input_size {input_size} is too small for AlexNet's three 3x3/2 poolings: with conv1 "
+                         f"padding {conv1_padding} it must be at least {MIN_INPUT_SIZE + 4 - 2 * conv1_padding}")
+    k1, k2, k3, k4, k5 = tower_kernels(width)
+    fc_half = fc_width // 2
+    weights = keras.initializers.RandomNormal(mean=0.0, stddev=init_stddev)
+
+    def bias(layer: str) -> keras.initializers.Initializer:
+        return keras.initializers.Ones() if layer in BIAS_ONE_LAYERS else keras.initializers.Zeros()
+
+    def conv(layer: str, tower: str, filters: int, size: int, strides: int = 1,
+             padding: str = "same") -> L.TowerConv2D:
+        return L.TowerConv2D(filters, size, strides=strides, padding=padding, activation="relu",
+                             kernel_initializer=weights, bias_initializer=bias(layer),
+                             device=device[tower], name=f"{layer}_{tower}")
+
+    def lrn(layer: str, tower: str) -> L.TowerLRN:
+        return L.TowerLRN(k=lrn_k, n=lrn_n, alpha=lrn_alpha, beta=lrn_beta, device=device[tower],
+                          name=f"{layer}_{tower}")
+
+    def pool(layer: str, tower: str) -> L.TowerMaxPooling2D:
+        return L.TowerMaxPooling2D(pool_size=3, strides=2, device=device[tower], name=f"{layer}_{tower}")
+
+    def dense(layer: str, tower: str, units: int) -> L.TowerDense:
+        return L.TowerDense(units, activation="relu", kernel_initializer=weights, bias_initializer=bias(layer),
+                            device=device[tower], name=f"{layer}_{tower}")
+
+    def join(layer: str, tower: str, inputs: list) -> L.TowerConcatenate:
+        return L.TowerConcatenate(device=device[tower], name=f"{layer}_in_{tower}")(inputs)
+
+    device = {"a": placement.tower_a, "b": placement.tower_b}
+    image = keras.Input((input_size, input_size, 3), name="image")
+
+    x = {}
+    for t in TOWERS:
+        h = L.TowerZeroPadding2D(conv1_padding, device=device[t], name=f"conv1_pad_{t}")(image)
+        h = conv("conv1", t, k1, 11, strides=4, padding="valid")(h)
+        h = pool("pool1", t)(lrn("lrn1", t)(h))
+        h = conv("conv2", t, k2, 5)(h)  # own tower
+        x[t] = pool("pool2", t)(lrn("lrn2", t)(h))
+    both = [x["a"], x["b"]]
+    for t in TOWERS:
+        x[t] = conv("conv3", t, k3, 3)(join("conv3", t, both))  # both towers
+    for t in TOWERS:
+        h = conv("conv4", t, k4, 3)(x[t])  # own tower
+        h = conv("conv5", t, k5, 3)(h)  # own tower
+        x[t] = L.TowerFlatten(device=device[t], name=f"flatten_{t}")(pool("pool5", t)(h))
+    for layer in ("fc6", "fc7"):
+        both = [x["a"], x["b"]]
+        for t in TOWERS:
+            h = dense(layer, t, fc_half)(join(layer, t, both))  # both towers
+            x[t] = L.TowerDropout(dropout, device=device[t], name=f"drop{layer[2:]}_{t}")(h)
+    fc7 = L.TowerConcatenate(device=device["a"], name="fc8_in")([x["a"], x["b"]])
+    logits = L.TowerDense(num_classes, kernel_initializer=weights, bias_initializer=bias("fc8"),
+                          device=device["a"], name="fc8")(fc7)
+    return keras.Model(image, logits, name=name)
+
+
+def with_features(model: keras.Model) -> keras.Model:
+    """A model sharing `model`'s weights that returns (logits, fc7 features).
+
+    The features are the paper's 4096-d last hidden layer (fc7 after its ReLU, both towers concatenated), the
+    space in which Figure 4 finds nearest neighbours.
+    """
+    fc7 = keras.layers.Concatenate(name="fc7")([model.get_layer("fc7_a").output, model.get_layer("fc7_b").output])
+    return keras.Model(model.input, [model.output, fc7], name=f"{model.name}_with_features")

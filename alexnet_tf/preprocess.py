@@ -1,0 +1,142 @@
+"""Deterministic image ops shared by preparation, evaluation and export: decode, resize, mean, centre and ten crops.
+
+Every function here is a pure TensorFlow function that works eagerly, inside `tf.data.map` and inside an exported
+SavedModel, so that the served model preprocesses exactly as evaluation does (export imports these, never copies).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# A decoded image above this many pixels is refused before decoding (a "decompression bomb": a small file that
+# declares huge dimensions). 8,000 x 8,000 is far above any ILSVRC image (the largest are about 4,300 x 6,000 ... ).
+MAX_PIXELS = 64_000_000
+
+# The order of `ten_crop`'s patches: the centre and the four corners, then the same five reflected left-right.
+TEN_CROP_ORDER = ("center", "top_left", "top_right", "bottom_left", "bottom_right",
+                  "center_flipped", "top_left_flipped", "top_right_flipped", "bottom_left_flipped",
+                  "bottom_right_flipped")
+
+
+def _read_uint(data: tf.Tensor, offset: int, size: int, little_endian: bool) -> tf.Tensor:
+    """Reads an unsigned integer of `size` bytes at `offset` of a scalar string, as int64."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, size), tf.uint8), tf.int64)
+    order = range(size) if little_endian else range(size - 1, -1, -1)
+    return tf.add_n([raw[i] * (256 ** p) for p, i in enumerate(order)])
+
+
+def declared_size(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Reads an encoded image's declared height and width from its header, without decoding it.
+
+    Args:
+        image_bytes: A scalar string tensor holding a JPEG, PNG, GIF or BMP file.
+
+    Returns:
+        (known, height, width): `known` is False for an unrecognised format or a header too short to read, and
+        the sizes are then 0.
+    """
+    length = tf.strings.length(image_bytes)
+    head = tf.strings.substr(image_bytes, 0, 4)
+
+    def jpeg() -> tuple[tf.Tensor, tf.Tensor]:
+        shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)
+        return shape[0], shape[1]
+
+    def png() -> tuple[tf.Tensor, tf.Tensor]:  # IHDR: width then height, big-endian, at bytes 16 and 20
+        return _read_uint(image_bytes, 20, 4, False), _read_uint(image_bytes, 16, 4, False)
+
+    def gif() -> tuple[tf.Tensor, tf.Tensor]:  # logical screen: width then height, little-endian, at bytes 6 and 8
+        return _read_uint(image_bytes, 8, 2, True), _read_uint(image_bytes, 6, 2, True)
+
+    def bmp() -> tuple[tf.Tensor, tf.Tensor]:  # BITMAPINFOHEADER: width, height (signed; negative is top-down)
+        w = tf.io.decode_raw(tf.strings.substr(image_bytes, 18, 4), tf.int32, little_endian=True)[0]
+        h = tf.io.decode_raw(tf.strings.substr(image_bytes, 22, 4), tf.int32, little_endian=True)[0]
+        return tf.abs(tf.cast(h, tf.int64)), tf.abs(tf.cast(w, tf.int64))
+
+    def unknown() -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.constant(0, tf.int64), tf.constant(0, tf.int64)
+
+    is_jpeg = tf.logical_and(length >= 4, tf.strings.substr(image_bytes, 0, 2) == b"\xff\xd8")
+    is_png = tf.logical_and(length >= 24, head == b"\x89PNG")
+    is_gif = tf.logical_and(length >= 10, tf.strings.substr(image_bytes, 0, 3) == b"GIF")
+    is_bmp = tf.logical_and(length >= 26, tf.strings.substr(image_bytes, 0, 2) == b"BM")
+    h, w = tf.case([(is_jpeg, jpeg), (is_png, png), (is_gif, gif), (is_bmp, bmp)], default=unknown,
+                   exclusive=False)
+    known = tf.reduce_any(tf.stack([is_jpeg, is_png, is_gif, is_bmp]))
+    return known, h, w
+
+
+def decode_rgb(image_bytes: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+    """Decodes a JPEG, PNG, GIF (first frame) or BMP file to RGB uint8 [H, W, 3].
+
+    Greyscale and CMYK JPEGs, greyscale and RGBA PNGs become RGB. Images declaring more than `max_pixels` pixels
+    are refused from their header, before any pixel is decoded.
+
+    Raises:
+        tf.errors.InvalidArgumentError: for an empty string, an unrecognised format, a corrupt or truncated file,
+            or too many pixels; the message says which.
+    """
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    known, h, w = declared_size(image_bytes)
+    checks = [
+        tf.debugging.assert_greater(tf.strings.length(image_bytes), 0,
+                                    message="image_bytes is empty: expected an encoded JPEG, PNG, GIF or BMP image"),
+        tf.debugging.Assert(known, ["image_bytes is not a JPEG, PNG, GIF or BMP image (unrecognised header)"]),
+        tf.debugging.Assert(h * w <= max_pixels,
+                            ["image declares", h, "x", w, f"pixels, above the limit of {max_pixels} pixels"]),
+    ]
+    with tf.control_dependencies(checks):
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize_to_square(image: tf.Tensor, size: int = 256) -> tf.Tensor:
+    """The paper's offline step: rescale so that the shorter side is `size`, then take the central square.
+
+    Args:
+        image: uint8 [H, W, 3].
+        size: The side of the result.
+
+    Returns:
+        uint8 [size, size, 3] (antialiased bilinear resampling, rounded).
+    """
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    scale = size / tf.minimum(h, w)
+    new_h = tf.maximum(size, tf.cast(tf.round(h * scale), tf.int32))
+    new_w = tf.maximum(size, tf.cast(tf.round(w * scale), tf.int32))
+    resized = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear", antialias=True)
+    top = (new_h - size) // 2
+    left = (new_w - size) // 2
+    square = resized[top:top + size, left:left + size, :]
+    square = tf.cast(tf.clip_by_value(tf.round(square), 0.0, 255.0), tf.uint8)
+    square.set_shape([size, size, 3])
+    return square
+
+
+def subtract_mean(image: tf.Tensor, mean: tf.Tensor) -> tf.Tensor:
+    """float32 image minus the training mean: a [S, S, 3] mean image or a [3] per-channel mean (0-255 scale)."""
+    return tf.cast(image, tf.float32) - tf.cast(mean, tf.float32)
+
+
+def center_crop(images: tf.Tensor, crop: int) -> tf.Tensor:
+    """The central crop x crop patch of [..., H, W, C] images (the offset rounds down when H - crop is odd)."""
+    shape = tf.shape(images)
+    top = (shape[-3] - crop) // 2
+    left = (shape[-2] - crop) // 2
+    return images[..., top:top + crop, left:left + crop, :]
+
+
+def ten_crop(image: tf.Tensor, crop: int) -> tf.Tensor:
+    """The paper's ten test patches of one [H, W, C] image, stacked as [10, crop, crop, C] in `TEN_CROP_ORDER`."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    corners = [((h - crop) // 2, (w - crop) // 2), (0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop)]
+    patches = tf.stack([image[t:t + crop, l:l + crop, :] for t, l in corners])
+    return tf.concat([patches, tf.reverse(patches, axis=[2])], axis=0)
+
+
+def eval_square(image_bytes: tf.Tensor, size: int = 256, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+    """Encoded image -> the uint8 [size, size, 3] square that evaluation crops from (decode, resize, centre)."""
+    return resize_to_square(decode_rgb(image_bytes, max_pixels), size)

@@ -1,0 +1,25 @@
+"""alexnet_tf: the AlexNet of Krizhevsky, Sutskever & Hinton (2012) in TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="alexnet_tf",
+    version="0.1.0",
+    description="The paper's two-tower AlexNet in TensorFlow 2 / Keras 3: train, export, serve.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["alexnet_tf", "alexnet_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "tensorflow-datasets>=4.9",
+        "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos for the SavedModel's warm-up requests
+        "numpy",
+        "pillow",
+        "tensorboard",
+        "pyyaml",  # configs/
+        "tqdm",  # progress bars
+    ],
+    extras_require={"test": ["pytest"]},
+)
