@@ -1,0 +1,96 @@
+"""The paper's update rule: momentum SGD with weight decay inside the update, scaled by the learning rate.
+
+Krizhevsky et al. (2012), section 5, for every weight w with learning rate eps:
+
+    v <- 0.9 * v - 0.0005 * eps * w - eps * <dL/dw>_batch
+    w <- w + v
+
+The decay term enters the momentum, so it is accumulated like a gradient (unlike Keras' decoupled `weight_decay`,
+which shrinks the weight outside the momentum). Biases: cuda-convnet and Caffe decay only the weights, and the
+paper's text does not say; `decay_biases=False` (the default) leaves every 1-D variable (the biases) undecayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class PaperSGD(keras.optimizers.Optimizer):
+    """Momentum SGD with L2 decay inside the momentum update, exactly as in the paper.
+
+    The learning rate is a variable: the schedule sets it with `optimizer.learning_rate.assign(x)` (or
+    `optimizer.learning_rate = x`), and it is saved with the optimiser in a `tf.train.Checkpoint`.
+
+    Args:
+        learning_rate: The initial rate eps (0.01 in the paper).
+        momentum: The momentum coefficient (0.9).
+        decay: The weight decay coefficient, multiplied by eps inside the update (0.0005).
+        decay_biases: Whether 1-D variables (biases) are decayed too.
+        name: The optimiser's name.
+        **kwargs: Passed on to `keras.optimizers.Optimizer` (e.g. `global_clipnorm`); its own `weight_decay`
+            (decoupled decay) is refused because it is not the paper's rule.
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, decay: float = 0.0005,
+                 decay_biases: bool = False, name: str = "paper_sgd", **kwargs: Any) -> None:
+        if kwargs.get("weight_decay"):
+            raise ValueError("PaperSGD: use `decay` (the paper's coupled decay), not Keras' decoupled `weight_decay`")
+        kwargs.pop("weight_decay", None)
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"PaperSGD: momentum must be in [0, 1), got {momentum}")
+        if decay < 0:
+            raise ValueError(f"PaperSGD: decay must be >= 0, got {decay}")
+        self.momentum = float(momentum)
+        self.decay = float(decay)
+        self.decay_biases = bool(decay_biases)
+
+    def build(self, var_list: list) -> None:
+        """Creates one velocity v per variable, initialised to zero."""
+        if self.built:
+            return
+        super().build(var_list)
+        self.velocities = [self.add_variable_from_reference(v, name="velocity") for v in var_list]
+
+    def decays(self, variable: Any) -> bool:
+        """Whether `variable` gets weight decay: every weight, and biases (1-D variables) only if `decay_biases`."""
+        return self.decay > 0 and (self.decay_biases or len(variable.shape) >= 2)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """v <- momentum * v - decay * lr * w - lr * g;  w <- w + v."""
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        v = self.velocities[self._get_variable_index(variable)]
+        step = ops.multiply(gradient, lr)
+        if self.decays(variable):
+            step = ops.add(step, ops.multiply(variable, ops.multiply(lr, ops.cast(self.decay, variable.dtype))))
+        self.assign(v, ops.subtract(ops.multiply(v, ops.cast(self.momentum, variable.dtype)), step))
+        self.assign_add(variable, v)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "decay": self.decay,
+                "decay_biases": self.decay_biases}
+
+
+def paper_sgd(learning_rate: float, momentum: float, weight_decay: float, decay_biases: bool,
+              precision: str = "float32") -> keras.optimizers.Optimizer:
+    """The optimiser for a run: `PaperSGD`, wrapped for dynamic loss scaling under `mixed_float16`.
+
+    Args:
+        learning_rate, momentum, weight_decay, decay_biases: As `config.TrainConfig`.
+        precision: `runtime.precision`; "mixed_float16" needs loss scaling so small gradients do not underflow
+            (bfloat16 has float32's exponent range and needs none).
+    """
+    opt = PaperSGD(learning_rate=learning_rate, momentum=momentum, decay=weight_decay, decay_biases=decay_biases)
+    if precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def base_optimizer(optimizer: keras.optimizers.Optimizer) -> PaperSGD:
+    """The `PaperSGD` inside a possible `LossScaleOptimizer`."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
