@@ -64,7 +64,9 @@ class OnDevice:
     """Mixin that creates a layer's variables and runs its ops on one device."""
 
     def __init__(self, *args: Any, device: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Some layers make state in __init__ (Dropout's seed generator), so that goes on the device too.
+        with device_scope(device):
+            super().__init__(*args, **kwargs)
         self.device = device or None
 
     def build(self, input_shape: Any) -> None:

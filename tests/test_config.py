@@ -1,0 +1,119 @@
+"""Tests for alexnet_tf.config: layered loading, type conversion, validation messages, round trips."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from alexnet_tf.config import Config, ConfigError, load_config, replace, save_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_paper_config_holds_every_number_of_the_spec():
+    c = load_config(CONFIGS / "alexnet_ilsvrc2012.yaml")
+    assert (c.model.num_classes, c.model.width, c.model.fc_width, c.model.dropout) == (1000, 1.0, 4096, 0.5)
+    assert (c.model.init_stddev, c.model.conv1_padding) == (0.01, 2)
+    assert (c.model.lrn_k, c.model.lrn_n, c.model.lrn_alpha, c.model.lrn_beta) == (2.0, 5, 1e-4, 0.75)
+    assert (c.data.image_size, c.data.crop_size, c.data.mean, c.data.flip, c.data.pca_std) == (256, 224, "image",
+                                                                                               True, 0.1)
+    assert (c.train.batch_size, c.train.epochs, c.train.learning_rate) == (128, 90, 0.01)
+    assert (c.train.momentum, c.train.weight_decay, c.train.lr_divisor, c.train.max_lr_drops) == (0.9, 0.0005,
+                                                                                                  10.0, 3)
+    assert c.train.schedule == "plateau"
+
+
+def test_paper_config_equals_the_defaults_in_code_but_for_the_data_path():
+    c = load_config(CONFIGS / "alexnet_ilsvrc2012.yaml")
+    assert dataclasses.replace(c, data=dataclasses.replace(c.data, source="demo")) == Config()
+
+
+def test_overrides_are_converted_to_the_field_type():
+    c = load_config(CONFIGS / "tiny.yaml", ["train.batch_size=3", "train.learning_rate=1e-3",
+                                            "data.flip=false", "runtime.tower_devices=/CPU:0,/CPU:1",
+                                            "train.step_epochs=2,5"])
+    assert c.train.batch_size == 3 and isinstance(c.train.batch_size, int)
+    assert c.train.learning_rate == pytest.approx(1e-3) and isinstance(c.train.learning_rate, float)
+    assert c.data.flip is False
+    assert c.runtime.tower_devices == ("/CPU:0", "/CPU:1")
+    assert c.train.step_epochs == (2, 5)
+    assert c.model.width == 0.125  # from the file, not overridden
+
+
+def test_unknown_key_is_rejected_with_its_name_and_the_known_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.batchsize'.*batch_size"):
+        load_config(None, ["train.batchsize=3"])
+    with pytest.raises(ConfigError, match=r"unknown config section 'optimizer'.*model, runtime, train"):
+        load_config(None, ["optimizer.lr=3"])
+
+
+def test_unknown_key_in_a_yaml_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  widht: 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*'model\.widht'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, pattern", [
+    ("train.batch_size=abc", r"'train\.batch_size': got 'abc'; expected an integer"),
+    ("train.batch_size=1.5", r"'train\.batch_size': got '1\.5'; expected an integer"),
+    ("data.flip=maybe", r"'data\.flip': got 'maybe'; expected a boolean"),
+    ("model.width=wide", r"'model\.width': got 'wide'; expected a number"),
+])
+def test_wrong_types_are_rejected_with_the_key(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(None, [override])
+
+
+def test_wrong_type_in_yaml_is_rejected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  batch_size: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"'train\.batch_size'.*expected an integer"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, pattern", [
+    ("train.batch_size=-1", r"'train\.batch_size': got -1; it must be >= 1"),
+    ("data.crop_size=300", r"'data\.crop_size': got 300; it must be > 0 and <= data\.image_size \(256\)"),
+    ("data.mean=median", r"'data\.mean': got 'median'; allowed values: 'image', 'channel'"),
+    ("train.schedule=cosine", r"allowed values: 'plateau', 'step'"),
+    ("model.dropout=1.0", r"'model\.dropout'.*\[0, 1\)"),
+    ("model.lrn_n=4", r"'model\.lrn_n'.*odd"),
+    ("runtime.tower_devices=/GPU:0", r"exactly two device names"),
+    ("data.crop_size=40", r"at least 63 pixels"),
+])
+def test_impossible_values_are_rejected_with_the_allowed_ones(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(None, [override])
+
+
+def test_malformed_override_says_the_expected_form():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["batch_size=3"])
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    c = load_config(CONFIGS / "tiny.yaml", ["runtime.tower_devices=/CPU:0,/CPU:1", "train.step_epochs=3",
+                                            "model.lrn_alpha=2.5e-4"])
+    save_config(c, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == c
+    assert not list(tmp_path.glob("*.tmp-*"))  # written atomically, no leftovers
+
+
+def test_replace_checks_values():
+    c = replace(Config(), train={"epochs": 2})
+    assert c.train.epochs == 2 and c.train.batch_size == 128
+    with pytest.raises(ConfigError, match="train.epochs"):
+        replace(Config(), train={"epochs": 0})
+
+
+def test_every_shipped_config_loads():
+    files = sorted(CONFIGS.glob("*.yaml"))
+    assert len(files) >= 2
+    for path in files:
+        assert isinstance(load_config(path), Config)

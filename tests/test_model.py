@@ -1,0 +1,158 @@
+"""Tests for alexnet_tf.model: the paper's architecture, connectivity, placement and initialisation."""
+
+import numpy as np
+import keras
+import pytest
+import tensorflow as tf
+
+from alexnet_tf.devices import UNPINNED, tower_placement
+from alexnet_tf.model import BIAS_ONE_LAYERS, build_alexnet, tower_kernels, with_features
+
+TINY = dict(num_classes=5, width=0.125, fc_width=32, input_size=67)
+
+
+@pytest.fixture(scope="module")
+def paper_model() -> keras.Model:
+    return build_alexnet()
+
+
+def stage_shape(model: keras.Model, layer: str) -> tuple:
+    """The output shape of a stage with both towers' channels together (or the single layer's)."""
+    names = {l.name for l in model.layers}
+    if layer in names:
+        return tuple(model.get_layer(layer).output.shape[1:])
+    a, b = (tuple(model.get_layer(f"{layer}_{t}").output.shape[1:]) for t in "ab")
+    assert a == b, f"{layer}: towers differ {a} vs {b}"
+    return (*a[:-1], a[-1] * 2)
+
+
+def test_paper_model_has_exactly_the_papers_parameter_count(paper_model):
+    assert paper_model.count_params() == 60_965_224
+
+
+def test_paper_model_stage_shapes(paper_model):
+    stages = ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "flatten", "fc6", "fc7", "fc8"]
+    want = [(55, 55, 96), (27, 27, 96), (27, 27, 256), (13, 13, 256), (13, 13, 384), (13, 13, 384),
+            (13, 13, 256), (6, 6, 256), (9216,), (4096,), (4096,), (1000,)]
+    assert [stage_shape(paper_model, s) for s in stages] == want
+
+
+def test_lrn_normalises_each_towers_own_maps(paper_model):
+    assert paper_model.get_layer("lrn1_a").output.shape[-1] == 48
+    assert paper_model.get_layer("lrn2_b").output.shape[-1] == 128
+    lrn = paper_model.get_layer("lrn1_a")
+    assert (lrn.k, lrn.n, lrn.alpha, lrn.beta) == (2.0, 5, 1e-4, 0.75)
+
+
+def test_initial_weights_and_biases_are_the_papers(paper_model):
+    for layer in paper_model.layers:
+        if not getattr(layer, "kernel", None) is not None:
+            continue
+        kernel = layer.kernel.numpy()
+        # N(0, 0.01^2): with >= 34,848 draws per layer the sample std is within 2 % and the mean within 5 sigma.
+        assert kernel.std() == pytest.approx(0.01, rel=0.02), layer.name
+        assert abs(kernel.mean()) < 5 * 0.01 / np.sqrt(kernel.size), layer.name
+        bias = layer.bias.numpy()
+        expected = 1.0 if layer.name.split("_")[0] in BIAS_ONE_LAYERS else 0.0
+        assert np.all(bias == expected), layer.name
+    biased_one = sorted({l.name.split("_")[0] for l in paper_model.layers
+                         if getattr(l, "bias", None) is not None and np.all(l.bias.numpy() == 1.0)})
+    assert biased_one == ["conv2", "conv4", "conv5", "fc6", "fc7"]
+
+
+def test_connectivity_is_the_papers():
+    model = build_alexnet(**TINY)
+    names = ["pool1_a", "pool1_b", "conv2_a", "pool2_a", "pool2_b", "conv3_a", "conv3_b", "conv4_a"]
+    probe = keras.Model(model.input, {n: model.get_layer(n).output for n in names})
+    x = tf.random.stateless_uniform([2, 67, 67, 3], seed=[1, 2], maxval=100.0)
+    with tf.GradientTape(persistent=True) as tape:
+        out = probe(x, training=False)
+
+    def grad(target: str, source: str) -> np.ndarray:
+        """d sum(target) / d source, zero where no path joins them."""
+        return tape.gradient(out[target], out[source], output_gradients=tf.ones_like(out[target]),
+                             unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy()
+
+    assert np.all(grad("conv4_a", "conv3_b") == 0)  # conv4 reads only its own tower
+    assert np.any(grad("conv4_a", "conv3_a") != 0)
+    assert np.all(grad("conv2_a", "pool1_b") == 0)  # so does conv2
+    assert np.any(grad("conv2_a", "pool1_a") != 0)
+    assert np.any(grad("conv3_a", "pool2_a") != 0)  # conv3 reads both towers
+    assert np.any(grad("conv3_a", "pool2_b") != 0)
+    assert np.any(grad("conv3_b", "pool2_a") != 0)
+    del tape
+
+
+def _tower_of(layer_name: str) -> str:
+    """'a' or 'b' for a tower layer; fc8 and its input join sit with tower A."""
+    return "a" if layer_name.startswith("fc8") else layer_name.rsplit("_", 1)[-1]
+
+
+def test_two_devices_hold_each_towers_variables_and_ops():
+    model = build_alexnet(**TINY, placement=tower_placement(["/CPU:0", "/CPU:1"]))
+    want = {"a": "CPU:0", "b": "CPU:1"}
+    for v in model.weights:
+        layer = v.path.split("/")[0]
+        assert v.value.device.endswith(want[_tower_of(layer)]), (v.path, v.value.device)
+
+    fn = tf.function(lambda x: model(x, training=True))
+    graph = fn.get_concrete_function(tf.TensorSpec([2, 67, 67, 3])).graph
+    resource_device = {internal.ref(): external.device for external, internal in graph.captures}
+    layer_names = {l.name for l in model.layers if l.name != "image"}
+    checked = {"a": 0, "b": 0}
+    for op in graph.get_operations():
+        parts = op.name.split("/")
+        layer = parts[1].rsplit("_", 1)[0] if len(parts) > 2 else None  # 'alexnet_1/conv2_a_1/Conv2D'
+        if layer not in layer_names:
+            continue
+        tower = _tower_of(layer)
+        if op.device:
+            assert op.device.endswith(want[tower]), (op.name, op.device)
+        else:
+            # Variable reads carry no device of their own: TensorFlow places them with their variable.
+            assert op.type in ("ReadVariableOp", "Placeholder"), (op.name, op.type)
+            handle = op.inputs[0] if op.type == "ReadVariableOp" else op.outputs[0]
+            assert resource_device[handle.ref()].endswith(want[tower]), op.name
+        checked[tower] += 1
+    assert checked["a"] > 50 and checked["b"] > 50  # the walk really found both towers' ops
+    assert model(tf.zeros([1, 67, 67, 3])).shape == (1, 5)
+
+
+def test_one_device_builds_and_runs():
+    placement = tower_placement()  # this machine has no GPU: both towers on /CPU:0
+    model = build_alexnet(**TINY, placement=placement)
+    assert all(v.value.device.endswith("CPU:0") for v in model.weights)
+    assert model(tf.zeros([3, 67, 67, 3]), training=True).shape == (3, 5)
+
+
+def test_unpinned_model_shares_variable_names_with_the_pinned_one():
+    pinned = build_alexnet(**TINY, placement=tower_placement(["/CPU:0", "/CPU:1"]))
+    unpinned = build_alexnet(**TINY, placement=UNPINNED)
+    assert [v.path for v in pinned.weights] == [v.path for v in unpinned.weights]
+    unpinned.set_weights(pinned.get_weights())
+    x = tf.random.stateless_uniform([2, 67, 67, 3], seed=[3, 4], maxval=50.0)
+    np.testing.assert_allclose(unpinned(x).numpy(), pinned(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_width_multiplier_and_fc_width_shrink_the_same_shape():
+    assert tower_kernels(1.0) == (48, 128, 192, 192, 128)
+    assert tower_kernels(0.125) == (6, 16, 24, 24, 16)
+    model = build_alexnet(**TINY)
+    assert stage_shape(model, "conv1")[-1] == 12 and stage_shape(model, "conv5")[-1] == 32
+    assert stage_shape(model, "fc6") == (32,) and stage_shape(model, "fc8") == (5,)
+
+
+def test_too_small_input_is_rejected_with_the_minimum():
+    with pytest.raises(ValueError, match="at least 63"):
+        build_alexnet(**{**TINY, "input_size": 62})
+
+
+def test_with_features_returns_fc7_of_both_towers():
+    model = build_alexnet(**TINY)
+    x = tf.random.stateless_uniform([2, 67, 67, 3], seed=[5, 6], maxval=50.0)
+    logits, fc7 = with_features(model)(x)
+    np.testing.assert_allclose(logits.numpy(), model(x).numpy(), rtol=1e-6)
+    probe = keras.Model(model.input, [model.get_layer("fc7_a").output, model.get_layer("fc7_b").output])
+    a, b = probe(x)
+    np.testing.assert_allclose(fc7.numpy(), np.concatenate([a, b], axis=-1), rtol=1e-6)
+    assert fc7.shape == (2, 32)
