@@ -1,0 +1,473 @@
+"""SavedModel export: the serving signatures (ten-crop, single-crop, features) and the versioned, atomic export.
+
+The exported model carries everything a server needs, so that neither tensorflow_model_server nor other TensorFlow
+code needs this package: image decoding and the paper's test-time preprocessing (the functions of
+`alexnet_tf.preprocess`, imported, never copied), the training mean as a constant in the graph, the ten-crop
+average, and the vocabulary as a SavedModel asset. Signatures:
+
+    serving_default  image_bytes string [N]          -> probabilities [N, C], top_k_classes int64 [N, K],
+                                                        top_k_scores [N, K], top_k_labels string [N, K]
+    predict_images   images uint8 [N, H, W, 3]       -> the same outputs, for already-decoded images of any size
+    center_crop      image_bytes string [N]          -> the same outputs from the single centre patch (10x cheaper)
+    features         image_bytes string [N]          -> features [N, fc_width]: fc7 after ReLU, ten-crop averaged
+
+K is 5 (or C when there are fewer classes). Preprocessing: shorter side to image_size, central square, minus the
+training mean (per-pixel image or per-channel, as the run was trained), then ten crop_size patches or one centre
+patch. Requests above `max_batch` images, or with an image declaring more than `max_pixels` pixels, are refused with
+InvalidArgument before any decoding.
+
+The model is written through `keras.export.ExportArchive`: a Keras 3 model saved from a plain `tf.Module` loads
+under `tf.saved_model.load` but not under the TF1 session loader that tensorflow_model_server uses.
+
+Versions are written as `OUT/<N>/` into a hidden temporary folder beside them and renamed into place, so a server
+polling OUT never sees a numbered folder without its `saved_model.pb` and variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from alexnet_tf import preprocess
+from alexnet_tf.config import Config, ConfigError, load_config
+from alexnet_tf.data.stats import DatasetStats, StatsError
+from alexnet_tf.data.vocab import Vocabulary, VocabularyError
+from alexnet_tf.model import build_alexnet, with_features
+
+SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
+TOP_K = 5
+# Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; 64 keeps one request of
+# the full-size model under about 2 GB of activations (see the README's limits).
+MAX_BATCH = 64
+LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, name
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+class ExportError(ValueError):
+    """A run directory, checkpoint or export folder that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """What the exported graph needs besides the network: the preprocessing constants and the vocabulary.
+
+    Attributes:
+        mean: The training mean, float32 [image_size, image_size, 3] (mean image) or [3] (per channel), 0-255.
+        image_size: The side of the square that evaluation crops from (256 in the paper).
+        crop_size: The network's input side (224 in the paper).
+        vocabulary: The classes; written into the SavedModel's assets as classes.tsv.
+        labels: Which column `top_k_labels` returns: "name" or "wnid".
+        max_pixels: Images declaring more pixels than this are refused from their header.
+        max_batch: Requests with more images than this are refused.
+    """
+
+    mean: np.ndarray
+    image_size: int
+    crop_size: int
+    vocabulary: Vocabulary
+    labels: str = "name"
+    max_pixels: int = preprocess.MAX_PIXELS
+    max_batch: int = MAX_BATCH
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading a run directory.
+
+def select_mean(stats: DatasetStats, kind: str, image_size: int) -> np.ndarray:
+    """The training mean the run subtracted: the mean image [S, S, 3] for kind "image", else the [3] channel mean.
+
+    Raises:
+        ExportError: when the mean image does not match data.image_size.
+    """
+    if kind == "channel":
+        return stats.channel_mean
+    if stats.image_size != image_size:
+        raise ExportError(f"stats.npz holds a {stats.image_size}x{stats.image_size} mean image but the run's "
+                          f"data.image_size is {image_size}; the statistics and config must come from the same run")
+    return stats.mean_image
+
+
+def resolve_checkpoint(run_dir: str, checkpoint: str | None) -> str:
+    """The checkpoint prefix to export: `checkpoint` (a prefix or a folder), else the latest in RUN_DIR/checkpoints.
+
+    Raises:
+        ExportError: when no checkpoint is found.
+    """
+    where = checkpoint or os.path.join(run_dir, "checkpoints")
+    prefix = tf.train.latest_checkpoint(where) if os.path.isdir(where) else where
+    if not prefix or not tf.io.gfile.exists(prefix + ".index"):
+        raise ExportError(f"no checkpoint found at {where!r}; train first (python -m alexnet_tf.train) or give "
+                          f"--checkpoint PATH (a checkpoint prefix such as RUN/checkpoints/ckpt-12, or its folder)")
+    return prefix
+
+
+def restore_model(config: Config, checkpoint_prefix: str) -> keras.Model:
+    """Builds the unpinned network of `config` (no device strings reach the export) and restores its weights.
+
+    Raises:
+        ExportError: when the checkpoint does not fit the configured network.
+    """
+    model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
+    try:
+        status = tf.train.Checkpoint(model=model).restore(checkpoint_prefix).expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ExportError(f"checkpoint {checkpoint_prefix!r} does not fit the network of the run's config.yaml "
+                          f"(model section and data.crop_size): {e}") from None
+    return model
+
+
+def load_run(run_dir: str, checkpoint: str | None = None,
+             labels: str = "name") -> tuple[keras.Model, ServingSpec]:
+    """Reads a run directory (config.yaml, a checkpoint, stats.npz, classes.tsv) into a model and its ServingSpec."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config_path):
+        raise ExportError(f"{config_path!r} does not exist: {run_dir!r} is not a run directory (give --run, the "
+                          f"folder that python -m alexnet_tf.train wrote)")
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        raise ExportError(str(e)) from None
+    try:
+        vocabulary = Vocabulary.load(os.path.join(run_dir, "classes.tsv"))
+        stats = DatasetStats.load(os.path.join(run_dir, "stats.npz"))
+    except (VocabularyError, StatsError) as e:
+        raise ExportError(f"run directory {run_dir!r}: {e}") from None
+    if len(vocabulary) != config.model.num_classes:
+        raise ExportError(f"{run_dir}/classes.tsv has {len(vocabulary)} classes but model.num_classes is "
+                          f"{config.model.num_classes}; the vocabulary and the checkpoint must come from one run")
+    mean = select_mean(stats, config.data.mean, config.data.image_size)
+    model = restore_model(config, resolve_checkpoint(run_dir, checkpoint))
+    return model, ServingSpec(mean=mean, image_size=config.data.image_size, crop_size=config.data.crop_size,
+                              vocabulary=vocabulary, labels=labels)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The serving graph.
+
+def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> keras.export.ExportArchive:
+    """The ExportArchive with the four signatures of the module docstring, `serving_default` first.
+
+    Args:
+        model: The logits model of `build_alexnet`, built unpinned, input spec.crop_size.
+        spec: Preprocessing constants, vocabulary and limits.
+        asset_dir: A folder for classes.tsv, which must stay until the archive is written out.
+    """
+    if spec.labels not in LABEL_COLUMNS:
+        raise ExportError(f"labels: got {spec.labels!r}; allowed values: {', '.join(LABEL_COLUMNS)}")
+    if len(spec.vocabulary) != model.output.shape[-1]:
+        raise ExportError(f"the vocabulary has {len(spec.vocabulary)} classes but the model {model.output.shape[-1]}")
+    # Written anew (not copied) so that line numbers are exactly the class indices the table looks up.
+    vocabulary_file = os.path.join(asset_dir, "classes.tsv")
+    spec.vocabulary.save(vocabulary_file)
+    features_model = with_features(model)
+    num_classes = int(model.output.shape[-1])
+    top_k = min(TOP_K, num_classes)
+    mean = np.asarray(spec.mean, np.float32)
+    size, crop = spec.image_size, spec.crop_size
+    square_spec = tf.TensorSpec([size, size, 3], tf.uint8)
+    labels = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                                      tf.string, LABEL_COLUMNS[spec.labels], delimiter="\t"),
+        default_value="")
+
+    def check_batch(n: tf.Tensor) -> tf.Operation:
+        return tf.debugging.assert_less_equal(
+            n, tf.cast(spec.max_batch, n.dtype),
+            message=f"too many images in one request: at most {spec.max_batch} are accepted; split the batch")
+
+    def squares_from_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
+        with tf.control_dependencies([check_batch(tf.size(image_bytes))]):
+            image_bytes = tf.identity(image_bytes)
+        return tf.map_fn(lambda b: preprocess.eval_square(b, size, spec.max_pixels), image_bytes,
+                         fn_output_signature=square_spec)
+
+    def squares_from_images(images: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(images)
+        checks = [check_batch(shape[0]),
+                  tf.debugging.assert_positive(shape[1] * shape[2],
+                                               message="images must have a height and width of at least 1 pixel")]
+        with tf.control_dependencies(checks):
+            images = tf.identity(images)
+        return tf.map_fn(lambda im: preprocess.resize_to_square(im, size), images, fn_output_signature=square_spec)
+
+    def ten_crops(squares: tf.Tensor) -> tf.Tensor:
+        """[N, S, S, 3] uint8 -> [N * 10, crop, crop, 3] float32, mean subtracted."""
+        centred = preprocess.subtract_mean(squares, tf.constant(mean))
+        patches = tf.map_fn(lambda im: preprocess.ten_crop(im, crop), centred,
+                            fn_output_signature=tf.TensorSpec([10, crop, crop, 3], tf.float32))
+        return tf.reshape(patches, [-1, crop, crop, 3])
+
+    def per_image_mean(values: tf.Tensor) -> tf.Tensor:
+        """[N * 10, D] -> [N, D]: the average over each image's ten patches."""
+        return tf.reduce_mean(tf.reshape(values, [-1, 10, values.shape[-1]]), axis=1)
+
+    def predictions(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores, classes = tf.math.top_k(probabilities, k=top_k)
+        classes = tf.cast(classes, tf.int64)
+        return {"probabilities": probabilities, "top_k_classes": classes, "top_k_scores": scores,
+                "top_k_labels": labels.lookup(classes)}
+
+    def ten_crop_predictions(squares: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = model(ten_crops(squares), training=False)
+        return predictions(per_image_mean(tf.nn.softmax(logits)))
+
+    def serving_default(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        return ten_crop_predictions(squares_from_bytes(image_bytes))
+
+    def predict_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return ten_crop_predictions(squares_from_images(images))
+
+    def center_crop(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        centred = preprocess.subtract_mean(squares_from_bytes(image_bytes), tf.constant(mean))
+        patches = preprocess.center_crop(centred, crop)
+        patches.set_shape([None, crop, crop, 3])
+        return predictions(tf.nn.softmax(model(patches, training=False)))
+
+    def features(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        _, fc7 = features_model(ten_crops(squares_from_bytes(image_bytes)), training=False)
+        return {"features": per_image_mean(fc7)}
+
+    bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    endpoints: dict[str, tuple[Callable, list]] = {
+        "serving_default": (serving_default, bytes_spec),
+        "predict_images": (predict_images, [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]),
+        "center_crop": (center_crop, bytes_spec),
+        "features": (features, bytes_spec),
+    }
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(labels)
+    for name in SIGNATURES:
+        fn, signature = endpoints[name]
+        archive.add_endpoint(name, fn, input_signature=signature)
+    return archive
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Warm-up requests for tensorflow_model_server.
+
+def sample_jpegs(count: int, size: int, seed: int = 0) -> list[bytes]:
+    """`count` small synthetic JPEG files (smooth colour gradients with noise), for warm-up and examples."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    out = []
+    for _ in range(count):
+        colour = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
+        t = (ramp[:, None, None] + ramp[None, :, None]) / 2
+        image = colour[0] * (1 - t) + colour[1] * t + rng.normal(0, 8, size=(size, size, 3))
+        out.append(tf.io.encode_jpeg(np.clip(image, 0, 255).astype(np.uint8), quality=90).numpy())
+    return out
+
+
+def write_warmup_requests(path: str, model_name: str, image_size: int) -> int:
+    """Writes tensorflow_model_server's warm-up file: one PredictionLog per signature, with synthetic images.
+
+    Returns:
+        The number of records written.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    jpegs = sample_jpegs(2, max(32, image_size // 2))
+    decoded = np.stack([tf.io.decode_jpeg(j).numpy() for j in jpegs])
+    inputs = {"serving_default": ("image_bytes", tf.make_tensor_proto(jpegs, dtype=tf.string)),
+              "predict_images": ("images", tf.make_tensor_proto(decoded, dtype=tf.uint8)),
+              "center_crop": ("image_bytes", tf.make_tensor_proto(jpegs[:1], dtype=tf.string)),
+              "features": ("image_bytes", tf.make_tensor_proto(jpegs[:1], dtype=tf.string))}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature in SIGNATURES:
+            key, tensor = inputs[signature]
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+            request.inputs[key].CopyFrom(tensor)
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return len(SIGNATURES)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Versioned, atomic writing.
+
+def existing_versions(out_dir: str) -> list[int]:
+    """The version numbers present in `out_dir` (all-digit folder names, as tensorflow_model_server reads them)."""
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted(int(n) for n in os.listdir(out_dir) if n.isdigit() and os.path.isdir(os.path.join(out_dir, n)))
+
+
+def _fsync_tree(root: str) -> None:
+    """Flushes every file and folder under `root` to disk, so the rename never publishes half-written data."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: int | None = None,
+                 force: bool = False, model_name: str | None = None, progress: bool = True) -> str:
+    """Exports `model` with its serving signatures as `out_dir/<version>/`, atomically.
+
+    The SavedModel and its warm-up file are written to a hidden temporary folder inside `out_dir` (same
+    filesystem) and renamed to the version number only when complete.
+
+    Args:
+        model: The unpinned logits model.
+        spec: Preprocessing constants, vocabulary and limits.
+        out_dir: The model's base folder (tensorflow_model_server's base_path).
+        version: The version number; default: one more than the highest present (1 in an empty folder).
+        force: Replace an existing version. Without it, an existing version is an error.
+        model_name: The model name written into the warm-up requests (default: the basename of out_dir).
+        progress: Show a progress bar.
+
+    Returns:
+        The path of the written version.
+
+    Raises:
+        ExportError: for a version < 1, or an existing version without `force`.
+    """
+    out_dir = os.path.abspath(out_dir)
+    if version is None:
+        version = (existing_versions(out_dir) or [0])[-1] + 1
+    if version < 1:
+        raise ExportError(f"--version must be a positive integer, got {version}")
+    final = os.path.join(out_dir, str(version))
+    if os.path.exists(final) and not force:
+        raise ExportError(f"version {final!r} already exists; choose another --version, omit it for the next "
+                          f"number, or pass --force to replace it")
+    os.makedirs(out_dir, exist_ok=True)
+    steps = tqdm(total=4, desc=f"export {final}", unit="step", disable=not progress)
+    # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written.
+    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out_dir)
+    try:
+        steps.set_postfix_str("tracing signatures")
+        archive = build_archive(model, spec, staging)
+        steps.update()
+        steps.set_postfix_str("writing SavedModel")
+        saved = os.path.join(staging, "model")
+        archive.write_out(saved, verbose=False)
+        steps.update()
+        steps.set_postfix_str("writing warm-up requests")
+        write_warmup_requests(os.path.join(saved, WARMUP_FILE), model_name or os.path.basename(out_dir),
+                              spec.image_size)
+        _fsync_tree(saved)
+        steps.update()
+        steps.set_postfix_str("publishing")
+        old = None
+        if os.path.exists(final):  # force: move the old version aside first (a directory cannot be renamed over)
+            old = os.path.join(staging, "replaced")
+            os.rename(final, old)
+        try:
+            os.rename(saved, final)
+        except OSError as e:
+            raise ExportError(f"could not publish {final!r} ({e}); another export may have written that version "
+                              f"at the same time") from None
+        steps.update()
+    finally:
+        steps.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bool = False,
+               checkpoint: str | None = None, labels: str = "name", max_batch: int = MAX_BATCH,
+               max_pixels: int = preprocess.MAX_PIXELS, progress: bool = True) -> str:
+    """Exports a run directory's checkpoint as `out_dir/<version>/` (see `export_model`).
+
+    Args:
+        run_dir: The run directory (config.yaml, checkpoints/, stats.npz, classes.tsv).
+        out_dir: The model's base folder, e.g. exports/alexnet.
+        version: The version number (default: the next one).
+        force: Replace an existing version.
+        checkpoint: A checkpoint prefix or folder (default: the latest in RUN_DIR/checkpoints).
+        labels: "name" or "wnid": what `top_k_labels` returns.
+        max_batch: The largest number of images accepted in one request.
+        max_pixels: The largest declared image size accepted, in pixels.
+        progress: Show a progress bar.
+
+    Returns:
+        The path of the written version.
+    """
+    model, spec = load_run(run_dir, checkpoint, labels)
+    spec = dataclasses.replace(spec, max_batch=max_batch, max_pixels=max_pixels)
+    return export_model(model, spec, out_dir, version, force, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line.
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m alexnet_tf.export",
+        description="Export a trained run as a versioned SavedModel for tensorflow_model_server and other TensorFlow "
+                    "code. Writes OUT/<N>/ (saved_model.pb, variables/, assets/classes.tsv, "
+                    "assets.extra/tf_serving_warmup_requests) through a temporary folder renamed into place. "
+                    "Signatures: serving_default (encoded images -> ten-crop probabilities and top-5), "
+                    "predict_images (uint8 [N,H,W,3]), center_crop (single patch), features (fc7, ten-crop "
+                    "averaged).",
+        epilog="Example: python -m alexnet_tf.export --run runs/alexnet --out exports/alexnet  "
+               "(then: tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
+               "--rest_api_port=8501)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_DIR",
+                        help="run directory written by python -m alexnet_tf.train; its latest checkpoint is used")
+    source.add_argument("--checkpoint", metavar="PATH",
+                        help="a checkpoint prefix (RUN/checkpoints/ckpt-12) or folder; its run directory (two "
+                             "levels up) supplies config.yaml, stats.npz and classes.tsv")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="the model's base folder (tensorflow_model_server's --model_base_path), "
+                             "e.g. exports/alexnet")
+    parser.add_argument("--version", type=int, metavar="N",
+                        help="version number to write (default: one more than the highest in --out)")
+    parser.add_argument("--force", action="store_true", help="replace version N if it already exists")
+    parser.add_argument("--labels", choices=sorted(LABEL_COLUMNS), default="name",
+                        help="what top_k_labels returns: the class name or its WordNet id (default: name)")
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH,
+                        help=f"largest number of images in one request (default: {MAX_BATCH})")
+    parser.add_argument("--max-pixels", type=int, default=preprocess.MAX_PIXELS,
+                        help="largest image accepted, in pixels declared by its header; larger ones are refused "
+                             f"before decoding (default: {preprocess.MAX_PIXELS:,})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    if args.max_batch < 1 or args.max_pixels < 1:
+        print("error: --max-batch and --max-pixels must be positive", file=sys.stderr)
+        return 2
+    run_dir = args.run
+    if run_dir is None:
+        ckpt = os.path.abspath(args.checkpoint)
+        run_dir = os.path.dirname(ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt))
+    try:
+        path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
+                          max_batch=args.max_batch, max_pixels=args.max_pixels)
+    except (ExportError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

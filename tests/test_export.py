@@ -1,0 +1,508 @@
+"""Tests of alexnet_tf.export: the SavedModel's signatures under the TF1 session loader (tensorflow_model_server's
+path), equality with the in-Python ten-crop evaluation, hostile input, device-free graphs, atomic versioning."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+from alexnet_tf import export, preprocess
+from alexnet_tf.config import load_config, replace, save_config
+from alexnet_tf.data.stats import DatasetStats
+from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.devices import TowerPlacement
+from alexnet_tf.model import build_alexnet, with_features
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_BATCH = 6
+VOCABULARY = Vocabulary(("n01", "n02", "n03", "n04"), ("tench, Tinca tinca", "goldfish", "n03", "great white"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fixtures: a tiny trained-looking run directory, its export, and real encoded images.
+
+def _scene(height: int, width: int, seed: int) -> np.ndarray:
+    """A photo-like RGB picture: a gradient sky, a disc and a bar, with sensor noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([x / width * 255, y / height * 255, np.full_like(x, rng.uniform(0, 255))], axis=-1)
+    cy, cx, r = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width, rng.uniform(0.1, 0.4) * min(height,
+                                                                                                          width)
+    image[(y - cy) ** 2 + (x - cx) ** 2 < r ** 2] = rng.uniform(0, 255, 3)
+    image[:, int(width * rng.uniform(0.1, 0.9)):][:, :max(2, width // 10)] = rng.uniform(0, 255, 3)
+    return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
+
+
+def _encode(array: np.ndarray, fmt: str, mode: str | None = None) -> bytes:
+    image = Image.fromarray(array)
+    if mode:
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, bytes]:
+    """Real encoded files of several formats and shapes (landscape, portrait, smaller than the network input)."""
+    return {
+        "landscape.jpg": _encode(_scene(90, 140, 1), "JPEG"),
+        "portrait.jpg": _encode(_scene(130, 80, 2), "JPEG"),
+        "grey.jpg": _encode(_scene(100, 100, 3), "JPEG", "L"),
+        "cmyk.jpg": _encode(_scene(80, 96, 4), "JPEG", "CMYK"),
+        "rgba.png": _encode(_scene(75, 77, 5), "PNG", "RGBA"),
+        "small.gif": _encode(_scene(40, 50, 6), "GIF", "P"),
+        "bitmap.bmp": _encode(_scene(70, 110, 7), "BMP"),
+    }
+
+
+def _make_run(run_dir: str, mean: str, placement: TowerPlacement, seed: int) -> None:
+    """Writes a run directory as the trainer does, with weights large enough that outputs depend on the image."""
+    config = replace(load_config(os.path.join(ROOT, "configs", "tiny.yaml")), data={"mean": mean})
+    model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size, placement=placement)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:  # He-scaled weights: the default N(0, 0.01^2) gives near-constant outputs
+        fan_in = int(np.prod(variable.shape[:-1])) if len(variable.shape) > 1 else 1
+        scale = np.sqrt(2.0 / fan_in) if len(variable.shape) > 1 else 0.1
+        variable.assign(rng.normal(0, scale, variable.shape).astype(np.float32))
+    os.makedirs(run_dir)
+    save_config(config, os.path.join(run_dir, "config.yaml"))
+    checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(7, dtype=tf.int64))
+    tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=2).save()
+    size = config.data.image_size
+    DatasetStats(mean_image=rng.uniform(40, 200, (size, size, 3)), channel_mean=np.array([123.0, 117.0, 104.0]),
+                 eigvals=np.array([3.0, 2.0, 1.0]), eigvecs=np.eye(3), count=10).save(
+        os.path.join(run_dir, "stats.npz"))
+    VOCABULARY.save(os.path.join(run_dir, "classes.tsv"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run whose towers were pinned on /CPU:0 and /CPU:1 (the paper's two GPUs), with the per-pixel mean."""
+    run_dir = str(tmp_path_factory.mktemp("export") / "run")
+    _make_run(run_dir, "image", TowerPlacement("/CPU:0", "/CPU:1"), seed=0)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def exported(run: str) -> str:
+    return export.export_run(run, os.path.join(os.path.dirname(run), "exports", "alexnet"), max_batch=MAX_BATCH,
+                             progress=False)
+
+
+@pytest.fixture(scope="module")
+def session(exported: str):
+    """The export loaded as tensorflow_model_server loads it: the TF1 SavedModelBundle path, tag 'serve'."""
+    graph = tf.Graph()
+    sess = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():  # only while loading: the tests themselves run eagerly
+        meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], exported)
+    yield sess, meta_graph
+    sess.close()
+
+
+def _run_signature(session, name: str, value) -> dict[str, np.ndarray]:
+    """Runs one signature by its input and output tensor names, as the server does."""
+    sess, meta_graph = session
+    signature = meta_graph.signature_def[name]
+    (input_info,) = signature.inputs.values()
+    return sess.run({key: info.name for key, info in signature.outputs.items()}, {input_info.name: value})
+
+
+def _run_predict_request(session, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    """What tensorflow_model_server's Predict does: map the request's inputs by alias onto the signature's tensors."""
+    sess, meta_graph = session
+    signature = meta_graph.signature_def[request.model_spec.signature_name or "serving_default"]
+    assert set(request.inputs) == set(signature.inputs), "request inputs must name the signature's inputs"
+    feeds = {signature.inputs[key].name: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+    outputs = sess.run({key: info.name for key, info in signature.outputs.items()}, feeds)
+    response = predict_pb2.PredictResponse(model_spec=request.model_spec)
+    for key, value in outputs.items():
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return response
+
+
+@pytest.fixture(scope="module")
+def reference(run: str):
+    """The project's in-Python evaluation: the Keras model restored from the checkpoint plus preprocess.py."""
+    config = load_config(os.path.join(run, "config.yaml"))
+    model = export.restore_model(config, export.resolve_checkpoint(run, None))
+    stats = DatasetStats.load(os.path.join(run, "stats.npz"))
+    mean = stats.mean_image if config.data.mean == "image" else stats.channel_mean
+    features_model = with_features(model)
+    size, crop = config.data.image_size, config.data.crop_size
+
+    def square(image_or_bytes) -> tf.Tensor:
+        if isinstance(image_or_bytes, bytes):
+            return preprocess.eval_square(tf.constant(image_or_bytes), size)
+        return preprocess.resize_to_square(tf.constant(image_or_bytes), size)
+
+    def ten_crop_probabilities(item) -> np.ndarray:
+        patches = preprocess.ten_crop(preprocess.subtract_mean(square(item), mean), crop)
+        return tf.reduce_mean(tf.nn.softmax(model(patches, training=False)), axis=0).numpy()
+
+    def center_probabilities(item) -> np.ndarray:
+        patch = preprocess.center_crop(preprocess.subtract_mean(square(item), mean), crop)
+        return tf.nn.softmax(model(patch[None], training=False))[0].numpy()
+
+    def fc7(item) -> np.ndarray:
+        patches = preprocess.ten_crop(preprocess.subtract_mean(square(item), mean), crop)
+        return tf.reduce_mean(features_model(patches, training=False)[1], axis=0).numpy()
+
+    return {"serving_default": ten_crop_probabilities, "center_crop": center_probabilities, "features": fc7}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The TF1 session loader and the documented outputs.
+
+def _check_prediction_outputs(outputs: dict[str, np.ndarray], n: int) -> None:
+    probabilities = outputs["probabilities"]
+    assert probabilities.shape == (n, 4) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    assert outputs["top_k_classes"].shape == (n, 4)  # min(5, 4 classes)
+    assert outputs["top_k_classes"].dtype == np.int64
+    np.testing.assert_allclose(outputs["top_k_scores"], np.take_along_axis(probabilities, outputs["top_k_classes"],
+                                                                           axis=1), rtol=0, atol=0)
+    assert np.all(np.diff(outputs["top_k_scores"], axis=1) <= 0)
+    np.testing.assert_array_equal(outputs["top_k_classes"][:, 0], order[:, 0])
+    labels = [[VOCABULARY.names[c] for c in row] for row in outputs["top_k_classes"]]
+    assert [[s.decode() for s in row] for row in outputs["top_k_labels"]] == labels
+
+
+def test_session_loader_serves_every_signature_by_tensor_names(session, images, reference):
+    _, meta_graph = session
+    assert set(export.SIGNATURES) <= set(meta_graph.signature_def)
+    jpegs = [images["landscape.jpg"], images["portrait.jpg"], images["grey.jpg"]]
+
+    ten = _run_signature(session, "serving_default", jpegs)
+    _check_prediction_outputs(ten, 3)
+    center = _run_signature(session, "center_crop", jpegs)
+    _check_prediction_outputs(center, 3)
+    assert not np.allclose(center["probabilities"], ten["probabilities"], atol=1e-4)  # really a different input
+    for i, jpeg in enumerate(jpegs):
+        np.testing.assert_allclose(center["probabilities"][i], reference["center_crop"](jpeg), atol=1e-5)
+
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(images["landscape.jpg"])).convert("RGB"))] * 2)
+    by_array = _run_signature(session, "predict_images", decoded)
+    _check_prediction_outputs(by_array, 2)
+    np.testing.assert_allclose(by_array["probabilities"][0], reference["serving_default"](decoded[0]), atol=1e-5)
+
+    features = _run_signature(session, "features", jpegs)["features"]
+    assert features.shape == (3, 64)  # fc_width of configs/tiny.yaml
+    assert np.all(features >= 0)  # after the ReLU
+    for i, jpeg in enumerate(jpegs):
+        np.testing.assert_allclose(features[i], reference["features"](jpeg), rtol=1e-5, atol=1e-5)
+
+
+def test_serving_default_equals_in_python_ten_crop_evaluation(session, images, reference):
+    """Every format (greyscale and CMYK JPEG, RGBA PNG, GIF, BMP) in one batch, against the Keras model + preprocess."""
+    names = sorted(images)[:MAX_BATCH]
+    served = _run_signature(session, "serving_default", [images[n] for n in names])["probabilities"]
+    expected = np.stack([reference["serving_default"](images[n]) for n in names])
+    assert np.abs(served - expected).max() < 1e-5
+    assert np.ptp(expected, axis=0).max() > 1e-3  # the images are told apart: the comparison means something
+
+
+def test_channel_mean_run_exports_the_channel_mean(tmp_path, images):
+    run_dir = str(tmp_path / "run")
+    _make_run(run_dir, "channel", TowerPlacement(None, None), seed=1)
+    path = export.export_run(run_dir, str(tmp_path / "out"), progress=False)
+    loaded = tf.saved_model.load(path)
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([images["portrait.jpg"]]))
+    config = load_config(os.path.join(run_dir, "config.yaml"))
+    model = export.restore_model(config, export.resolve_checkpoint(run_dir, None))
+    square = preprocess.eval_square(tf.constant(images["portrait.jpg"]), config.data.image_size)
+    patches = preprocess.ten_crop(preprocess.subtract_mean(square, [123.0, 117.0, 104.0]), config.data.crop_size)
+    expected = tf.reduce_mean(tf.nn.softmax(model(patches, training=False)), axis=0).numpy()
+    np.testing.assert_allclose(served["probabilities"].numpy()[0], expected, atol=1e-5)
+    assert [s.decode() for s in served["top_k_labels"].numpy()[0]] == [
+        VOCABULARY.names[c] for c in served["top_k_classes"].numpy()[0]]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# tensorflow_model_server's protocol: PredictRequest and warm-up records.
+
+def test_predict_request_maps_onto_serving_default(session, images):
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="alexnet",
+                                                                        signature_name="serving_default"))
+    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([images["landscape.jpg"], images["rgba.png"]],
+                                                                dtype=tf.string))
+    response = _run_predict_request(session, request)
+    assert set(response.outputs) == {"probabilities", "top_k_classes", "top_k_scores", "top_k_labels"}
+    outputs = {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+    _check_prediction_outputs(outputs, 2)
+    direct = _run_signature(session, "serving_default", [images["landscape.jpg"], images["rgba.png"]])
+    np.testing.assert_array_equal(outputs["probabilities"], direct["probabilities"])
+
+
+def test_warmup_records_are_prediction_logs_for_every_signature(session, exported):
+    path = os.path.join(exported, "assets.extra", "tf_serving_warmup_requests")
+    signatures = []
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        assert log.WhichOneof("log_type") == "predict_log"
+        request = log.predict_log.request
+        assert request.model_spec.name == "alexnet"
+        response = _run_predict_request(session, request)
+        assert response.outputs  # the server would fail to load the model if a warm-up request failed
+        signatures.append(request.model_spec.signature_name)
+    assert sorted(signatures) == sorted(export.SIGNATURES)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Devices: trained on two towers, served on one device.
+
+def test_export_of_a_two_device_model_names_no_second_device(run, exported):
+    # The fixture's checkpoint really came from towers on two devices.
+    config = load_config(os.path.join(run, "config.yaml"))
+    pinned = build_alexnet(**asdict(config.model), input_size=config.data.crop_size,
+                           placement=TowerPlacement("/CPU:0", "/CPU:1"))
+    assert any(v.value.device.endswith("CPU:1") for v in pinned.weights)
+
+    saved_model = saved_model_pb2.SavedModel.FromString(open(os.path.join(exported, "saved_model.pb"), "rb").read())
+    devices, pinned_functions = set(), set()
+    for meta_graph in saved_model.meta_graphs:
+        devices |= {node.device for node in meta_graph.graph_def.node}
+        for function in meta_graph.graph_def.library.function:
+            for node in function.node_def:
+                devices.add(node.device)
+                if node.device:
+                    pinned_functions.add(function.signature.name)
+    assert devices <= {"", "/device:CPU:0", "/device:CPU:*"}, devices
+    # Only TensorFlow's own checkpoint save/restore functions place anything (on the host CPU every machine has);
+    # the serving functions carry no device at all.
+    assert pinned_functions and all("_traced_save_" in f or "_traced_restore_" in f for f in pinned_functions), \
+        pinned_functions
+    # That it runs on a machine with one CPU device is shown by the subprocess test below (no logical split).
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Without the package: tf.saved_model.load and transfer learning with TFSMLayer, in a fresh process.
+
+_STANDALONE = r'''
+import sys
+sys.modules["alexnet_tf"] = None  # the package is installed editable: block it before anything can import it
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+try:
+    import alexnet_tf  # noqa: F401
+    raise SystemExit("alexnet_tf was importable")
+except ImportError:
+    pass
+import numpy as np
+import tensorflow as tf
+import keras
+
+path, image_dir = sys.argv[1], sys.argv[2]
+jpegs = [open(os.path.join(image_dir, n), "rb").read() for n in sorted(os.listdir(image_dir))]
+result = {"devices": [d.name for d in tf.config.list_logical_devices()]}
+loaded = tf.saved_model.load(path)
+batch = tf.constant(jpegs)
+for name in ("serving_default", "center_crop", "features"):
+    result[name] = {k: v.numpy().tolist() for k, v in loaded.signatures[name](image_bytes=batch).items()
+                    if v.dtype != tf.string}
+decoded = tf.stack([tf.io.decode_jpeg(jpegs[1], channels=3)] * 2)
+result["predict_images"] = loaded.signatures["predict_images"](images=decoded)["probabilities"].numpy().tolist()
+result["labels"] = [[s.decode() for s in row]
+                    for row in loaded.signatures["serving_default"](image_bytes=batch)["top_k_labels"].numpy()]
+
+# Transfer learning: the exported net's fc7 features under a new trainable head.
+keras.utils.set_random_seed(0)
+image_bytes = keras.Input(shape=(), dtype="string", name="image_bytes")
+backbone = keras.layers.TFSMLayer(path, call_endpoint="features", trainable=False)
+features = backbone(image_bytes)["features"]
+head = keras.layers.Dense(3, activation="softmax", name="head")
+model = keras.Model(image_bytes, head(features))
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+labels = np.arange(len(jpegs)) % 3
+data = tf.data.Dataset.from_tensor_slices((batch, labels)).batch(len(jpegs))
+before = [w.copy() for w in backbone.get_weights()]
+kernel_before = head.kernel.numpy().copy()
+history = model.fit(data, epochs=15, verbose=0)
+result["losses"] = history.history["loss"]
+result["backbone_unchanged"] = all(np.array_equal(a, b) for a, b in zip(before, backbone.get_weights()))
+result["backbone_weights"] = len(before)
+result["head_changed"] = bool(np.abs(head.kernel.numpy() - kernel_before).max() > 0)
+print("RESULT " + json.dumps(result))
+'''
+
+
+def test_saved_model_runs_without_the_package_and_trains_a_head(tmp_path, exported, session, images):
+    image_dir = tmp_path / "images"
+    image_dir.mkdir()
+    names = ["grey.jpg", "landscape.jpg", "portrait.jpg"]
+    for n in names:
+        (image_dir / n).write_bytes(images[n])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    proc = subprocess.run([sys.executable, "-c", _STANDALONE, exported, str(image_dir)], capture_output=True,
+                          text=True, env=env, cwd=str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")))
+
+    assert result["devices"] == ["/device:CPU:0"]  # one device only, although the towers were trained on two
+    jpegs = [images[n] for n in names]
+    for name in ("serving_default", "center_crop"):
+        in_session = _run_signature(session, name, jpegs)
+        np.testing.assert_allclose(result[name]["probabilities"], in_session["probabilities"], atol=1e-5)
+        np.testing.assert_array_equal(result[name]["top_k_classes"], in_session["top_k_classes"])
+        np.testing.assert_allclose(result[name]["top_k_scores"], in_session["top_k_scores"], atol=1e-5)
+    np.testing.assert_allclose(result["features"]["features"], _run_signature(session, "features", jpegs)["features"],
+                               rtol=1e-5, atol=1e-5)
+    assert np.asarray(result["predict_images"]).shape == (2, 4)
+    assert result["labels"] == [[s.decode() for s in row] for row in
+                                _run_signature(session, "serving_default", jpegs)["top_k_labels"]]
+
+    losses = result["losses"]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert result["head_changed"] and result["backbone_unchanged"] and result["backbone_weights"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hostile input.
+
+def _jpeg_bomb(images) -> bytes:
+    """A valid small JPEG whose frame header (SOF0) declares 60,000 x 60,000 pixels."""
+    data = bytearray(images["landscape.jpg"])
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    return bytes(data)
+
+
+def _png_bomb() -> bytes:
+    """A PNG whose IHDR (with a correct CRC) declares 100,000 x 100,000 pixels: 30 GB if decoded."""
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    chunk = lambda kind, body: (struct.pack(">I", len(body)) + kind + body
+                                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
+
+
+def _gif_bomb(images) -> bytes:
+    """The test GIF with its logical screen set to 65,535 x 65,535 pixels."""
+    data = bytearray(images["small.gif"])
+    data[6:10] = struct.pack("<HH", 65535, 65535)
+    return bytes(data)
+
+
+HOSTILE = {
+    "empty": (lambda im: [b""], "image_bytes is empty"),
+    "random bytes": (lambda im: [np.random.default_rng(0).bytes(500)], "not a JPEG, PNG, GIF or BMP"),
+    "truncated JPEG": (lambda im: [im["landscape.jpg"][:len(im["landscape.jpg"]) // 2]], "JPEG data"),
+    "JPEG header only": (lambda im: [im["landscape.jpg"][:300]], "Invalid JPEG data"),
+    "JPEG bomb": (lambda im: [_jpeg_bomb(im)], r"60000.*60000.*above the limit of 64000000 pixels"),
+    "PNG bomb": (lambda im: [_png_bomb()], r"100000.*100000.*above the limit of 64000000 pixels"),
+    "GIF bomb": (lambda im: [_gif_bomb(im)], r"65535.*65535.*above the limit of 64000000 pixels"),
+    "bad image in a good batch": (lambda im: [im["landscape.jpg"], b"junk"], "not a JPEG, PNG, GIF or BMP"),
+    "batch too large": (lambda im: [im["grey.jpg"]] * (MAX_BATCH + 1), f"at most {MAX_BATCH} are accepted"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_input_fails_cleanly_and_the_next_request_succeeds(session, images, case):
+    make, message = HOSTILE[case]
+    for signature in ("serving_default", "center_crop", "features"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            _run_signature(session, signature, make(images))
+    good = _run_signature(session, "serving_default", [images["portrait.jpg"]])
+    _check_prediction_outputs(good, 1)
+
+
+def test_hostile_decoded_images_fail_cleanly(session, images):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"at most {MAX_BATCH} are accepted"):
+        _run_signature(session, "predict_images", np.zeros((MAX_BATCH + 1, 8, 8, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least 1 pixel"):
+        _run_signature(session, "predict_images", np.zeros((1, 0, 8, 3), np.uint8))
+    _check_prediction_outputs(_run_signature(session, "predict_images", np.zeros((1, 5, 300, 3), np.uint8)), 1)
+    # The largest accepted batch still runs.
+    _check_prediction_outputs(_run_signature(session, "serving_default", [images["grey.jpg"]] * MAX_BATCH), MAX_BATCH)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Versioned, atomic export and the command line.
+
+def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, exported, capsys):
+    out_dir = os.path.dirname(exported)
+    seen, incomplete, polls = set(), [], [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for name in os.listdir(out_dir):
+                if name.isdigit():
+                    version = os.path.join(out_dir, name)
+                    complete = all(os.path.exists(os.path.join(version, f)) for f in (
+                        "saved_model.pb", "variables/variables.index", "assets/classes.tsv",
+                        export.WARMUP_FILE))
+                    (seen.add if complete else incomplete.append)(name)
+            polls[0] += 1
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        status = export.main(["--run", run, "--out", out_dir, "--max-batch", str(MAX_BATCH)])
+    finally:
+        done.set()
+        watcher.join()
+    assert status == 0
+    assert capsys.readouterr().out.strip() == os.path.join(out_dir, "2")  # the next version number
+    assert incomplete == []
+    assert "2" in seen and polls[0] > 20  # the watcher really looked while the export ran
+    assert sorted(n for n in os.listdir(out_dir)) == ["1", "2"]  # no temporary folder left behind
+
+
+def test_an_existing_version_is_replaced_only_with_force(run, tmp_path, capsys):
+    out_dir = str(tmp_path / "alexnet")
+    first = export.export_run(run, out_dir, version=3, progress=False)
+    marker = os.path.join(first, "marker")
+    open(marker, "w").close()
+    assert export.main(["--run", run, "--out", out_dir, "--version", "3"]) == 1
+    assert "already exists" in capsys.readouterr().err and os.path.exists(marker)
+    with pytest.raises(export.ExportError, match="--force"):
+        export.export_run(run, out_dir, version=3, progress=False)
+    assert export.export_run(run, out_dir, version=3, force=True, progress=False) == first
+    assert not os.path.exists(marker) and os.path.exists(os.path.join(first, "saved_model.pb"))
+    assert os.listdir(out_dir) == ["3"]
+    # --checkpoint alone finds the run directory two levels up.
+    prefix = export.resolve_checkpoint(run, None)
+    assert export.main(["--checkpoint", prefix, "--out", out_dir]) == 0
+    assert sorted(os.listdir(out_dir)) == ["3", "4"]
+
+
+def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, capsys):
+    assert export.main(["--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert "not a run directory" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("config.yaml", "stats.npz"):
+        (bad / name).write_bytes(open(os.path.join(run, name), "rb").read())
+    Vocabulary(("a", "b", "c"), ("a", "b", "c")).save(str(bad / "classes.tsv"))
+    with pytest.raises(export.ExportError, match="3 classes but model.num_classes is 4"):
+        export.load_run(str(bad))
+    VOCABULARY.save(str(bad / "classes.tsv"))
+    with pytest.raises(export.ExportError, match="no checkpoint found"):
+        export.load_run(str(bad))
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_help_explains_the_command():
+    proc = subprocess.run([sys.executable, "-m", "alexnet_tf.export", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+    assert proc.returncode == 0
+    for text in ("--run", "--checkpoint", "--out", "--version", "--force", "serving_default", "features"):
+        assert text in proc.stdout
