@@ -86,6 +86,9 @@ class DataConfig:
     mean: str = "image"  # "image": the per-pixel mean image (the paper); "channel": the per-channel mean
     flip: bool = True  # horizontal reflection with probability 1/2
     pca_std: float = 0.1  # std of the PCA lighting coefficients alpha (0 turns lighting off)
+    # What multiplies alpha_i along p_i: "stddev" = sqrt(lambda_i), as the authors' cuda-convnet code does
+    # (color_stdevs); "eigenvalue" = lambda_i, the paper's text read literally (offsets of hundreds on 0-255).
+    pca_scale: str = "stddev"
     shuffle_buffer: int = 10_000  # encoded records held for shuffling
     shard_size: int = 1024  # images per prepared TFRecord shard
     max_bad_fraction: float = 0.001  # undecodable files tolerated before the run stops
@@ -102,6 +105,7 @@ class DataConfig:
                  f"got {self.crop_size}; it must be > 0 and <= data.image_size ({self.image_size})")
         _require_choice(self.mean, "data.mean", ("image", "channel"))
         _require(self.pca_std >= 0, "data.pca_std", f"got {self.pca_std}; it must be >= 0")
+        _require_choice(self.pca_scale, "data.pca_scale", ("stddev", "eigenvalue"))
         _require(self.shuffle_buffer >= 1, "data.shuffle_buffer", f"got {self.shuffle_buffer}; it must be >= 1")
         _require(self.shard_size >= 1, "data.shard_size", f"got {self.shard_size}; it must be >= 1")
         _require_fraction(self.max_bad_fraction, "data.max_bad_fraction", closed_right=True)
