@@ -1,0 +1,112 @@
+"""The tf.data input pipelines over prepared shards: training batches (uint8 work and random draws) and
+evaluation batches (centre crop or ten crops, mean subtracted)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf import augment
+from alexnet_tf.config import DataConfig
+from alexnet_tf.data.prepare import PreparedData
+from alexnet_tf import preprocess
+
+_TRAIN_FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def _derived_seed(*parts: int) -> int:
+    """A 31-bit seed for tf.data's shuffles, from (run seed, epoch, purpose)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] >> 1)
+
+
+def _options(num_threads: int) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    if num_threads:
+        options.threading.private_threadpool_size = num_threads
+    return options
+
+
+def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, seed: int, epoch: int,
+                  drop_remainder: bool = True, num_threads: int = 0) -> tf.data.Dataset:
+    """One epoch of augmented training batches.
+
+    Per image, in tf.data: a stateless seed from (seed, epoch, position in the epoch), from which the crop offset,
+    the reflection flag and the lighting alphas are drawn; a fused decode-and-crop of the JPEG; the reflection
+    (per batch). The float part (lighting, mean) is `augment.network_input`, for the train step. Encoded records are
+    shuffled (shards in a seeded order, then a buffer of data.shuffle_buffer records), never decoded images.
+
+    Args:
+        prepared: From `prepare_data`.
+        data_cfg: Uses crop_size, flip, pca_std, shuffle_buffer.
+        batch_size: Images per batch.
+        seed: The run's seed; the same (seed, epoch) gives the same batches.
+        epoch: The epoch number (0-based); each epoch draws new crops and a new order.
+        drop_remainder: Leave out the last, smaller batch.
+        num_threads: A private tf.data thread pool of this size (0: TF's shared pool).
+
+    Returns:
+        A dataset of (batch, labels): batch = {"image": uint8 [B, crop, crop, 3], "offset": int32 [B, 2],
+        "flip": bool [B], "alpha": float32 [B, 3]}, labels int32 [B].
+    """
+    size, crop = prepared.image_size, data_cfg.crop_size
+    files = list(prepared.train_files)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.shuffle(len(files), seed=_derived_seed(seed, epoch, 1), reshuffle_each_iteration=False)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(16, len(files)), block_length=1,
+                       num_parallel_calls=min(4, len(files)), deterministic=True)
+    ds = ds.shuffle(data_cfg.shuffle_buffer, seed=_derived_seed(seed, epoch, 2), reshuffle_each_iteration=False)
+    ds = ds.enumerate()
+
+    def element(index: tf.Tensor, record: tf.Tensor):
+        ex = tf.io.parse_single_example(record, _TRAIN_FEATURES)
+        draws = augment.draw_augmentation(augment.element_seed(seed, epoch, index), size, crop, data_cfg.flip,
+                                          data_cfg.pca_std)
+        image = augment.decode_and_crop(ex["image/encoded"], draws["offset"], crop)
+        return {"image": image, **draws}, tf.cast(ex["image/class/label"], tf.int32)
+
+    def reflect(batch: dict, labels: tf.Tensor):
+        # Reflecting a whole batch with one vectorised select is cheaper than one small op per image.
+        return {**batch, "image": augment.reflect(batch["image"], batch["flip"])}, labels
+
+    ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(reflect, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(num_threads))
+
+
+def eval_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, split: str = "val",
+                 ten_crop: bool = False, num_threads: int = 0) -> tf.data.Dataset:
+    """Evaluation batches in file order: each prepared square minus the training mean, then cropped, with the
+    very functions the export uses (`preprocess.subtract_mean`, `center_crop`, `ten_crop`).
+
+    Args:
+        prepared: From `prepare_data`.
+        data_cfg: Uses crop_size and mean ("image": the mean image; "channel": the per-channel mean).
+        batch_size: Images per batch (the last batch may be smaller).
+        split: "val" or "train".
+        ten_crop: Ten crops per image (`preprocess.TEN_CROP_ORDER`) instead of the centre crop.
+        num_threads: A private tf.data thread pool of this size (0: TF's shared pool).
+
+    Returns:
+        A dataset of (images, labels): images float32 [B, crop, crop, 3], or [B, 10, crop, crop, 3] with
+        `ten_crop`; labels int32 [B].
+    """
+    crop, size = data_cfg.crop_size, prepared.image_size
+    stats = prepared.stats
+    mean = tf.constant(stats.mean_image if data_cfg.mean == "image" else stats.channel_mean, tf.float32)
+
+    def element(record: tf.Tensor):
+        ex = tf.io.parse_single_example(record, _TRAIN_FEATURES)
+        square = preprocess.decode_rgb(ex["image/encoded"])
+        square.set_shape([size, size, 3])
+        centred = preprocess.subtract_mean(square, mean)
+        images = preprocess.ten_crop(centred, crop) if ten_crop else preprocess.center_crop(centred, crop)
+        return images, tf.cast(ex["image/class/label"], tf.int32)
+
+    ds = tf.data.TFRecordDataset(list(prepared.files(split)))
+    ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options(num_threads))

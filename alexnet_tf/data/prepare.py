@@ -1,0 +1,459 @@
+"""The paper's offline step: every image to its central 256x256 patch, written as sharded TFRecords, with the
+training set's statistics, the vocabulary and a manifest, resumably.
+
+Layout of a prepared folder:
+    train-00000-of-00042.tfrecord ...   JPEG squares; features image/encoded, image/class/label (0-based),
+                                        image/class/synset, image/height, image/width, image/format, image/filename
+    train-00000-of-00042.json ...       per-shard sidecar: records per class, undecodable files
+    train-00000-of-00042.sums.npz ...   per-shard exact statistics sums (training split only)
+    plan-train.json, plan-val.json      what is being prepared (a resumed run checks it has not changed)
+    stats.npz, classes.tsv              the statistics and the vocabulary (formats: see stats.py, vocab.py)
+    manifest.json                       written last: counts per class, every undecodable file, the shard lists
+
+A shard counts as done when its .tfrecord and its .json exist; both are written under a temporary name and renamed,
+the sidecar first, so a killed run never leaves a half-written shard under a final name and a resumed run redoes only
+the shards that were not finished.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf.config import DataConfig
+from alexnet_tf.data import demo
+from alexnet_tf.data.atomic import atomic_path, atomic_write_text
+from alexnet_tf.data.sources import (PREPARED_FORMAT, DataError, Source, SplitSource, folder_source,
+                                     is_prepared_dir, tfds_source, tfrecord_source)
+from alexnet_tf.data.progress import progress_bar
+from alexnet_tf.data.stats import DatasetStats, StatsAccumulator
+from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.preprocess import decode_rgb, eval_square
+
+log = logging.getLogger("alexnet_tf.data")
+
+JPEG_QUALITY = 90  # of the prepared squares: close to the originals, and fast to decode in training
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Where the prepared data is, and what it holds.
+
+    Attributes:
+        directory: The prepared folder.
+        train_files, val_files: The TFRecord shards of each split.
+        num_train, num_val: Decoded images in each split (undecodable files left out).
+        vocabulary: The classes; labels index it.
+        stats: The training set's statistics.
+        stats_path, vocab_path, manifest_path: The files in `directory` (copy the first two into a run directory).
+        image_size: The side of the prepared squares.
+        num_bad: Undecodable files left out (both splits).
+    """
+
+    directory: str
+    train_files: tuple[str, ...]
+    val_files: tuple[str, ...]
+    num_train: int
+    num_val: int
+    vocabulary: Vocabulary
+    stats: DatasetStats
+    stats_path: str
+    vocab_path: str
+    manifest_path: str
+    image_size: int
+    num_bad: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.vocabulary)
+
+    def files(self, split: str) -> tuple[str, ...]:
+        """The shards of "train" or "val"."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        return self.train_files if split == "train" else self.val_files
+
+    def count(self, split: str) -> int:
+        """The images of "train" or "val"."""
+        self.files(split)
+        return self.num_train if split == "train" else self.num_val
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Encoding one record.
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int_feature(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def serialize_example(jpeg: bytes, label: int, synset: str, size: int, filename: str) -> bytes:
+    """One prepared record in the common ImageNet TFRecord format (labels 0-based)."""
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": _bytes_feature(jpeg),
+        "image/format": _bytes_feature(b"JPEG"),
+        "image/class/label": _int_feature(label),
+        "image/class/synset": _bytes_feature(synset.encode()),
+        "image/height": _int_feature(size),
+        "image/width": _int_feature(size),
+        "image/filename": _bytes_feature(filename.encode("utf-8", "surrogateescape")),
+    })).SerializeToString()
+
+
+def _square_and_sums(image_size: int, with_pixels: bool):
+    """The tf.data map of preparation: encoded bytes -> (JPEG of the central square, statistics sums)."""
+    def fn(index: tf.Tensor, image_bytes: tf.Tensor, label: tf.Tensor):
+        square = eval_square(image_bytes, image_size)
+        jpeg = tf.io.encode_jpeg(square, quality=JPEG_QUALITY, chroma_downsampling=False)
+        pixels = tf.reshape(tf.cast(square, tf.float64), [-1, 3])
+        out = {"index": index, "label": label, "jpeg": jpeg, "rgb_sum": tf.reduce_sum(pixels, 0),
+               "rgb_outer": tf.matmul(pixels, pixels, transpose_a=True)}
+        if with_pixels:
+            out["square"] = square
+        return out
+    return fn
+
+
+def explain_failure(image_bytes: bytes) -> str:
+    """Why encoded bytes cannot be decoded, in one line."""
+    if not image_bytes:
+        return "empty file"
+    try:
+        decode_rgb(tf.constant(image_bytes))
+    except tf.errors.OpError as e:
+        lines = [line.strip() for line in e.message.splitlines() if line.strip() and "{{" not in line]
+        return (lines[0] if lines else type(e).__name__)[:200]
+    return "decoding failed in the pipeline"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One split.
+
+def _shard_stem(directory: str, split: str, shard: int, num_shards: int) -> str:
+    return os.path.join(directory, f"{split}-{shard:05d}-of-{num_shards:05d}")
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Removes temporary files of earlier, killed runs (their process is gone)."""
+    for path in glob.glob(os.path.join(directory, "*.tmp-*")):
+        pid = path.rsplit(".tmp-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still running: another preparation owns it
+        except ProcessLookupError:
+            os.remove(path)
+        except PermissionError:
+            pass
+
+
+class _BadBudget:
+    """Counts undecodable files across splits and stops the run past `max_fraction` of all files."""
+
+    def __init__(self, total: int, max_fraction: float) -> None:
+        self.total = total
+        self.allowed = math.floor(max_fraction * total)
+        self.max_fraction = max_fraction
+        self.bad: list[dict[str, str]] = []
+
+    def add(self, name: str, reason: str) -> None:
+        log.warning("skipping undecodable file %s: %s", name, reason)
+        self.bad.append({"file": name, "reason": reason})
+        if len(self.bad) > self.allowed:
+            raise DataError(f"{len(self.bad)} of {self.total} files could not be decoded, more than "
+                            f"data.max_bad_fraction={self.max_fraction} allows (last: {name}: {reason}); fix or remove "
+                            "them, or raise data.max_bad_fraction. The shards written so far are kept; rerun to resume.")
+
+
+def prepare_split(split_source: SplitSource, directory: str, split: str, vocabulary: Vocabulary, image_size: int,
+                  shard_size: int, budget: _BadBudget, workers: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Writes (or finishes) the shards of one split; returns its summary (shards, counts, bad files, sums)."""
+    n = split_source.count
+    if n == 0:
+        raise DataError(f"the {split} split holds no images")
+    num_shards = math.ceil(n / shard_size)
+    plan = {"format": PREPARED_FORMAT, "split": split, "count": n, "fingerprint": split_source.fingerprint,
+            "image_size": image_size, "shard_size": shard_size, "num_classes": len(vocabulary),
+            "jpeg_quality": JPEG_QUALITY}
+    plan_path = os.path.join(directory, f"plan-{split}.json")
+    if os.path.isfile(plan_path):
+        with open(plan_path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old != plan:
+            changed = sorted(k for k in plan if old.get(k) != plan[k])
+            raise DataError(f"{directory!r} holds a preparation of other data or settings (changed: {changed}); "
+                            "delete that folder or set data.prepared_dir to a new one")
+    else:
+        atomic_write_text(plan_path, json.dumps(plan, indent=1))
+    stems = [_shard_stem(directory, split, s, num_shards) for s in range(num_shards)]
+    done = {s for s in range(num_shards) if os.path.isfile(stems[s] + ".tfrecord") and os.path.isfile(stems[s] + ".json")}
+    # Bad files recorded in finished shards count against the budget of this run too.
+    for s in sorted(done):
+        with open(stems[s] + ".json", encoding="utf-8") as f:
+            for item in json.load(f)["bad"]:
+                budget.bad.append(item)
+    todo = [s for s in range(num_shards) if s not in done]
+    is_train = split == "train"
+    if todo:
+        _write_shards(split_source, split, stems, todo, vocabulary, image_size, shard_size, is_train, budget,
+                      workers, progress)
+    return _collect(stems, is_train, image_size, len(vocabulary))
+
+
+def _write_shards(split_source: SplitSource, split: str, stems: list[str], todo: list[int], vocabulary: Vocabulary,
+                  image_size: int, shard_size: int, is_train: bool, budget: _BadBudget, workers: int,
+                  progress: bool) -> None:
+    n = split_source.count
+    todo_set = set(todo)
+    ds = split_source.records(lambda i: i // shard_size not in todo_set)
+    ds = ds.map(_square_and_sums(image_size, is_train), num_parallel_calls=workers or tf.data.AUTOTUNE,
+                deterministic=True)
+    ds = ds.ignore_errors().prefetch(8)  # a failed element is dropped here; its missing index names it below
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = ds.with_options(options)
+    total = sum(min(shard_size, n - s * shard_size) for s in todo)
+    bar = progress_bar(total, f"prepare {split}", progress)
+
+    state: dict[str, Any] = {}
+
+    def open_shard(s: int) -> None:
+        state.update(shard=s, tmp=f"{stems[s]}.tfrecord.tmp-{os.getpid()}", next=s * shard_size,
+                     counts=[0] * len(vocabulary), bad=[],
+                     sums=StatsAccumulator(image_size) if is_train else None)
+        state["writer"] = tf.io.TFRecordWriter(state["tmp"])
+
+    def note_missing(upto: int) -> None:  # indices the pipeline dropped: undecodable or unreadable
+        for i in range(state["next"], upto):
+            name = split_source.name_of(i)
+            try:
+                reason = explain_failure(split_source.payload_of(i)) if split_source.payload_of else "undecodable"
+            except Exception as e:  # reading it again failed too: that is the reason
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            state["bad"].append({"file": name, "reason": reason})
+            budget.add(name, reason)
+            bar.update(1)
+        state["next"] = max(state["next"], upto)
+
+    def close_shard() -> None:
+        s = state["shard"]
+        note_missing(min((s + 1) * shard_size, n))
+        state["writer"].close()
+        sidecar = {"count": sum(state["counts"]), "counts": state["counts"], "bad": state["bad"]}
+        if state["sums"] is not None:
+            state["sums"].save(stems[s] + ".sums.npz")
+        atomic_write_text(stems[s] + ".json", json.dumps(sidecar))
+        with open(state["tmp"], "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(state["tmp"], stems[s] + ".tfrecord")
+        state.clear()
+
+    pending = list(todo)
+    try:
+        for item in ds.as_numpy_iterator():
+            i = int(item["index"])
+            s = i // shard_size
+            while not state or state["shard"] != s:
+                if state:
+                    close_shard()
+                open_shard(pending.pop(0))
+            note_missing(i)
+            label = int(item["label"])
+            state["writer"].write(serialize_example(item["jpeg"], label, vocabulary.wnids[label], image_size,
+                                                    split_source.name_of(i)))
+            state["counts"][label] += 1
+            if state["sums"] is not None:
+                state["sums"].add_sums(1, item["square"], item["rgb_sum"], item["rgb_outer"])
+            state["next"] = i + 1
+            bar.update(1)
+        while state or pending:  # the rest, including shards whose every file failed
+            if state:
+                close_shard()
+            if pending:
+                open_shard(pending.pop(0))
+    except BaseException:
+        if state:
+            state["writer"].close()
+            if os.path.exists(state["tmp"]):
+                os.remove(state["tmp"])
+        raise
+    finally:
+        bar.close()
+
+
+def _collect(stems: list[str], is_train: bool, image_size: int, num_classes: int) -> dict[str, Any]:
+    counts = np.zeros(num_classes, np.int64)
+    bad: list[dict[str, str]] = []
+    sums = StatsAccumulator(image_size) if is_train else None
+    for stem in stems:
+        with open(stem + ".json", encoding="utf-8") as f:
+            sidecar = json.load(f)
+        counts += np.asarray(sidecar["counts"], np.int64)
+        bad += sidecar["bad"]
+        if sums is not None:
+            sums.merge(StatsAccumulator.load(stem + ".sums.npz"))
+    return {"files": [s + ".tfrecord" for s in stems], "counts": counts.tolist(), "count": int(counts.sum()),
+            "bad": bad, "sums": sums}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Whole sources.
+
+def prepare_source(source: Source, directory: str, image_size: int = 256, shard_size: int = 1024,
+                   max_bad_fraction: float = 0.001, workers: int = 0, progress: bool = True) -> PreparedData:
+    """Prepares both splits of `source` into `directory` (resuming a previous run) and writes stats, vocabulary
+    and manifest. Returns the prepared data.
+
+    Raises:
+        DataError: on a split without images, on more undecodable files than `max_bad_fraction` allows, or when
+            `directory` holds a preparation of other data.
+    """
+    os.makedirs(directory, exist_ok=True)
+    _remove_stale_temporaries(directory)
+    total = sum(s.count for s in source.splits.values())
+    budget = _BadBudget(total, max_bad_fraction)
+    start = time.time()
+    results = {}
+    for split in SPLITS:
+        results[split] = prepare_split(source.splits[split], directory, split, source.vocabulary, image_size,
+                                       shard_size, budget, workers, progress)
+        if results[split]["count"] == 0:
+            raise DataError(f"no image of the {split} split of {source.description} could be decoded")
+    stats = results["train"]["sums"].finalize()
+    stats.save(os.path.join(directory, "stats.npz"))
+    source.vocabulary.save(os.path.join(directory, "classes.tsv"))
+    bad = results["train"]["bad"] + results["val"]["bad"]
+    manifest = {
+        "format": PREPARED_FORMAT, "source": source.description, "image_size": image_size,
+        "jpeg_quality": JPEG_QUALITY, "num_classes": len(source.vocabulary),
+        "splits": {split: {"count": r["count"], "files": [os.path.basename(f) for f in r["files"]],
+                           "counts_per_class": dict(zip(source.vocabulary.wnids, r["counts"])),
+                           "undecodable": len(r["bad"])}
+                   for split, r in results.items()},
+        "undecodable_files": bad,
+        "seconds_last_run": round(time.time() - start, 1),
+    }
+    atomic_write_text(os.path.join(directory, "manifest.json"), json.dumps(manifest, indent=1))
+    if bad:
+        log.warning("%d undecodable files were left out (listed in %s)", len(bad),
+                    os.path.join(directory, "manifest.json"))
+    return load_prepared(directory)
+
+
+def load_prepared(directory: str) -> PreparedData:
+    """Opens a folder prepared by `prepare_source`.
+
+    Raises:
+        DataError: when the folder is not (completely) prepared or a shard is missing.
+    """
+    manifest_path = os.path.join(directory, "manifest.json")
+    if not is_prepared_dir(directory):
+        raise DataError(f"{directory!r} is not a completely prepared data folder (no manifest.json of ours); "
+                        "run python -m alexnet_tf.prepare")
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    files = {}
+    for split in SPLITS:
+        files[split] = tuple(os.path.join(directory, name) for name in manifest["splits"][split]["files"])
+        missing = [p for p in files[split] if not os.path.isfile(p)]
+        if missing:
+            raise DataError(f"prepared shard {missing[0]!r} is missing; delete {directory!r} and prepare again")
+    stats_path, vocab_path = os.path.join(directory, "stats.npz"), os.path.join(directory, "classes.tsv")
+    return PreparedData(directory=directory, train_files=files["train"], val_files=files["val"],
+                        num_train=manifest["splits"]["train"]["count"], num_val=manifest["splits"]["val"]["count"],
+                        vocabulary=Vocabulary.load(vocab_path), stats=DatasetStats.load(stats_path),
+                        stats_path=stats_path, vocab_path=vocab_path, manifest_path=manifest_path,
+                        image_size=int(manifest["image_size"]), num_bad=len(manifest["undecodable_files"]))
+
+
+def _slug(text: str) -> str:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    base = "".join(c if c.isalnum() else "_" for c in os.path.basename(text.rstrip("/")) or "root")[:40]
+    return f"{base}-{digest}"
+
+
+def open_source(data_cfg: DataConfig, progress: bool = True) -> tuple[Source | None, str]:
+    """The source named by data.source and the folder it is prepared into; (None, folder) when data.source
+    names already-prepared shards of ours (tfrecord:PATH of a prepared folder)."""
+    spec = data_cfg.source
+    cache = data_cfg.resolved_cache_dir()
+    if spec == "demo":
+        root = demo.generate_demo(os.path.join(cache, "demo"), data_cfg.demo_classes, data_cfg.demo_train_per_class,
+                                  data_cfg.demo_val_per_class, data_cfg.demo_seed, progress=progress)
+        default_dir = os.path.join(cache, "prepared", f"{os.path.basename(root)}-s{data_cfg.image_size}")
+        return folder_source(root, "train", "val"), data_cfg.prepared_dir or default_dir
+    if spec.startswith("tfrecord:"):
+        path = os.path.abspath(os.path.expanduser(spec[len("tfrecord:"):]))
+        if os.path.isdir(path) and is_prepared_dir(path):
+            return None, path
+        if not glob.glob(path):
+            raise DataError(f"data.source {spec!r}: {path!r} does not exist")
+        default_dir = os.path.join(cache, "prepared", f"tfrecord-{_slug(path)}-s{data_cfg.image_size}")
+        return tfrecord_source(path), data_cfg.prepared_dir or default_dir
+    if spec.startswith("tfds:"):
+        name = spec[len("tfds:"):]
+        default_dir = os.path.join(cache, "prepared",
+                                   f"tfds-{_slug(name + '|' + data_cfg.tfds_data_dir)}-s{data_cfg.image_size}")
+        return (tfds_source(name, data_cfg.tfds_data_dir, data_cfg.tfds_manual_dir, data_cfg.val_split,
+                            data_cfg.train_split), data_cfg.prepared_dir or default_dir)
+    root = os.path.abspath(os.path.expanduser(spec))
+    default_dir = os.path.join(cache, "prepared", f"folder-{_slug(root)}-s{data_cfg.image_size}")
+    return (folder_source(root, data_cfg.train_split, data_cfg.val_split, data_cfg.val_labels),
+            data_cfg.prepared_dir or default_dir)
+
+
+def prepare_data(data_cfg: DataConfig, progress: bool = True, workers: int = 0) -> PreparedData:
+    """Makes the data of `data_cfg` ready for training and returns where it is.
+
+    "demo": generates the demo dataset on first use, then prepares it. A folder, "tfds:NAME" or foreign
+    "tfrecord:PATH" shards: prepared into data.prepared_dir (default: under the cache folder) unless already
+    done, resuming an interrupted run. "tfrecord:PATH" of a folder prepared by this project: used as it is.
+
+    Args:
+        data_cfg: The data section of the config.
+        progress: Show progress bars.
+        workers: Parallel decoders (0: as many as tf.data decides).
+
+    Raises:
+        DataError: a missing path, a source without images, too many undecodable files, or a prepared folder
+            that does not match (the message says which and what to do).
+    """
+    source_or_none, directory = open_source(data_cfg, progress)
+    if source_or_none is None:
+        prepared = load_prepared(directory)
+    elif is_prepared_dir(directory):
+        prepared = load_prepared(directory)
+        _check_current(prepared, source_or_none, directory, data_cfg.image_size)
+    else:
+        prepared = prepare_source(source_or_none, directory, data_cfg.image_size, data_cfg.shard_size,
+                                  data_cfg.max_bad_fraction, workers, progress)
+    if source_or_none is None and prepared.image_size != data_cfg.image_size:
+        raise DataError(f"the prepared shards in {directory!r} are {prepared.image_size}x{prepared.image_size} but "
+                        f"data.image_size is {data_cfg.image_size}; set data.image_size={prepared.image_size}")
+    if data_cfg.crop_size > prepared.image_size:
+        raise DataError(f"data.crop_size {data_cfg.crop_size} exceeds the prepared image size {prepared.image_size}")
+    return prepared
+
+
+def _check_current(prepared: PreparedData, source: Source, directory: str, image_size: int) -> None:
+    """A finished preparation is reused only if it was made from the same data with the same settings."""
+    for split in SPLITS:
+        with open(os.path.join(directory, f"plan-{split}.json"), encoding="utf-8") as f:
+            plan = json.load(f)
+        if plan["fingerprint"] != source.splits[split].fingerprint or plan["image_size"] != image_size:
+            raise DataError(f"{directory!r} was prepared from other data or settings than data.source now gives; "
+                            "delete it, or set data.prepared_dir to a new folder")
