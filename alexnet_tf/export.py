@@ -156,6 +156,59 @@ def load_run(run_dir: str, checkpoint: str | None = None,
 # ---------------------------------------------------------------------------------------------------------------------
 # The serving graph.
 
+def _check_batch(n: tf.Tensor, max_batch: int) -> tf.Operation:
+    return tf.debugging.assert_less_equal(
+        n, tf.cast(max_batch, n.dtype),
+        message=f"too many images in one request: at most {max_batch} are accepted; split the batch")
+
+
+def squares_from_bytes(image_bytes: tf.Tensor, size: int, max_pixels: int = preprocess.MAX_PIXELS,
+                       max_batch: int = MAX_BATCH) -> tf.Tensor:
+    """Encoded images string [N] -> the uint8 [N, size, size, 3] squares evaluation crops from.
+
+    Raises (when run):
+        tf.errors.InvalidArgumentError: for more than `max_batch` images or any image that `preprocess.decode_rgb`
+            refuses (empty, unknown format, corrupt, truncated, more than `max_pixels` pixels).
+    """
+    with tf.control_dependencies([_check_batch(tf.size(image_bytes), max_batch)]):
+        image_bytes = tf.identity(image_bytes)
+    return tf.map_fn(lambda b: preprocess.eval_square(b, size, max_pixels), image_bytes,
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+
+
+def squares_from_images(images: tf.Tensor, size: int, max_batch: int = MAX_BATCH) -> tf.Tensor:
+    """Decoded uint8 images [N, H, W, 3] of any size -> the uint8 [N, size, size, 3] squares."""
+    shape = tf.shape(images)
+    checks = [_check_batch(shape[0], max_batch),
+              tf.debugging.assert_positive(shape[1] * shape[2],
+                                           message="images must have a height and width of at least 1 pixel")]
+    with tf.control_dependencies(checks):
+        images = tf.identity(images)
+    return tf.map_fn(lambda im: preprocess.resize_to_square(im, size), images,
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+
+
+def ten_crop_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
+    """uint8 squares [N, S, S, 3] -> float32 [N * 10, crop, crop, 3]: mean subtracted, each image's ten patches
+    consecutive in `preprocess.TEN_CROP_ORDER`."""
+    centred = preprocess.subtract_mean(squares, tf.constant(mean, tf.float32))
+    patches = tf.map_fn(lambda im: preprocess.ten_crop(im, crop), centred,
+                        fn_output_signature=tf.TensorSpec([10, crop, crop, 3], tf.float32))
+    return tf.reshape(patches, [-1, crop, crop, 3])
+
+
+def center_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
+    """uint8 squares [N, S, S, 3] -> float32 [N, crop, crop, 3]: mean subtracted, the central patch."""
+    patches = preprocess.center_crop(preprocess.subtract_mean(squares, tf.constant(mean, tf.float32)), crop)
+    patches.set_shape([None, crop, crop, 3])
+    return patches
+
+
+def average_over_crops(values: tf.Tensor) -> tf.Tensor:
+    """[N * 10, D] -> [N, D]: the mean over each image's ten patches."""
+    return tf.reduce_mean(tf.reshape(values, [-1, 10, values.shape[-1]]), axis=1)
+
+
 def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> keras.export.ExportArchive:
     """The ExportArchive with the four signatures of the module docstring, `serving_default` first.
 
@@ -166,52 +219,23 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
     """
     if spec.labels not in LABEL_COLUMNS:
         raise ExportError(f"labels: got {spec.labels!r}; allowed values: {', '.join(LABEL_COLUMNS)}")
-    if len(spec.vocabulary) != model.output.shape[-1]:
-        raise ExportError(f"the vocabulary has {len(spec.vocabulary)} classes but the model {model.output.shape[-1]}")
+    num_classes = int(model.output.shape[-1])
+    if len(spec.vocabulary) != num_classes:
+        raise ExportError(f"the vocabulary has {len(spec.vocabulary)} classes but the model {num_classes}")
     # Written anew (not copied) so that line numbers are exactly the class indices the table looks up.
     vocabulary_file = os.path.join(asset_dir, "classes.tsv")
     spec.vocabulary.save(vocabulary_file)
-    features_model = with_features(model)
-    num_classes = int(model.output.shape[-1])
-    top_k = min(TOP_K, num_classes)
-    mean = np.asarray(spec.mean, np.float32)
-    size, crop = spec.image_size, spec.crop_size
-    square_spec = tf.TensorSpec([size, size, 3], tf.uint8)
     labels = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
                                       tf.string, LABEL_COLUMNS[spec.labels], delimiter="\t"),
         default_value="")
+    features_model = with_features(model)
+    top_k = min(TOP_K, num_classes)
+    mean = np.asarray(spec.mean, np.float32)
+    size, crop = spec.image_size, spec.crop_size
 
-    def check_batch(n: tf.Tensor) -> tf.Operation:
-        return tf.debugging.assert_less_equal(
-            n, tf.cast(spec.max_batch, n.dtype),
-            message=f"too many images in one request: at most {spec.max_batch} are accepted; split the batch")
-
-    def squares_from_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
-        with tf.control_dependencies([check_batch(tf.size(image_bytes))]):
-            image_bytes = tf.identity(image_bytes)
-        return tf.map_fn(lambda b: preprocess.eval_square(b, size, spec.max_pixels), image_bytes,
-                         fn_output_signature=square_spec)
-
-    def squares_from_images(images: tf.Tensor) -> tf.Tensor:
-        shape = tf.shape(images)
-        checks = [check_batch(shape[0]),
-                  tf.debugging.assert_positive(shape[1] * shape[2],
-                                               message="images must have a height and width of at least 1 pixel")]
-        with tf.control_dependencies(checks):
-            images = tf.identity(images)
-        return tf.map_fn(lambda im: preprocess.resize_to_square(im, size), images, fn_output_signature=square_spec)
-
-    def ten_crops(squares: tf.Tensor) -> tf.Tensor:
-        """[N, S, S, 3] uint8 -> [N * 10, crop, crop, 3] float32, mean subtracted."""
-        centred = preprocess.subtract_mean(squares, tf.constant(mean))
-        patches = tf.map_fn(lambda im: preprocess.ten_crop(im, crop), centred,
-                            fn_output_signature=tf.TensorSpec([10, crop, crop, 3], tf.float32))
-        return tf.reshape(patches, [-1, crop, crop, 3])
-
-    def per_image_mean(values: tf.Tensor) -> tf.Tensor:
-        """[N * 10, D] -> [N, D]: the average over each image's ten patches."""
-        return tf.reduce_mean(tf.reshape(values, [-1, 10, values.shape[-1]]), axis=1)
+    def from_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
+        return squares_from_bytes(image_bytes, size, spec.max_pixels, spec.max_batch)
 
     def predictions(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
         scores, classes = tf.math.top_k(probabilities, k=top_k)
@@ -220,24 +244,22 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
                 "top_k_labels": labels.lookup(classes)}
 
     def ten_crop_predictions(squares: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = model(ten_crops(squares), training=False)
-        return predictions(per_image_mean(tf.nn.softmax(logits)))
+        logits = model(ten_crop_patches(squares, mean, crop), training=False)
+        return predictions(average_over_crops(tf.nn.softmax(logits)))
 
     def serving_default(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        return ten_crop_predictions(squares_from_bytes(image_bytes))
+        return ten_crop_predictions(from_bytes(image_bytes))
 
     def predict_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return ten_crop_predictions(squares_from_images(images))
+        return ten_crop_predictions(squares_from_images(images, size, spec.max_batch))
 
     def center_crop(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        centred = preprocess.subtract_mean(squares_from_bytes(image_bytes), tf.constant(mean))
-        patches = preprocess.center_crop(centred, crop)
-        patches.set_shape([None, crop, crop, 3])
-        return predictions(tf.nn.softmax(model(patches, training=False)))
+        logits = model(center_patches(from_bytes(image_bytes), mean, crop), training=False)
+        return predictions(tf.nn.softmax(logits))
 
     def features(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        _, fc7 = features_model(ten_crops(squares_from_bytes(image_bytes)), training=False)
-        return {"features": per_image_mean(fc7)}
+        _, fc7 = features_model(ten_crop_patches(from_bytes(image_bytes), mean, crop), training=False)
+        return {"features": average_over_crops(fc7)}
 
     bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
     endpoints: dict[str, tuple[Callable, list]] = {

@@ -506,3 +506,129 @@ def test_help_explains_the_command():
     assert proc.returncode == 0
     for text in ("--run", "--checkpoint", "--out", "--version", "--force", "serving_default", "features"):
         assert text in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# serving/: the example configs and clients, against loopback stand-ins for tensorflow_model_server (which cannot be
+# installed here) that run the export through the same TF1 session loader.
+
+def _load_script(name: str):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"serving_{name}", os.path.join(ROOT, "serving", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_models_config_parses_as_a_model_server_config():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    text = open(os.path.join(ROOT, "serving", "models.config")).read()
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert model.name == "alexnet" and model.model_platform == "tensorflow" and os.path.isabs(model.base_path)
+    batching = open(os.path.join(ROOT, "serving", "batching_parameters.txt")).read()
+    max_batch = int(batching.split("max_batch_size { value:")[1].split("}")[0])
+    assert 1 <= max_batch <= export.MAX_BATCH  # the graph would refuse the server's merged batches otherwise
+
+
+@pytest.fixture
+def rest_server(session):
+    """A loopback HTTP server answering TensorFlow Serving's REST predict calls (row format) from the session."""
+    import base64
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status, answer = 404, {"error": f"unknown path {self.path}"}
+            if self.path in ("/v1/models/alexnet:predict", "/v1/models/alexnet/versions/1:predict"):
+                batch = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
+                try:
+                    outputs = _run_signature(session, body.get("signature_name", "serving_default"), batch)
+                    rows = [{k: (v[i].astype(str) if v.dtype == object else v[i]).tolist() for k, v in outputs.items()}
+                            for i in range(len(batch))]
+                    status, answer = 200, {"predictions": [next(iter(r.values())) if len(r) == 1 else r
+                                                           for r in rows]}
+                except tf.errors.InvalidArgumentError as e:
+                    status, answer = 400, {"error": e.message}
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_rest_client_example(rest_server, session, images, tmp_path, capsys):
+    client = _load_script("rest_client")
+    body = client.predict_body([images["landscape.jpg"]])
+    assert body["instances"][0].keys() == {"b64"} and body["signature_name"] == "serving_default"
+    predictions = client.predict([images["landscape.jpg"], images["grey.jpg"]], url=rest_server, version=1)
+    direct = _run_signature(session, "serving_default", [images["landscape.jpg"], images["grey.jpg"]])
+    np.testing.assert_allclose([p["probabilities"] for p in predictions], direct["probabilities"], atol=1e-6)
+    assert [p["top_k_labels"] for p in predictions] == [[s.decode() for s in r] for r in direct["top_k_labels"]]
+    features = client.predict([images["grey.jpg"]], url=rest_server, signature="features")
+    assert np.asarray(features).shape == (1, 64)
+
+    path = tmp_path / "a.jpg"
+    path.write_bytes(images["portrait.jpg"])
+    assert client.main([str(path), "--url", rest_server]) == 0
+    printed = capsys.readouterr().out
+    top = _run_signature(session, "serving_default", [images["portrait.jpg"]])["top_k_labels"][0][0].decode()
+    assert printed.splitlines()[1].endswith(top)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    assert client.main([str(tmp_path / "bad.jpg"), "--url", rest_server]) == 1
+    assert "HTTP 400" in capsys.readouterr().err
+
+
+@pytest.fixture
+def grpc_server(session):
+    """A loopback gRPC PredictionService answering Predict from the session, as tensorflow_model_server does."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            try:
+                return _run_predict_request(session, request)
+            except tf.errors.InvalidArgumentError as e:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def test_grpc_client_example(grpc_server, session, images, tmp_path, capsys):
+    import grpc
+
+    client = _load_script("grpc_client")
+    request = client.make_request([images["rgba.png"]], signature="center_crop", version=1)
+    assert request.model_spec.signature_name == "center_crop" and request.model_spec.version.value == 1
+    outputs = client.predict([images["rgba.png"], images["bitmap.bmp"]], server=grpc_server)
+    direct = _run_signature(session, "serving_default", [images["rgba.png"], images["bitmap.bmp"]])
+    np.testing.assert_array_equal(outputs["probabilities"], direct["probabilities"])
+    with pytest.raises(grpc.RpcError) as error:
+        client.predict([_png_bomb()], server=grpc_server)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "above the limit" in error.value.details()
+    path = tmp_path / "a.png"
+    path.write_bytes(images["rgba.png"])
+    assert client.main([str(path), "--server", grpc_server, "--signature", "features"]) == 0
+    assert "64-d fc7 features" in capsys.readouterr().out
