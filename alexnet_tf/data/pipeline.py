@@ -35,8 +35,7 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
     """One epoch of augmented training batches.
 
     Per image, in tf.data: a stateless seed from (seed, epoch, position in the epoch), from which the crop offset,
-    the reflection flag and the lighting alphas are drawn; a fused decode-and-crop of the JPEG; the reflection
-    (per batch). The float part (lighting, mean) is `augment.network_input`, for the train step. Encoded records are
+    the reflection flag and the lighting alphas are drawn; a fused decode-and-crop of the JPEG; the reflection. The float part (lighting, mean) is `augment.network_input`, for the train step. Encoded records are
     shuffled (shards in a seeded order, then a buffer of data.shuffle_buffer records), never decoded images.
 
     Args:
@@ -65,16 +64,11 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
         ex = tf.io.parse_single_example(record, _TRAIN_FEATURES)
         draws = augment.draw_augmentation(augment.element_seed(seed, epoch, index), size, crop, data_cfg.flip,
                                           data_cfg.pca_std)
-        image = augment.decode_and_crop(ex["image/encoded"], draws["offset"], crop)
+        image = augment.reflect(augment.decode_and_crop(ex["image/encoded"], draws["offset"], crop), draws["flip"])
         return {"image": image, **draws}, tf.cast(ex["image/class/label"], tf.int32)
-
-    def reflect(batch: dict, labels: tf.Tensor):
-        # Reflecting a whole batch with one vectorised select is cheaper than one small op per image.
-        return {**batch, "image": augment.reflect(batch["image"], batch["flip"])}, labels
 
     ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(reflect, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(num_threads))
 
 
