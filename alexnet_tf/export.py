@@ -8,7 +8,7 @@ average, and the vocabulary as a SavedModel asset. Signatures:
     serving_default  image_bytes string [N]          -> probabilities [N, C], top_k_classes int64 [N, K],
                                                         top_k_scores [N, K], top_k_labels string [N, K]
     predict_images   images uint8 [N, H, W, 3]       -> the same outputs, for already-decoded images of any size
-    center_crop      image_bytes string [N]          -> the same outputs from the single centre patch (10x cheaper)
+    center_crop      image_bytes string [N]          -> the same outputs from the single centre patch (faster)
     features         image_bytes string [N]          -> features [N, fc_width]: fc7 after ReLU, ten-crop averaged
 
 K is 5 (or C when there are fewer classes). Preprocessing: shorter side to image_size, central square, minus the
@@ -172,8 +172,10 @@ def squares_from_bytes(image_bytes: tf.Tensor, size: int, max_pixels: int = prep
     """
     with tf.control_dependencies([_check_batch(tf.size(image_bytes), max_batch)]):
         image_bytes = tf.identity(image_bytes)
+    # Two images in flight at a time bounds a request's memory: a decoded image of max_pixels and its float copy in
+    # the resize are about 16 bytes a pixel (1 GB at the default limit).
     return tf.map_fn(lambda b: preprocess.eval_square(b, size, max_pixels), image_bytes,
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=2)
 
 
 def squares_from_images(images: tf.Tensor, size: int, max_batch: int = MAX_BATCH) -> tf.Tensor:
@@ -185,7 +187,7 @@ def squares_from_images(images: tf.Tensor, size: int, max_batch: int = MAX_BATCH
     with tf.control_dependencies(checks):
         images = tf.identity(images)
     return tf.map_fn(lambda im: preprocess.resize_to_square(im, size), images,
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=2)
 
 
 def ten_crop_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
@@ -449,12 +451,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example: python -m alexnet_tf.export --run runs/alexnet --out exports/alexnet  "
                "(then: tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
                "--rest_api_port=8501)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", metavar="RUN_DIR",
-                        help="run directory written by python -m alexnet_tf.train; its latest checkpoint is used")
-    source.add_argument("--checkpoint", metavar="PATH",
-                        help="a checkpoint prefix (RUN/checkpoints/ckpt-12) or folder; its run directory (two "
-                             "levels up) supplies config.yaml, stats.npz and classes.tsv")
+    parser.add_argument("--run", metavar="RUN_DIR",
+                        help="run directory written by python -m alexnet_tf.train (config.yaml, checkpoints/, "
+                             "stats.npz, classes.tsv); its latest checkpoint is exported unless --checkpoint is given")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="a checkpoint prefix (RUN/checkpoints/ckpt-12) or a checkpoints folder; without --run, "
+                             "the run directory is the folder that holds checkpoints/")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the model's base folder (tensorflow_model_server's --model_base_path), "
                              "e.g. exports/alexnet")
@@ -473,10 +475,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the process exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.run is None and args.checkpoint is None:
+        parser.error("give --run RUN_DIR or --checkpoint PATH")
     if args.max_batch < 1 or args.max_pixels < 1:
-        print("error: --max-batch and --max-pixels must be positive", file=sys.stderr)
-        return 2
+        parser.error("--max-batch and --max-pixels must be positive")
     run_dir = args.run
     if run_dir is None:
         ckpt = os.path.abspath(args.checkpoint)

@@ -400,6 +400,13 @@ def _gif_bomb(images) -> bytes:
     return bytes(data)
 
 
+def _bmp_bomb(images) -> bytes:
+    """The test BMP with its info header set to 30,000 x 30,000 pixels."""
+    data = bytearray(images["bitmap.bmp"])
+    data[18:26] = struct.pack("<ii", 30000, 30000)
+    return bytes(data)
+
+
 HOSTILE = {
     "empty": (lambda im: [b""], "image_bytes is empty"),
     "random bytes": (lambda im: [np.random.default_rng(0).bytes(500)], "not a JPEG, PNG, GIF or BMP"),
@@ -408,6 +415,7 @@ HOSTILE = {
     "JPEG bomb": (lambda im: [_jpeg_bomb(im)], r"60000.*60000.*above the limit of 64000000 pixels"),
     "PNG bomb": (lambda im: [_png_bomb()], r"100000.*100000.*above the limit of 64000000 pixels"),
     "GIF bomb": (lambda im: [_gif_bomb(im)], r"65535.*65535.*above the limit of 64000000 pixels"),
+    "BMP bomb": (lambda im: [_bmp_bomb(im)], r"30000.*30000.*above the limit of 64000000 pixels"),
     "bad image in a good batch": (lambda im: [im["landscape.jpg"], b"junk"], "not a JPEG, PNG, GIF or BMP"),
     "batch too large": (lambda im: [im["grey.jpg"]] * (MAX_BATCH + 1), f"at most {MAX_BATCH} are accepted"),
 }
@@ -478,13 +486,16 @@ def test_an_existing_version_is_replaced_only_with_force(run, tmp_path, capsys):
     assert export.export_run(run, out_dir, version=3, force=True, progress=False) == first
     assert not os.path.exists(marker) and os.path.exists(os.path.join(first, "saved_model.pb"))
     assert os.listdir(out_dir) == ["3"]
-    # --checkpoint alone finds the run directory two levels up.
+    # --checkpoint alone: the run directory is the folder holding checkpoints/.
     prefix = export.resolve_checkpoint(run, None)
     assert export.main(["--checkpoint", prefix, "--out", out_dir]) == 0
     assert sorted(os.listdir(out_dir)) == ["3", "4"]
 
 
 def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, capsys):
+    with pytest.raises(SystemExit):
+        export.main(["--out", str(tmp_path / "o")])
+    assert "give --run RUN_DIR or --checkpoint PATH" in capsys.readouterr().err
     assert export.main(["--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     assert "not a run directory" in capsys.readouterr().err
     bad = tmp_path / "bad"

@@ -1,0 +1,138 @@
+"""Serving benchmark: images/s and latency (median, p99) of each exported signature at batch 1 and a larger batch.
+
+    python benchmarks/serving.py [--run RUN_DIR] [--batches 1 8] [--repeats 20] [--max-seconds 20]
+
+Without --run it exports the paper's full-size network (random weights: speed does not depend on them, 1000
+classes, 256 -> 224) to a temporary folder. The SavedModel is run through the TF1 session loader, the path
+tensorflow_model_server uses. Besides whole signatures it times, with the same functions the export uses:
+- decode + preprocess alone (decode, resize, mean, crops: no network), for ten crops and for the centre crop;
+- the network alone on N*10 and on N patches, whose ratio is what ten-crop evaluation costs over one crop (the ten
+  patches run as one batch, so it should be close to 10 and no more).
+Input images are synthetic 500x375 JPEGs (the typical ILSVRC size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from alexnet_tf import export
+from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.model import build_alexnet
+
+
+def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int = 0) -> list[bytes]:
+    """Photo-sized JPEGs with smooth structure and noise (JPEG decode time depends on the content a little)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        coarse = rng.uniform(0, 255, (height // 25 + 1, width // 25 + 1, 3)).astype(np.float32)
+        image = tf.image.resize(coarse, (height, width), method="bicubic").numpy() + rng.normal(0, 10, (height, width,
+                                                                                                         3))
+        out.append(tf.io.encode_jpeg(np.clip(image, 0, 255).astype(np.uint8), quality=90).numpy())
+    return out
+
+
+def time_calls(fn: Callable[[], object], repeats: int, max_seconds: float) -> np.ndarray:
+    """Latencies in seconds of `fn` after two warm-up calls: `repeats` calls, fewer (at least 3) past max_seconds."""
+    fn()
+    fn()
+    latencies = []
+    start = time.perf_counter()
+    while len(latencies) < repeats and (len(latencies) < 3 or time.perf_counter() - start < max_seconds):
+        t = time.perf_counter()
+        fn()
+        latencies.append(time.perf_counter() - t)
+    return np.asarray(latencies)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="a run directory to export (default: the full-size network, random weights)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (images per request)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="time budget per measurement")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
+
+    if args.run:
+        model, spec = export.load_run(args.run)
+    else:
+        model = build_alexnet()
+        spec = export.ServingSpec(mean=np.full((256, 256, 3), 115.0, np.float32), image_size=256, crop_size=224,
+                                  vocabulary=Vocabulary.from_wnids([f"n{i:08d}" for i in range(1000)]))
+    spec = dataclasses.replace(spec, max_batch=max(max(args.batches), export.MAX_BATCH))
+    workdir = tempfile.mkdtemp(prefix="alexnet_serving_bench_")
+    path = export.export_model(model, spec, os.path.join(workdir, "alexnet"), version=1)
+
+    graph = tf.Graph()
+    sess = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+
+    def signature_call(name: str, feed: object) -> Callable[[], object]:
+        signature = meta_graph.signature_def[name]
+        (input_info,) = signature.inputs.values()
+        fetches = [info.name for info in signature.outputs.values()]
+        return lambda: sess.run(fetches, {input_info.name: feed})
+
+    size, crop = spec.image_size, spec.crop_size
+    ten_preprocess = tf.function(lambda b: export.ten_crop_patches(
+        export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
+    center_preprocess = tf.function(lambda b: export.center_patches(
+        export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
+    network = tf.function(lambda x: model(x, training=False))
+
+    rows, ratios = [], []
+    jpegs = synthetic_jpegs(max(args.batches))
+    measurements = []
+    for batch in args.batches:
+        images = jpegs[:batch]
+        decoded = np.stack([tf.io.decode_jpeg(j).numpy() for j in images])
+        patches10 = tf.random.normal([batch * 10, crop, crop, 3])
+        patches1 = patches10[:batch]
+        measurements += [
+            (batch, "serving_default (ten-crop)", signature_call("serving_default", images)),
+            (batch, "predict_images (ten-crop, decoded input)", signature_call("predict_images", decoded)),
+            (batch, "center_crop", signature_call("center_crop", images)),
+            (batch, "features (ten-crop fc7)", signature_call("features", images)),
+            (batch, "decode + preprocess only, ten crops", lambda im=images: ten_preprocess(tf.constant(im))),
+            (batch, "decode + preprocess only, centre crop", lambda im=images: center_preprocess(tf.constant(im))),
+            (batch, "network only, 10 x N patches", lambda x=patches10: network(x).numpy()),
+            (batch, "network only, N patches", lambda x=patches1: network(x).numpy()),
+        ]
+    medians = {}
+    for batch, name, fn in tqdm(measurements, desc="benchmark", unit="measurement"):
+        latencies = time_calls(fn, args.repeats, args.max_seconds)
+        median, p99 = np.median(latencies), np.percentile(latencies, 99)
+        medians[(batch, name)] = median
+        rows.append(f"| {name} | {batch} | {batch / median:.1f} | {median * 1e3:.1f} | {p99 * 1e3:.1f} "
+                    f"| {len(latencies)} |")
+    for batch in args.batches:
+        network_ratio = medians[(batch, "network only, 10 x N patches")] / medians[(batch, "network only, N patches")]
+        signature_ratio = medians[(batch, "serving_default (ten-crop)")] / medians[(batch, "center_crop")]
+        ratios.append(f"| {batch} | {network_ratio:.2f} | {signature_ratio:.2f} |")
+
+    sess.close()
+    print(f"\nAlexNet serving benchmark: {'run ' + args.run if args.run else 'full-size network, random weights'}, "
+          f"{os.cpu_count()} CPU cores, 1-minute load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} "
+          f"after, TensorFlow {tf.__version__}")
+    print("\n| measurement | batch | images/s | median ms | p99 ms | calls |\n|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\n| batch | network: ten-crop / single-crop | whole signature: serving_default / center_crop |"
+          "\n|---|---|---|")
+    print("\n".join(ratios))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
