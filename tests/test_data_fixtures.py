@@ -1,0 +1,107 @@
+"""Shared helpers of the data tests: small images in every odd and bad encoding, tiny folders and shards.
+
+(No tests here; the data test files import these helpers.)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+
+def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth uint8 RGB image (JPEG keeps it close) with structure in every channel."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    phases = rng.uniform(0, 6, 3)
+    channels = [127 + 100 * np.sin(x / (7 + 3 * c) + y / (11 + c) + phases[c]) for c in range(3)]
+    return np.clip(np.stack(channels, -1), 0, 255).astype(np.uint8)
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def odd_files(seed: int = 0) -> dict[str, bytes]:
+    """Files that must decode to RGB (as ILSVRC-2012's odd ones): name -> bytes (every name ends .JPEG)."""
+    rgb = Image.fromarray(photo(60, 80, seed))
+    return {
+        "cmyk.JPEG": encode(rgb.convert("CMYK"), "JPEG", quality=95),
+        "grey.JPEG": encode(rgb.convert("L"), "JPEG", quality=95),
+        "png_named.JPEG": encode(rgb, "PNG"),
+        "rgba_png.JPEG": encode(rgb.convert("RGBA"), "PNG"),
+        "gif.JPEG": encode(rgb.convert("P"), "GIF"),
+    }
+
+
+def bad_files(seed: int = 0) -> dict[str, bytes]:
+    """Files that cannot be decoded: name -> bytes."""
+    good = encode(Image.fromarray(photo(60, 80, seed)), "JPEG", quality=95)
+    corrupt = bytearray(good)
+    start = good.index(b"\xff\xc0")  # the frame header: declare 0 components
+    corrupt[start + 9] = 0
+    return {
+        "truncated.JPEG": good[: len(good) // 2],
+        "corrupt.JPEG": bytes(corrupt),
+        "empty.JPEG": b"",
+        "text.JPEG": b"this is not an image, just some text\n",
+    }
+
+
+def write_folder(root: str, classes: dict[str, int], val_per_class: int = 2, size: tuple[int, int] = (60, 80),
+                 extra_train: dict[str, dict[str, bytes]] | None = None) -> str:
+    """An ImageNet-style folder with `classes` (wnid -> training images) of good JPEGs, plus extra files."""
+    for split, counts in (("train", classes), ("val", {w: val_per_class for w in classes})):
+        for c, (wnid, n) in enumerate(counts.items()):
+            folder = os.path.join(root, split, wnid)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(n):
+                seed = 1000 * c + i + (500 if split == "val" else 0)
+                with open(os.path.join(folder, f"{wnid}_{i}.JPEG"), "wb") as f:
+                    f.write(encode(Image.fromarray(photo(*size, seed)), "JPEG", quality=95))
+    for wnid, files in (extra_train or {}).items():
+        for name, data in files.items():
+            with open(os.path.join(root, "train", wnid, name), "wb") as f:
+                f.write(data)
+    return root
+
+
+def example(image_bytes: bytes | None, label: int | None = None, synset: str | None = None,
+            filename: str = "") -> bytes:
+    """A serialised record in the common ImageNet TFRecord format."""
+    feature = {}
+    if image_bytes is not None:
+        feature["image/encoded"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes]))
+    if label is not None:
+        feature["image/class/label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))
+    if synset is not None:
+        feature["image/class/synset"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[synset.encode()]))
+    if filename:
+        feature["image/filename"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_records(path: str, records: list[bytes]) -> str:
+    with tf.io.TFRecordWriter(path) as w:
+        for r in records:
+            w.write(r)
+    return path
+
+
+def read_shards(files) -> list[dict]:
+    """Every record of prepared shards as {"image": uint8 array, "label": int, "synset": str, "filename": str}."""
+    out = []
+    for r in tf.data.TFRecordDataset(list(files)):
+        ex = tf.train.Example.FromString(r.numpy()).features.feature
+        out.append({"image": tf.io.decode_jpeg(ex["image/encoded"].bytes_list.value[0], channels=3).numpy(),
+                    "jpeg": ex["image/encoded"].bytes_list.value[0],
+                    "label": ex["image/class/label"].int64_list.value[0],
+                    "synset": ex["image/class/synset"].bytes_list.value[0].decode(),
+                    "filename": ex["image/filename"].bytes_list.value[0].decode()})
+    return out

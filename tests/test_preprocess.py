@@ -1,0 +1,110 @@
+"""Tests of alexnet_tf.preprocess: decoding odd files, the 256 square, mean, centre and ten crops (eager and in
+tf.data.map), against NumPy and PIL."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from alexnet_tf import preprocess
+from test_data_fixtures import bad_files, encode, odd_files, photo
+
+
+def in_tf_data(fn, *args):
+    """fn applied inside tf.data.map (graph mode, tf.data's own executor)."""
+    ds = tf.data.Dataset.from_tensors(tuple(tf.convert_to_tensor(a) for a in args)).map(fn)
+    return next(iter(ds)).numpy()
+
+
+def test_decode_rgb_odd_files_become_rgb_with_the_right_pixels():
+    original = photo(60, 80)
+    rgb = Image.fromarray(original)
+    files = odd_files()
+    for name, data in files.items():
+        out = preprocess.decode_rgb(tf.constant(data)).numpy()
+        assert out.shape == (60, 80, 3) and out.dtype == np.uint8, name
+        assert np.array_equal(out, in_tf_data(preprocess.decode_rgb, data)), name
+    # Lossless ones are exact; greyscale has equal channels equal to PIL's luminance; CMYK is close to the RGB.
+    assert np.array_equal(preprocess.decode_rgb(files["png_named.JPEG"]).numpy(), original)
+    assert np.array_equal(preprocess.decode_rgb(files["rgba_png.JPEG"]).numpy(), original)
+    gif = preprocess.decode_rgb(files["gif.JPEG"]).numpy()
+    assert np.array_equal(gif, np.asarray(rgb.convert("P").convert("RGB")))
+    grey = preprocess.decode_rgb(files["grey.JPEG"]).numpy().astype(int)
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])
+    assert np.abs(grey[..., 0] - np.asarray(rgb.convert("L"), int)).mean() < 3
+    cmyk = preprocess.decode_rgb(files["cmyk.JPEG"]).numpy().astype(int)
+    assert np.abs(cmyk - original.astype(int)).mean() < 12
+
+
+@pytest.mark.parametrize("name", sorted(bad_files()))
+def test_decode_rgb_rejects_bad_files(name):
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        preprocess.decode_rgb(tf.constant(bad_files()[name]))
+
+
+def test_decode_rgb_refuses_too_many_pixels_from_the_header():
+    data = encode(Image.fromarray(photo(60, 80)), "PNG")
+    assert preprocess.declared_size(tf.constant(data))[1:] == (60, 80)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="pixels"):
+        preprocess.decode_rgb(tf.constant(data), max_pixels=60 * 80 - 1)
+
+
+def test_resize_to_square_is_a_central_slice_when_the_short_side_already_fits():
+    image = photo(64, 100)  # shorter side 64: no resampling, the central 64 columns 18..81
+    out = preprocess.resize_to_square(tf.constant(image), 64).numpy()
+    assert np.array_equal(out, image[:, 18:82])
+    tall = photo(101, 64)  # odd excess: the offset rounds down
+    assert np.array_equal(preprocess.resize_to_square(tf.constant(tall), 64).numpy(), tall[18:82])
+    assert np.array_equal(in_tf_data(lambda x: preprocess.resize_to_square(x, 64), image), out)
+
+
+def test_resize_to_square_scales_the_shorter_side():
+    constant = np.full((90, 150, 3), (10, 200, 77), np.uint8)
+    out = preprocess.resize_to_square(tf.constant(constant), 32).numpy()
+    assert out.shape == (32, 32, 3) and np.array_equal(out, np.full((32, 32, 3), (10, 200, 77), np.uint8))
+    # A left/right split image keeps its split at the centre after scaling by 1/2.
+    split = np.zeros((64, 128, 3), np.uint8)
+    split[:, 64:] = 255
+    out = preprocess.resize_to_square(tf.constant(split), 32).numpy()  # -> 32x64, central 32 columns 16..47
+    assert (out[:, :15] == 0).all() and (out[:, 17:] == 255).all()
+
+
+def test_subtract_mean_matches_numpy_for_image_and_channel_means():
+    image = photo(8, 8)
+    mean_image = np.random.default_rng(0).uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    channel = np.array([1.5, 2.5, 3.5], np.float32)
+    np.testing.assert_allclose(preprocess.subtract_mean(image, mean_image).numpy(), image - mean_image, rtol=1e-6)
+    np.testing.assert_allclose(preprocess.subtract_mean(image, channel).numpy(), image - channel, rtol=1e-6)
+    np.testing.assert_allclose(in_tf_data(preprocess.subtract_mean, image, mean_image), image - mean_image,
+                               rtol=1e-6)
+
+
+def test_center_crop_is_exact_for_single_images_and_batches():
+    image = tf.constant(np.arange(9 * 10 * 3).reshape(9, 10, 3))
+    assert np.array_equal(preprocess.center_crop(image, 4).numpy(), image[2:6, 3:7])
+    batch = tf.stack([image, image + 1])
+    assert np.array_equal(preprocess.center_crop(batch, 4).numpy(), batch.numpy()[:, 2:6, 3:7])
+    assert np.array_equal(in_tf_data(lambda x: preprocess.center_crop(x, 4), image), image[2:6, 3:7])
+
+
+def test_ten_crop_gives_the_documented_patches_in_order():
+    h, w, c = 7, 9, 5
+    image = np.arange(h * w * 3).reshape(h, w, 3)
+    expected = {
+        "center": image[1:6, 2:7], "top_left": image[:5, :5], "top_right": image[:5, 4:],
+        "bottom_left": image[2:, :5], "bottom_right": image[2:, 4:],
+    }
+    for name in list(expected):
+        expected[name + "_flipped"] = expected[name][:, ::-1]
+    out = preprocess.ten_crop(tf.constant(image), c).numpy()
+    assert out.shape == (10, c, c, 3)
+    for k, name in enumerate(preprocess.TEN_CROP_ORDER):
+        assert np.array_equal(out[k], expected[name]), name
+    assert np.array_equal(in_tf_data(lambda x: preprocess.ten_crop(x, c), image), out)
+
+
+def test_eval_square_decodes_and_squares_an_odd_file():
+    data = odd_files()["png_named.JPEG"]  # 60x80 -> the central 60x60 when size is 60
+    out = preprocess.eval_square(tf.constant(data), 60).numpy()
+    assert np.array_equal(out, photo(60, 80)[:, 10:70])
+    assert np.array_equal(in_tf_data(lambda b: preprocess.eval_square(b, 60), data), out)
