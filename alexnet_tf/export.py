@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -52,6 +53,8 @@ TOP_K = 5
 MAX_BATCH = 64
 LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, name
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The preprocessing constants in plain JSON, for tools that evaluate an export (the graph holds them as constants).
+PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
 
 
 class ExportError(ValueError):
@@ -321,6 +324,15 @@ def write_warmup_requests(path: str, model_name: str, image_size: int) -> int:
     return len(SIGNATURES)
 
 
+def describe_preprocessing(spec: ServingSpec, num_classes: int) -> dict[str, object]:
+    """What `PREPROCESSING_FILE` holds: the constants the graph was built with, for readers of the export."""
+    return {"image_size": spec.image_size, "crop_size": spec.crop_size,
+            "mean": "image" if np.ndim(spec.mean) == 3 else "channel", "num_classes": num_classes,
+            "top_k": min(TOP_K, num_classes), "labels": spec.labels, "max_pixels": spec.max_pixels,
+            "max_batch": spec.max_batch, "ten_crop_order": list(preprocess.TEN_CROP_ORDER),
+            "signatures": list(SIGNATURES)}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Versioned, atomic writing.
 
@@ -390,9 +402,11 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
         saved = os.path.join(staging, "model")
         archive.write_out(saved, verbose=False)
         steps.update()
-        steps.set_postfix_str("writing warm-up requests")
+        steps.set_postfix_str("writing warm-up requests and preprocessing.json")
         write_warmup_requests(os.path.join(saved, WARMUP_FILE), model_name or os.path.basename(out_dir),
                               spec.image_size)
+        with open(os.path.join(saved, PREPROCESSING_FILE), "w", encoding="utf-8") as f:
+            json.dump(describe_preprocessing(spec, int(model.output.shape[-1])), f, indent=2)
         _fsync_tree(saved)
         steps.update()
         steps.set_postfix_str("publishing")

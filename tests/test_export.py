@@ -233,6 +233,7 @@ def test_channel_mean_run_exports_the_channel_mean(tmp_path, images):
     np.testing.assert_allclose(served["probabilities"].numpy()[0], expected, atol=1e-5)
     assert [s.decode() for s in served["top_k_labels"].numpy()[0]] == [
         VOCABULARY.names[c] for c in served["top_k_classes"].numpy()[0]]
+    assert json.load(open(os.path.join(path, export.PREPROCESSING_FILE)))["mean"] == "channel"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -263,6 +264,16 @@ def test_warmup_records_are_prediction_logs_for_every_signature(session, exporte
         assert response.outputs  # the server would fail to load the model if a warm-up request failed
         signatures.append(request.model_spec.signature_name)
     assert sorted(signatures) == sorted(export.SIGNATURES)
+
+
+def test_preprocessing_json_describes_the_graph_constants(run, exported):
+    described = json.load(open(os.path.join(exported, export.PREPROCESSING_FILE)))
+    config = load_config(os.path.join(run, "config.yaml"))
+    assert described["image_size"] == config.data.image_size == 72
+    assert described["crop_size"] == config.data.crop_size == 64
+    assert described["mean"] == "image" and described["num_classes"] == 4 and described["top_k"] == 4
+    assert described["max_batch"] == MAX_BATCH and described["max_pixels"] == preprocess.MAX_PIXELS
+    assert described["ten_crop_order"] == list(preprocess.TEN_CROP_ORDER)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -456,7 +467,7 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
                     version = os.path.join(out_dir, name)
                     complete = all(os.path.exists(os.path.join(version, f)) for f in (
                         "saved_model.pb", "variables/variables.index", "assets/classes.tsv",
-                        export.WARMUP_FILE))
+                        export.WARMUP_FILE, export.PREPROCESSING_FILE))
                     (seen.add if complete else incomplete.append)(name)
             polls[0] += 1
 
