@@ -56,11 +56,13 @@ def bad_files(seed: int = 0) -> dict[str, bytes]:
 
 def write_folder(root: str, classes: dict[str, int], val_per_class: int = 2, size: tuple[int, int] = (60, 80),
                  extra_train: dict[str, dict[str, bytes]] | None = None) -> str:
-    """An ImageNet-style folder with `classes` (wnid -> training images) of good JPEGs, plus extra files."""
+    """An ImageNet-style folder with `classes` (wnid -> training images) of good JPEGs, plus extra files.
+    With val_per_class=0 the validation folder is left empty (for a flat one)."""
     for split, counts in (("train", classes), ("val", {w: val_per_class for w in classes})):
         for c, (wnid, n) in enumerate(counts.items()):
             folder = os.path.join(root, split, wnid)
-            os.makedirs(folder, exist_ok=True)
+            if n:
+                os.makedirs(folder, exist_ok=True)
             for i in range(n):
                 seed = 1000 * c + i + (500 if split == "val" else 0)
                 with open(os.path.join(folder, f"{wnid}_{i}.JPEG"), "wb") as f:

@@ -1,0 +1,160 @@
+"""Tests of the sources (folder, TFRecord, tfds) and of odd and bad files in the folder and TFRecord paths."""
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf.config import DataConfig
+from alexnet_tf.data import DataError, prepare_data
+from alexnet_tf.data.sources import folder_source, tfds_source
+from alexnet_tf.preprocess import eval_square
+from test_data_fixtures import bad_files, example, odd_files, photo, read_shards, write_folder, write_records, encode
+from PIL import Image
+
+
+def config(tmp_path, source, **kw) -> DataConfig:
+    base = dict(source=source, cache_dir=str(tmp_path / "cache"), image_size=32, crop_size=24, shard_size=4,
+                max_bad_fraction=0.5)
+    base.update(kw)
+    return DataConfig(**base)
+
+
+def test_missing_or_empty_sources_fail_early_with_the_path(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        prepare_data(config(tmp_path, str(tmp_path / "nowhere")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no training folder"):
+        prepare_data(config(tmp_path, str(tmp_path / "empty")))
+    (tmp_path / "empty" / "train" / "n01").mkdir(parents=True)
+    with pytest.raises(DataError, match="holds no files"):
+        prepare_data(config(tmp_path, str(tmp_path / "empty")))
+    with pytest.raises(DataError, match="does not exist"):
+        prepare_data(config(tmp_path, "tfrecord:" + str(tmp_path / "no_shards")))
+    (tmp_path / "no_shards").mkdir()
+    with pytest.raises(DataError, match="no train TFRecord shards"):
+        prepare_data(config(tmp_path, "tfrecord:" + str(tmp_path / "no_shards")))
+
+
+def test_flat_validation_folder_with_label_files(tmp_path):
+    root = write_folder(str(tmp_path / "src"), {"n01": 2, "n02": 2}, val_per_class=0)
+    val = tmp_path / "src" / "val"
+    val.mkdir()
+    for i, wnid in enumerate(["n02", "n01", "n02"]):
+        (val / f"ILSVRC2012_val_{i:08d}.JPEG").write_bytes(encode(Image.fromarray(photo(30, 30, i)), "JPEG"))
+    with pytest.raises(DataError, match="no labels file"):
+        folder_source(root)
+    (val / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\n" + "".join(f"ILSVRC2012_val_{i:08d},{w} 1 2 3 4 {w} 5 6 7 8\n"
+                                                for i, w in enumerate(["n02", "n01", "n02"])))
+    split = folder_source(root).splits["val"]
+    labels = np.concatenate([y.numpy()[None] for _, _, y in split.records(lambda i: False)])
+    names = [os.path.basename(split.name_of(i)) for i in range(split.count)]
+    assert dict(zip(names, labels.tolist())) == {"ILSVRC2012_val_00000000.JPEG": 1, "ILSVRC2012_val_00000001.JPEG": 0,
+                                                 "ILSVRC2012_val_00000002.JPEG": 1}
+    os.remove(val / "LOC_val_solution.csv")
+    labels_file = tmp_path / "caffe_val.txt"  # 'filename index' (0-based, sorted class folders), given explicitly
+    labels_file.write_text("ILSVRC2012_val_00000000.JPEG 1\nILSVRC2012_val_00000001.JPEG n01\n")
+    with pytest.raises(DataError, match="no label"):
+        folder_source(root, val_labels=str(labels_file))
+    labels_file.write_text(labels_file.read_text() + "ILSVRC2012_val_00000002.JPEG 1\n")
+    assert folder_source(root, val_labels=str(labels_file)).splits["val"].count == 3
+
+
+def test_odd_and_bad_files_in_the_folder_path(tmp_path, caplog):
+    odd, bad = odd_files(), bad_files()
+    root = write_folder(str(tmp_path / "src"), {"n01": 3, "n02": 3}, extra_train={"n01": odd, "n02": bad})
+    with caplog.at_level(logging.WARNING, logger="alexnet_tf.data"):
+        prepared = prepare_data(config(tmp_path, root), progress=False)
+    assert prepared.num_train == 6 + len(odd) and prepared.num_bad == len(bad)
+    with open(prepared.manifest_path) as f:
+        manifest = json.load(f)
+    listed = sorted(os.path.basename(item["file"]) for item in manifest["undecodable_files"])
+    assert listed == sorted(bad)
+    assert all(item["reason"] for item in manifest["undecodable_files"])
+    assert manifest["splits"]["train"]["counts_per_class"] == {"n01": 3 + len(odd), "n02": 3}
+    for name in bad:  # each warning names its file
+        assert any(name in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING), name
+    # Odd files are in the shards as RGB squares equal to decoding the original (within JPEG re-encoding).
+    records = {os.path.basename(r["filename"]): r for r in read_shards(prepared.train_files)}
+    for name, data in odd.items():
+        expected = eval_square(tf.constant(data), 32).numpy().astype(int)
+        assert records[name]["image"].shape == (32, 32, 3) and records[name]["label"] == 0
+        assert np.abs(records[name]["image"].astype(int) - expected).mean() < 4, name
+
+
+def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):
+    root = write_folder(str(tmp_path / "src"), {"n01": 3}, extra_train={"n01": {"broken.JPEG": b"garbage"}})
+    with pytest.raises(DataError, match=r"broken\.JPEG.*max_bad_fraction"):
+        prepare_data(config(tmp_path, root, max_bad_fraction=0.001), progress=False)
+
+
+def test_foreign_tfrecords_with_odd_and_bad_records(tmp_path, caplog):
+    """Inception-style shards: labels from 1, synsets present; odd records decode, bad ones are named."""
+    good = [encode(Image.fromarray(photo(40, 50, i)), "JPEG") for i in range(4)]
+    odd, bad = odd_files(), bad_files()
+    train = [example(g, 2 - i % 2, ["n01", "n02"][1 - i % 2], f"good{i}") for i, g in enumerate(good)]
+    train += [example(data, 2, "n02", name) for name, data in odd.items()]
+    train += [example(data, 1, "n01", name) for name, data in bad.items()]
+    train.append(example(None, 1, "n01", "no_image"))  # a record without image/encoded
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_records(str(folder / "train-00000-of-00002"), train[:7])
+    write_records(str(folder / "train-00001-of-00002"), train[7:])
+    write_records(str(folder / "validation-00000-of-00001"), [example(good[0], 1, "n01"), example(good[1], 2, "n02")])
+    with caplog.at_level(logging.WARNING, logger="alexnet_tf.data"):
+        prepared = prepare_data(config(tmp_path, f"tfrecord:{folder}"), progress=False)
+    assert prepared.vocabulary.wnids == ("n01", "n02")
+    assert prepared.num_train == 4 + len(odd) and prepared.num_val == 2 and prepared.num_bad == len(bad) + 1
+    records = read_shards(prepared.train_files)
+    assert all(r["label"] == ["n01", "n02"].index(r["synset"]) for r in records)  # re-numbered from synsets
+    with open(prepared.manifest_path) as f:
+        names = [item["file"] for item in json.load(f)["undecodable_files"]]
+    # Named by shard and record number: records 2..6 of the second shard are the bad ones.
+    expected = [f"{folder / 'train-00001-of-00002'} record {k}" for k in range(2, 7)]
+    assert names == expected
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert all(n in warned for n in names)
+    # Our own prepared folder, given as tfrecord:PATH, is used as it is (no second preparation).
+    again = prepare_data(config(tmp_path, f"tfrecord:{prepared.directory}"), progress=False)
+    assert again.directory == prepared.directory and again.train_files == prepared.train_files
+
+
+def test_tfds_adapter_on_a_locally_built_dataset(tmp_path):
+    import tensorflow_datasets as tfds
+    from etils import epath
+
+    class AlexnetTfTinyShapes(tfds.core.GeneratorBasedBuilder):
+        """Three classes of small images, built on disk in tfds' own format."""
+
+        VERSION = tfds.core.Version("1.0.0")
+        pkg_dir_path = epath.Path(tmp_path)  # tfds would look for metadata beside the defining package
+
+        def _info(self):
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict({
+                    "image": tfds.features.Image(shape=(None, None, 3)),
+                    "label": tfds.features.ClassLabel(names=["circle", "square", "star"])}),
+                supervised_keys=("image", "label"))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(9, 0), "validation": self._generate_examples(3, 100)}
+
+        def _generate_examples(self, n, offset):
+            for i in range(n):
+                yield i, {"image": photo(20 + i, 30, offset + i), "label": i % 3}
+
+    data_dir = str(tmp_path / "tfds")
+    source = tfds_source("alexnet_tf_tiny_shapes", data_dir=data_dir)  # builds it (download_and_prepare)
+    assert source.vocabulary.wnids == ("circle", "square", "star")
+    assert source.splits["train"].count == 9 and source.splits["val"].count == 3
+    prepared = prepare_data(config(tmp_path, "tfds:alexnet_tf_tiny_shapes", tfds_data_dir=data_dir, image_size=20,
+                                   crop_size=16), progress=False)
+    records = read_shards(prepared.train_files)
+    assert sorted(r["label"] for r in records) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert prepared.num_val == 3 and records[0]["image"].shape == (20, 20, 3)
+    with pytest.raises(DataError, match="no dataset"):
+        tfds_source("alexnet_tf_no_such_dataset", data_dir=data_dir)
