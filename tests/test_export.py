@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -518,6 +519,11 @@ def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, caps
         export.load_run(str(bad))
     VOCABULARY.save(str(bad / "classes.tsv"))
     with pytest.raises(export.ExportError, match="no checkpoint found"):
+        export.load_run(str(bad))
+    shutil.copytree(os.path.join(run, "checkpoints"), bad / "checkpoints")
+    save_config(replace(load_config(os.path.join(run, "config.yaml")), model={"fc_width": 32}),
+                str(bad / "config.yaml"))
+    with pytest.raises(export.ExportError, match="does not fit the network"):
         export.load_run(str(bad))
     assert not os.path.exists(tmp_path / "o")
 
