@@ -111,7 +111,7 @@ def serialize_example(jpeg: bytes, label: int, synset: str, size: int, filename:
         "image/height": _int_feature(size),
         "image/width": _int_feature(size),
         "image/filename": _bytes_feature(filename.encode("utf-8", "surrogateescape")),
-    })).SerializeToString()
+    })).SerializeToString(deterministic=True)  # map order fixed: reruns give identical bytes
 
 
 def _square_and_sums(image_size: int, with_pixels: bool):

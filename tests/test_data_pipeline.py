@@ -1,0 +1,116 @@
+"""Tests of the training and evaluation pipelines over prepared shards, and of prepare -> model end to end."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf.config import DataConfig
+from alexnet_tf.data import eval_dataset, network_input, prepare_data, train_dataset
+from alexnet_tf.model import build_alexnet
+from test_data_fixtures import read_shards, write_folder
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    root = write_folder(str(tmp / "src"), {"n01": 7, "n02": 6, "n03": 5}, val_per_class=2, size=(40, 52))
+    cfg = DataConfig(source=root, cache_dir=str(tmp / "cache"), image_size=32, crop_size=24, shard_size=5,
+                     shuffle_buffer=8)
+    return cfg, prepare_data(cfg, progress=False)
+
+
+def batches(ds):
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds]
+
+
+def test_same_seed_same_batches_other_epochs_other_crops(prepared):
+    cfg, data = prepared
+    first = batches(train_dataset(data, cfg, 4, seed=7, epoch=0))
+    again = batches(train_dataset(data, cfg, 4, seed=7, epoch=0))
+    assert len(first) == data.num_train // 4
+    for (a, ya), (b, yb) in zip(first, again):
+        assert np.array_equal(ya, yb)
+        for key in a:
+            assert np.array_equal(a[key], b[key]), key
+    later = batches(train_dataset(data, cfg, 4, seed=7, epoch=1))
+    offsets = lambda bs: np.concatenate([b["offset"] for b, _ in bs])  # noqa: E731
+    assert not np.array_equal(offsets(first), offsets(later))
+    other_seed = batches(train_dataset(data, cfg, 4, seed=8, epoch=0))
+    assert not np.array_equal(offsets(first), offsets(other_seed))
+    # Resuming mid-epoch: skipping the batches already used gives the same remaining batches.
+    resumed = batches(train_dataset(data, cfg, 4, seed=7, epoch=0).skip(2))
+    assert all(np.array_equal(a["image"], b["image"]) for (a, _), (b, _) in zip(first[2:], resumed))
+
+
+def test_training_batches_are_exact_crops_and_reflections_of_the_shards(prepared):
+    cfg, data = prepared
+    squares = {}
+    for r in read_shards(data.train_files):
+        squares.setdefault(r["label"], []).append(r["image"])
+    seen_flip = {True: 0, False: 0}
+    for batch, labels in batches(train_dataset(data, cfg, 6, seed=3, epoch=0)):
+        assert batch["image"].dtype == np.uint8 and batch["image"].shape == (6, 24, 24, 3)
+        for image, (t, l), flip, label in zip(batch["image"], batch["offset"], batch["flip"], labels):
+            assert 0 <= t <= 8 and 0 <= l <= 8
+            candidates = [sq[t:t + 24, l:l + 24] for sq in squares[label]]
+            candidates = [c[:, ::-1] if flip else c for c in candidates]
+            assert any(np.array_equal(image, c) for c in candidates)  # exact pixels of a square of its class
+            seen_flip[bool(flip)] += 1
+    assert seen_flip[True] and seen_flip[False]
+    # Every training image appears once per epoch (encoded records shuffled, none lost or repeated).
+    all_labels = np.concatenate([y for _, y in batches(train_dataset(data, cfg, 1, seed=3, epoch=0))])
+    assert sorted(all_labels.tolist()) == sorted(r["label"] for r in read_shards(data.train_files))
+
+
+def test_flip_and_lighting_options(prepared):
+    cfg, data = prepared
+    plain = dataclasses.replace(cfg, flip=False, pca_std=0.0)
+    batch, _ = next(iter(train_dataset(data, plain, 6, seed=0, epoch=0)))
+    assert not batch["flip"].numpy().any() and not batch["alpha"].numpy().any()
+    x = network_input(batch, data.stats, "channel").numpy()
+    np.testing.assert_allclose(x, batch["image"].numpy() - data.stats.channel_mean, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("mean_kind", ["image", "channel"])
+def test_eval_batches_are_mean_subtracted_centre_and_ten_crops(prepared, mean_kind):
+    cfg, data = prepared
+    cfg = dataclasses.replace(cfg, mean=mean_kind)
+    records = read_shards(data.val_files)
+    mean = data.stats.mean_image if mean_kind == "image" else data.stats.channel_mean
+    centre = np.concatenate([x for x, _ in batches(eval_dataset(data, cfg, 3))])
+    ten, labels = zip(*batches(eval_dataset(data, cfg, 3, ten_crop=True)))
+    ten = np.concatenate(ten)
+    assert centre.shape == (data.num_val, 24, 24, 3) and ten.shape == (data.num_val, 10, 24, 24, 3)
+    assert np.concatenate(labels).tolist() == [r["label"] for r in records]
+    for k, r in enumerate(records):
+        centred = r["image"].astype(np.float32) - mean
+        np.testing.assert_allclose(centre[k], centred[4:28, 4:28], atol=1e-4)
+        np.testing.assert_allclose(ten[k, 1], centred[:24, :24], atol=1e-4)  # top-left
+        np.testing.assert_allclose(ten[k, 9], centred[8:, 8:][:, ::-1], atol=1e-4)  # bottom-right reflected
+    train_eval = next(iter(eval_dataset(data, cfg, 2, split="train")))[0]
+    assert train_eval.shape == (2, 24, 24, 3)
+
+
+def test_demo_prepare_pipeline_model_end_to_end(tmp_path):
+    cfg = DataConfig(source="demo", cache_dir=str(tmp_path), image_size=72, crop_size=64, shard_size=16,
+                     shuffle_buffer=32, demo_classes=4, demo_train_per_class=8, demo_val_per_class=2)
+    data = prepare_data(cfg, progress=False)
+    assert data.num_train == 32 and data.num_val == 8 and len(data.vocabulary) == 4
+    model = build_alexnet(num_classes=4, width=0.125, fc_width=16, input_size=64)
+    optimizer = tf.keras.optimizers.SGD(0.01)
+
+    @tf.function
+    def step(batch, labels):
+        with tf.GradientTape() as tape:
+            logits = model(network_input(batch, data.stats, cfg.mean, cfg.pca_scale), training=True)
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    losses = [float(step(b, y)) for b, y in train_dataset(data, cfg, 8, seed=0, epoch=0)]
+    assert len(losses) == 4 and np.isfinite(losses).all()
+    images, labels = next(iter(eval_dataset(data, cfg, 8, ten_crop=True)))
+    logits = model(tf.reshape(images, [-1, 64, 64, 3]))
+    assert logits.shape == (80, 4) and np.isfinite(logits.numpy()).all()
