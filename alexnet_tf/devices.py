@@ -87,3 +87,45 @@ def configure_logical_cpus(count: int) -> None:
     """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def set_precision(policy: str) -> None:
+    """Sets the Keras dtype policy for models built afterwards: "float32", "mixed_bfloat16" or "mixed_float16".
+
+    Mixed policies compute in 16 bits and keep variables in float32; "mixed_float16" also needs loss scaling
+    (`optim.paper_sgd` wraps the optimiser for it).
+    """
+    import keras
+
+    if policy not in ("float32", "mixed_bfloat16", "mixed_float16"):
+        raise ValueError(f"runtime.precision: got {policy!r}; allowed: 'float32', 'mixed_bfloat16', 'mixed_float16'")
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras; `deterministic` also makes TF's ops bitwise reproducible.
+
+    Op determinism makes some ops slower and others (those without a deterministic kernel) raise an error, so it
+    is off unless asked for (`runtime.deterministic`).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(distribute: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy named by `runtime.distribute`.
+
+    "none" is TensorFlow's default strategy (one replica; the towers are pinned by `tower_placement`); "mirrored"
+    replicates the whole, unpinned model on every local GPU (or the CPU); "multi_worker" does the same across the
+    machines named in the `TF_CONFIG` environment variable.
+    """
+    if distribute == "none":
+        return tf.distribute.get_strategy()
+    if distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if distribute == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"runtime.distribute: got {distribute!r}; allowed: 'none', 'mirrored', 'multi_worker'")

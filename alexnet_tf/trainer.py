@@ -1,0 +1,408 @@
+"""The training loop: tf.function train and eval steps, schedule, checkpoints, TensorBoard and the progress bar.
+
+One call, `train(config, run_dir)`, does a whole run:
+
+    prepare the data (alexnet_tf.data) -> build the model on the towers' devices -> restore the latest checkpoint of
+    run_dir if there is one -> for each epoch: train steps over the augmented batches, checkpoint every N steps,
+    evaluate the centre crop, let the schedule see the validation error, checkpoint -> ten-crop evaluation at the end.
+
+The run directory (shared with export and evaluation):
+
+    run_dir/config.yaml     the resolved config          run_dir/stats.npz, classes.tsv   copies of the data's
+    run_dir/checkpoints/    tf.train.CheckpointManager   run_dir/tensorboard/             event files
+    run_dir/summary.json    the last evaluation's figures (written atomically at each epoch end)
+
+A checkpoint holds `model`, `optimizer` (its velocities and learning rate), `step` (training steps done), `epoch`
+(epochs completed) and `schedule` (the plateau rule's best error, wait and drops). Data order does not need saving:
+`train_dataset(seed, epoch)` gives the same batches for the same (seed, epoch), and a resumed run skips the batches
+of the epoch that were already used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from alexnet_tf import data as data_lib
+from alexnet_tf.config import Config, ConfigError, config_to_dict, load_config, save_config
+from alexnet_tf.devices import (UNPINNED, make_strategy, seed_everything, set_precision, tower_placement)
+from alexnet_tf.figures import conv1_grids
+from alexnet_tf.metrics import RunningSums, batch_sums
+from alexnet_tf.model import build_alexnet
+from alexnet_tf.optim import base_optimizer, paper_sgd
+from alexnet_tf.schedule import Schedule, make_schedule
+
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+SUMMARY_FILE = "summary.json"
+
+# TensorBoard tags, one place so that tests and the README name the same things.
+SCALARS = ("train/loss", "train/top1_error", "train/top5_error", "train/learning_rate", "train/images_per_second",
+           "train/step_time_ms", "val/loss", "val/top1_error", "val/top5_error")
+TEN_CROP_SCALARS = ("val_ten_crop/loss", "val_ten_crop/top1_error", "val_ten_crop/top5_error")
+IMAGES = ("train/augmented_images", "conv1/tower_a", "conv1/tower_b")
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used for this config (e.g. it holds another architecture's checkpoint)."""
+
+
+@dataclass
+class TrainResult:
+    """What a run ended with."""
+
+    run_dir: str
+    step: int
+    epoch: int
+    checkpoint: str | None
+    val: dict[str, float]
+    val_ten_crop: dict[str, float] | None
+    history: list[dict[str, Any]]
+
+
+def has_checkpoint(run_dir: str) -> bool:
+    """True when `run_dir` holds a checkpoint to resume from."""
+    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR)) is not None
+
+
+def _check_run_dir(run_dir: str, config: Config) -> None:
+    """Refuses a run directory whose checkpoint was made for a different network or input."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not (has_checkpoint(run_dir) and os.path.exists(path)):
+        return
+    try:
+        old = load_config(path)
+    except ConfigError as e:
+        raise RunDirError(f"run directory {run_dir!r}: its config.yaml cannot be read ({e}); use another --run-dir")
+    if old.model != config.model or old.data.crop_size != config.data.crop_size:
+        theirs, ours = config_to_dict(old), config_to_dict(config)
+        diff = [f"model.{k}: {theirs['model'][k]!r} there, {ours['model'][k]!r} now"
+                for k in ours["model"] if theirs["model"][k] != ours["model"][k]]
+        if old.data.crop_size != config.data.crop_size:
+            diff.append(f"data.crop_size: {old.data.crop_size} there, {config.data.crop_size} now")
+        raise RunDirError(f"run directory {run_dir!r} holds a checkpoint of a different network ({'; '.join(diff)}); "
+                          f"choose another --run-dir, or use the same model settings to resume it")
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _copy_atomic(src: str, dst: str) -> None:
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _fmt(metrics: dict[str, float], prefix: str) -> str:
+    return (f"{prefix} loss {metrics.get('loss', float('nan')):.3f} top-1 {100 * metrics['top1_error']:.1f}% "
+            f"top-5 {100 * metrics['top5_error']:.1f}%")
+
+
+class Trainer:
+    """A training run in a run directory; `fit()` runs it to the end (or to `train.max_steps`).
+
+    Args:
+        config: The resolved config.
+        run_dir: The run directory (created if needed).
+        resume: True: continue from the latest checkpoint (an error if there is none); False: refuse to run in a
+            directory that holds one; None (default): resume when there is one.
+        progress: Show tqdm progress bars on the terminal.
+        verbose: Print the one-line summary per epoch (and the resume and ten-crop lines).
+    """
+
+    def __init__(self, config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
+                 verbose: bool = True) -> None:
+        self.config, self.run_dir, self.progress, self.verbose = config, os.path.abspath(run_dir), progress, verbose
+        found = has_checkpoint(self.run_dir)
+        if resume is True and not found:
+            raise RunDirError(f"--resume: run directory {self.run_dir!r} holds no checkpoint to resume from")
+        if resume is False and found:
+            raise RunDirError(f"run directory {self.run_dir!r} already holds a checkpoint; resume it (--resume) or "
+                              f"choose another --run-dir")
+        _check_run_dir(self.run_dir, config)
+        self.resuming = found
+        train, runtime = config.train, config.runtime
+
+        seed_everything(runtime.seed, runtime.deterministic)
+        set_precision(runtime.precision)
+        self.strategy = make_strategy(runtime.distribute)
+        self.prepared = data_lib.prepare_data(config.data, progress=progress)
+        if len(self.prepared.vocabulary) != config.model.num_classes:
+            raise ConfigError(f"config key 'model.num_classes': got {config.model.num_classes}, but the data "
+                              f"({config.data.source!r}) has {len(self.prepared.vocabulary)} classes; set "
+                              f"--set model.num_classes={len(self.prepared.vocabulary)}")
+        self.global_batch = train.batch_size
+        self.steps_per_epoch = self.prepared.num_train // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"config key 'train.batch_size': got {train.batch_size}, more than the "
+                              f"{self.prepared.num_train} training images; lower it")
+
+        os.makedirs(self.run_dir, exist_ok=True)
+        save_config(config, os.path.join(self.run_dir, "config.yaml"))
+        _copy_atomic(self.prepared.stats_path, os.path.join(self.run_dir, "stats.npz"))
+        _copy_atomic(self.prepared.vocab_path, os.path.join(self.run_dir, "classes.tsv"))
+
+        placement = UNPINNED if (runtime.distribute != "none" or not runtime.pin_towers) else \
+            tower_placement(runtime.tower_devices, runtime.pin_towers)
+        self.placement = placement
+        with self.strategy.scope():
+            self.model = build_alexnet(**dataclasses.asdict(config.model), input_size=config.data.crop_size,
+                                       placement=placement)
+            self.optimizer = paper_sgd(train.learning_rate, train.momentum, train.weight_decay, train.decay_biases,
+                                       runtime.precision)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.schedule: Schedule = make_schedule(train.schedule, train.learning_rate, train.lr_divisor,
+                                                train.plateau_patience, train.max_lr_drops, train.step_epochs)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
+                                              epoch=self.epoch, schedule=self.schedule)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run_dir, CHECKPOINT_DIR),
+                                                  max_to_keep=train.keep_checkpoints)
+        if found:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, TENSORBOARD_DIR))
+        self._train_step = self._make_train_step()
+        self._eval_steps: dict[bool, Callable] = {}
+        self.history: list[dict[str, Any]] = []
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+
+    def _make_train_step(self) -> Callable:
+        model, optimizer, stats = self.model, self.optimizer, self.prepared.stats
+        data_cfg, global_batch = self.config.data, self.global_batch
+
+        def replica_step(batch: dict[str, tf.Tensor], labels: tf.Tensor) -> dict[str, tf.Tensor]:
+            images = data_lib.network_input(batch, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
+            with tf.GradientTape() as tape:
+                logits = tf.cast(model(images, training=True), tf.float32)
+                losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+                loss = tf.reduce_sum(losses) / global_batch  # the global batch: replicas' gradients are summed
+                scaled = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return batch_sums(logits, labels, losses)
+
+        strategy = self.strategy
+
+        @tf.function(jit_compile=self.config.runtime.jit_compile)
+        def step_fn(batch: dict[str, tf.Tensor], labels: tf.Tensor) -> dict[str, tf.Tensor]:
+            sums = strategy.run(replica_step, args=(batch, labels))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+        return step_fn
+
+    def _eval_step(self, ten_crop: bool) -> Callable:
+        if ten_crop in self._eval_steps:
+            return self._eval_steps[ten_crop]
+        model, strategy = self.model, self.strategy
+
+        def replica_step(images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+            if ten_crop:  # [B, 10, S, S, 3]: the paper averages the ten softmax outputs
+                shape = tf.shape(images)
+                flat = tf.reshape(images, tf.concat([[-1], shape[2:]], axis=0))
+                probs = tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32))
+                probs = tf.reduce_mean(tf.reshape(probs, [shape[0], shape[1], -1]), axis=1)
+                true_p = tf.gather(probs, tf.cast(labels, tf.int32), axis=1, batch_dims=1)
+                losses = -tf.math.log(tf.maximum(true_p, 1e-12))
+                return batch_sums(probs, labels, losses)
+            logits = tf.cast(model(images, training=False), tf.float32)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+            return batch_sums(logits, labels, losses)
+
+        @tf.function
+        def step_fn(images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+            sums = strategy.run(replica_step, args=(images, labels))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+        self._eval_steps[ten_crop] = step_fn
+        return step_fn
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+
+    def evaluate(self, ten_crop: bool = False, split: str = "val") -> dict[str, float]:
+        """Loss and top-1/top-5 error over a whole split: the centre crop, or the average of ten crops."""
+        batch = max(1, self.global_batch // 10) if ten_crop else self.global_batch
+        dataset = data_lib.eval_dataset(self.prepared, self.config.data, batch, split=split, ten_crop=ten_crop)
+        dataset = self.strategy.experimental_distribute_dataset(dataset)
+        step = self._eval_step(ten_crop)
+        running = RunningSums()
+        total = self.prepared.num_val if split == "val" else self.prepared.num_train
+        bar = tqdm(total=math.ceil(total / batch), desc=f"eval {'ten-crop' if ten_crop else 'centre'}",
+                   leave=False, disable=not self.progress, unit="batch")
+        pending = []
+        for images, labels in dataset:
+            pending.append(step(images, labels))
+            bar.update(1)
+        bar.close()
+        for sums in pending:
+            running.add(sums)
+        return running.result()
+
+    # -- logging -------------------------------------------------------------------------------------------------
+
+    def _log_augmented_images(self, batch: dict[str, tf.Tensor], step: int) -> None:
+        """The first few training images as the network sees them, before mean subtraction (crop, flip, lighting)."""
+        n = min(self.config.train.tensorboard_images, int(batch["image"].shape[0]))
+        if n == 0:
+            return
+        few = {k: v[:n] for k, v in batch.items()}
+        stats, data_cfg = self.prepared.stats, self.config.data
+        unlit = {**few, "alpha": tf.zeros_like(few["alpha"])}
+        lighting = (data_lib.network_input(few, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
+                    - data_lib.network_input(unlit, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale))
+        shown = tf.clip_by_value(tf.cast(few["image"], tf.float32) + lighting, 0, 255) / 255
+        with self.writer.as_default(step=step):
+            tf.summary.image("train/augmented_images", shown, max_outputs=n)
+
+    def _log_epoch_images(self, step: int) -> None:
+        grids = conv1_grids(self.model)
+        with self.writer.as_default(step=step):
+            for t in ("a", "b"):
+                tf.summary.image(f"conv1/tower_{t}", grids[t][None].astype(np.float32) / 255)
+            if self.config.train.histograms:
+                for v in self.model.trainable_variables:
+                    tf.summary.histogram(f"weights/{v.path}", v)
+
+    def _log_scalars(self, values: dict[str, float], step: int) -> None:
+        with self.writer.as_default(step=step):
+            for tag, value in values.items():
+                tf.summary.scalar(tag, value)
+        self.writer.flush()
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+
+    def _save(self) -> str:
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def _set_learning_rate(self, rate: float) -> None:
+        base_optimizer(self.optimizer).learning_rate.assign(rate)
+
+    def fit(self) -> TrainResult:
+        """Trains until `train.epochs` epochs (or `train.max_steps` steps) are done; returns the final figures."""
+        train, data_cfg = self.config.train, self.config.data
+        max_steps = train.max_steps or math.inf
+        val: dict[str, float] = {}
+        step = int(self.step.numpy())
+        if self.resuming and self.verbose:
+            tqdm.write(f"resuming {self.run_dir} at step {step} (epoch {int(self.epoch.numpy()) + 1})")
+        last_saved = step if self.resuming else -1
+        val_step = -1
+        while int(self.epoch.numpy()) < train.epochs and step < max_steps:
+            epoch = int(self.epoch.numpy()) + 1
+            rate = self.schedule.on_epoch_start(epoch)
+            self._set_learning_rate(rate)
+            done = step - (epoch - 1) * self.steps_per_epoch  # steps of this epoch already taken before a resume
+            dataset = data_lib.train_dataset(self.prepared, data_cfg, self.global_batch, self.config.runtime.seed,
+                                             epoch)
+            if done > 0:
+                dataset = dataset.skip(done)
+            dataset = self.strategy.experimental_distribute_dataset(dataset)
+            bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}/{train.epochs}",
+                       unit="step", disable=not self.progress, dynamic_ncols=True)
+            epoch_sums, interval, pending = RunningSums(), RunningSums(), []
+            epoch_start = interval_start = time.perf_counter()
+            interval_steps = 0
+            first = done == 0 and self.config.runtime.distribute == "none"
+            for batch, labels in dataset:
+                if step >= max_steps:
+                    break
+                if first:
+                    self._log_augmented_images(batch, step)
+                    first = False
+                pending.append(self._train_step(batch, labels))
+                step += 1
+                interval_steps += 1
+                self.step.assign(step)
+                bar.update(1)
+                if step % train.log_every_steps == 0 or step == max_steps:
+                    for sums in pending:
+                        interval.add(sums)
+                    epoch_sums.add(interval.totals)
+                    pending.clear()
+                    now = time.perf_counter()
+                    seconds = now - interval_start
+                    metrics = interval.result()
+                    rate_img = interval.count / seconds if seconds > 0 else float("nan")
+                    self._log_scalars({"train/loss": metrics["loss"], "train/top1_error": metrics["top1_error"],
+                                       "train/top5_error": metrics["top5_error"], "train/learning_rate": rate,
+                                       "train/images_per_second": rate_img,
+                                       "train/step_time_ms": 1000 * seconds / interval_steps}, step)
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=f"{rate_img:.0f}", lr=f"{rate:.2g}")
+                    interval.reset()
+                    interval_start, interval_steps = now, 0
+                if step % train.checkpoint_every_steps == 0:
+                    last_saved = step
+                    self._save()
+            bar.close()
+            for sums in pending:
+                epoch_sums.add(sums)
+            if step >= max_steps and step - (epoch - 1) * self.steps_per_epoch < self.steps_per_epoch:
+                break  # stopped inside the epoch: the end-of-run code saves and evaluates
+            self._end_epoch(epoch, step, epoch_sums, time.perf_counter() - epoch_start)
+            last_saved = step
+            if "val" in self.history[-1]:
+                val, val_step = self.history[-1]["val"], step
+        if last_saved != step:
+            self._save()
+        if val_step != step:  # stopped inside an epoch, or resumed a finished run: evaluate the current weights
+            val = self.evaluate(ten_crop=False)
+            self._log_scalars({f"val/{k}": v for k, v in val.items()}, step)
+        ten = None
+        if train.ten_crop_at_end:
+            ten = self.evaluate(ten_crop=True)
+            self._log_scalars({f"val_ten_crop/{k}": v for k, v in ten.items()}, step)
+            if self.verbose:
+                tqdm.write(_fmt(ten, "final val (ten crops):"))
+        result = TrainResult(self.run_dir, step, int(self.epoch.numpy()), self.manager.latest_checkpoint, val, ten,
+                             self.history)
+        _write_json(os.path.join(self.run_dir, SUMMARY_FILE),
+                    {"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint, "val": val,
+                     "val_ten_crop": ten, "learning_rate": self.schedule.learning_rate})
+        self.writer.flush()
+        return result
+
+    def _end_epoch(self, epoch: int, step: int, epoch_sums: RunningSums, seconds: float) -> None:
+        train = self.config.train
+        record: dict[str, Any] = {"epoch": epoch, "step": step, "train": epoch_sums.result(),
+                                  "learning_rate": self.schedule.learning_rate,
+                                  "images_per_second": epoch_sums.count / seconds if seconds > 0 else float("nan")}
+        if epoch % train.eval_every_epochs == 0 or epoch == train.epochs:
+            val = self.evaluate(ten_crop=False)
+            record["val"] = val
+            self._log_scalars({f"val/{k}": v for k, v in val.items()}, step)
+            if self.schedule.update(val["top1_error"]):
+                record["lr_divided_to"] = self.schedule.learning_rate
+        self._log_epoch_images(step)
+        self.epoch.assign(epoch)
+        self._save()
+        self.history.append(record)
+        if self.verbose:
+            line = f"epoch {epoch}/{train.epochs} " + _fmt(record["train"], "train")
+            if "val" in record:
+                line += " | " + _fmt(record["val"], "val")
+            line += f" | lr {record['learning_rate']:.3g} | {record['images_per_second']:.0f} img/s, {seconds:.0f} s"
+            if "lr_divided_to" in record:
+                line += f" | val error stalled: lr -> {record['lr_divided_to']:.3g}"
+            tqdm.write(line)
+
+
+def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
+          verbose: bool = True) -> TrainResult:
+    """Runs (or resumes) a training run in `run_dir`; see `Trainer`."""
+    return Trainer(config, run_dir, resume=resume, progress=progress, verbose=verbose).fit()
