@@ -14,6 +14,7 @@ import inspect
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -40,12 +41,24 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.k, self.n, self.alpha, self.beta = float(k), int(n), float(alpha), float(beta)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        # TensorFlow's kernel sums a[j]^2 over depth_radius channels on each side and multiplies by alpha without
-        # dividing by the window size: the paper's formula. It has float32 kernels everywhere, so other precisions
-        # are normalised in float32.
+        # The window sums are one matmul with a banded 0/1 matrix (band[j, i] = 1 when |i - j| <= n/2, which cuts the
+        # window at the first and last channels as the formula's bounds do), and the power -0.75 is two rsqrts.
+        # This computes the same as `tf.nn.local_response_normalization(depth_radius=n//2, bias=k, alpha, beta)`
+        # (which also uses the paper's undivided alpha), but its gradient is about twice as fast on CPU, where TF's
+        # LRNGrad kernel took about a fifth of a training step. It runs in float32 whatever the layer's precision.
         x = tf.cast(inputs, tf.float32) if inputs.dtype != tf.float32 else inputs
-        y = tf.nn.local_response_normalization(x, depth_radius=self.n // 2, bias=self.k, alpha=self.alpha,
-                                               beta=self.beta)
+        channels = int(x.shape[-1])
+        index = np.arange(channels)
+        band = tf.constant((np.abs(index[:, None] - index[None, :]) <= self.n // 2).astype(np.float32))
+        sums = tf.reshape(tf.matmul(tf.reshape(tf.square(x), [-1, channels]), band), tf.shape(x))
+        d = self.k + self.alpha * sums
+        if self.beta == 0.75:
+            scale = tf.math.rsqrt(d) * tf.math.rsqrt(tf.sqrt(d))
+        elif self.beta == 0.5:
+            scale = tf.math.rsqrt(d)
+        else:
+            scale = tf.pow(d, -self.beta)
+        y = x * scale
         return tf.cast(y, inputs.dtype) if inputs.dtype != tf.float32 else y
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> Sequence[int | None]:
