@@ -89,6 +89,9 @@ def test_killed_preparation_resumes_without_half_written_shards(tmp_path):
     for shard in finished:
         with open(os.path.join(out, shard[: -len(".tfrecord")] + ".json")) as f:
             assert len(read_shards([os.path.join(out, shard)])) == json.load(f)["count"] == 4
+    with pytest.raises(DataError, match="did not finish"):  # the unfinished folder is not taken for foreign shards
+        prepare_data(DataConfig(source=f"tfrecord:{out}", cache_dir=str(tmp_path / "c"), image_size=32,
+                                crop_size=24), progress=False)
     cfg = DataConfig(source=root, prepared_dir=out, image_size=32, crop_size=24, shard_size=4)
     resumed = prepare_data(cfg, progress=False)
     fresh = prepare_data(DataConfig(source=root, prepared_dir=str(tmp_path / "fresh"), image_size=32, crop_size=24,

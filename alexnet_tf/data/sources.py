@@ -28,6 +28,7 @@ SYNSET_NAME_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "words.txt")
 # Flat validation label files looked for in the root and in the validation folder when data.val_labels is empty.
 VAL_LABEL_FILES = ("LOC_val_solution.csv", "ILSVRC2012_validation_ground_truth.txt", "val_labels.txt", "val.txt")
 _TFRECORD_SPLIT_PREFIXES = {"train": ("train",), "val": ("validation", "val")}
+_NOT_SHARDS = (".json", ".npz", ".tsv", ".txt", ".csv", ".md")
 
 
 class DataError(ValueError):
@@ -290,8 +291,13 @@ def tfrecord_split_files(path: str, split: str) -> list[str]:
     else:
         candidates = sorted(glob.glob(path))
     prefixes = _TFRECORD_SPLIT_PREFIXES.get(split, (split,))
-    return [c for c in candidates if os.path.isfile(c) and os.path.basename(c).split("-")[0].split("_")[0].split(".")[0]
-            in prefixes and not c.endswith(".json") and ".tmp-" not in c]
+
+    def is_shard(c: str) -> bool:
+        name = os.path.basename(c)
+        return (os.path.isfile(c) and name.split("-")[0].split("_")[0].split(".")[0] in prefixes
+                and not name.endswith(_NOT_SHARDS) and ".tmp-" not in name)
+
+    return [c for c in candidates if is_shard(c)]
 
 
 def is_prepared_dir(path: str) -> bool:
@@ -317,6 +323,9 @@ def tfrecord_source(path: str) -> Source:
         DataError: for a path with no training or validation shards.
     """
     path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isfile(os.path.join(path, "plan-train.json")):
+        raise DataError(f"{path!r} is a preparation of ours that did not finish (no manifest.json); finish it by "
+                        "running the preparation again with its original data.source and data.prepared_dir")
     files = {split: tfrecord_split_files(path, split) for split in ("train", "val")}
     for split, found in files.items():
         if not found:
