@@ -8,7 +8,8 @@ tensorflow_model_server uses. Besides whole signatures it times, with the same f
 - decode + preprocess alone (decode, resize, mean, crops: no network), for ten crops and for the centre crop;
 - the network alone on N*10 and on N patches, whose ratio is what ten-crop evaluation costs over one crop (the ten
   patches run as one batch, so it should be close to 10 and no more).
-Input images are synthetic 500x375 JPEGs (the typical ILSVRC size).
+Input images are synthetic 500x375 JPEGs (the typical ILSVRC size). The measurements of one batch size are timed in
+turns, so that background load on a shared machine affects all of them alike.
 """
 
 from __future__ import annotations
@@ -42,17 +43,26 @@ def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int =
     return out
 
 
-def time_calls(fn: Callable[[], object], repeats: int, max_seconds: float) -> np.ndarray:
-    """Latencies in seconds of `fn` after two warm-up calls: `repeats` calls, fewer (at least 3) past max_seconds."""
-    fn()
-    fn()
-    latencies = []
+def time_round_robin(calls: list[Callable[[], object]], repeats: int, max_seconds: float) -> list[np.ndarray]:
+    """Latencies in seconds of each call, timed in turns (one of each per round, after two warm-up rounds).
+
+    Taking turns exposes every measurement to the same background load, so their ratios hold even on a shared
+    machine. Stops after `repeats` rounds, or after `max_seconds` once at least 3 rounds are done.
+    """
+    for _ in range(2):
+        for fn in calls:
+            fn()
+    latencies: list[list[float]] = [[] for _ in calls]
     start = time.perf_counter()
-    while len(latencies) < repeats and (len(latencies) < 3 or time.perf_counter() - start < max_seconds):
-        t = time.perf_counter()
-        fn()
-        latencies.append(time.perf_counter() - t)
-    return np.asarray(latencies)
+    rounds = tqdm(total=repeats, desc="rounds", unit="round", leave=False)
+    while rounds.n < repeats and (rounds.n < 3 or time.perf_counter() - start < max_seconds):
+        for fn, out in zip(calls, latencies):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        rounds.update()
+    rounds.close()
+    return [np.asarray(x) for x in latencies]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,32 +104,30 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, ratios = [], []
     jpegs = synthetic_jpegs(max(args.batches))
-    measurements = []
-    for batch in args.batches:
+    for batch in tqdm(args.batches, desc="batch sizes", unit="batch size"):
         images = jpegs[:batch]
         decoded = np.stack([tf.io.decode_jpeg(j).numpy() for j in images])
         patches10 = tf.random.normal([batch * 10, crop, crop, 3])
         patches1 = patches10[:batch]
-        measurements += [
-            (batch, "serving_default (ten-crop)", signature_call("serving_default", images)),
-            (batch, "predict_images (ten-crop, decoded input)", signature_call("predict_images", decoded)),
-            (batch, "center_crop", signature_call("center_crop", images)),
-            (batch, "features (ten-crop fc7)", signature_call("features", images)),
-            (batch, "decode + preprocess only, ten crops", lambda im=images: ten_preprocess(tf.constant(im))),
-            (batch, "decode + preprocess only, centre crop", lambda im=images: center_preprocess(tf.constant(im))),
-            (batch, "network only, 10 x N patches", lambda x=patches10: network(x).numpy()),
-            (batch, "network only, N patches", lambda x=patches1: network(x).numpy()),
-        ]
-    medians = {}
-    for batch, name, fn in tqdm(measurements, desc="benchmark", unit="measurement"):
-        latencies = time_calls(fn, args.repeats, args.max_seconds)
-        median, p99 = np.median(latencies), np.percentile(latencies, 99)
-        medians[(batch, name)] = median
-        rows.append(f"| {name} | {batch} | {batch / median:.1f} | {median * 1e3:.1f} | {p99 * 1e3:.1f} "
-                    f"| {len(latencies)} |")
-    for batch in args.batches:
-        network_ratio = medians[(batch, "network only, 10 x N patches")] / medians[(batch, "network only, N patches")]
-        signature_ratio = medians[(batch, "serving_default (ten-crop)")] / medians[(batch, "center_crop")]
+        measurements = {
+            "serving_default (ten-crop)": signature_call("serving_default", images),
+            "predict_images (ten-crop, decoded input)": signature_call("predict_images", decoded),
+            "center_crop": signature_call("center_crop", images),
+            "features (ten-crop fc7)": signature_call("features", images),
+            "decode + preprocess only, ten crops": lambda: ten_preprocess(tf.constant(images)),
+            "decode + preprocess only, centre crop": lambda: center_preprocess(tf.constant(images)),
+            "network only, 10 x N patches": lambda: network(patches10).numpy(),
+            "network only, N patches": lambda: network(patches1).numpy(),
+        }
+        latencies = time_round_robin(list(measurements.values()), args.repeats, args.max_seconds)
+        medians = {}
+        for name, times in zip(measurements, latencies):
+            median, p99 = np.median(times), np.percentile(times, 99)
+            medians[name] = median
+            rows.append(f"| {name} | {batch} | {batch / median:.1f} | {median * 1e3:.1f} | {p99 * 1e3:.1f} "
+                        f"| {len(times)} |")
+        network_ratio = medians["network only, 10 x N patches"] / medians["network only, N patches"]
+        signature_ratio = medians["serving_default (ten-crop)"] / medians["center_crop"]
         ratios.append(f"| {batch} | {network_ratio:.2f} | {signature_ratio:.2f} |")
 
     sess.close()

@@ -220,10 +220,10 @@ def test_serving_default_equals_in_python_ten_crop_evaluation(session, images, r
     assert np.ptp(expected, axis=0).max() > 1e-3  # the images are told apart: the comparison means something
 
 
-def test_channel_mean_run_exports_the_channel_mean(tmp_path, images):
+def test_channel_mean_run_exports_the_channel_mean_and_wnid_labels(tmp_path, images):
     run_dir = str(tmp_path / "run")
     _make_run(run_dir, "channel", TowerPlacement(None, None), seed=1)
-    path = export.export_run(run_dir, str(tmp_path / "out"), progress=False)
+    path = export.export_run(run_dir, str(tmp_path / "out"), labels="wnid", progress=False)
     loaded = tf.saved_model.load(path)
     served = loaded.signatures["serving_default"](image_bytes=tf.constant([images["portrait.jpg"]]))
     config = load_config(os.path.join(run_dir, "config.yaml"))
@@ -233,7 +233,7 @@ def test_channel_mean_run_exports_the_channel_mean(tmp_path, images):
     expected = tf.reduce_mean(tf.nn.softmax(model(patches, training=False)), axis=0).numpy()
     np.testing.assert_allclose(served["probabilities"].numpy()[0], expected, atol=1e-5)
     assert [s.decode() for s in served["top_k_labels"].numpy()[0]] == [
-        VOCABULARY.names[c] for c in served["top_k_classes"].numpy()[0]]
+        VOCABULARY.wnids[c] for c in served["top_k_classes"].numpy()[0]]  # --labels wnid
     assert json.load(open(os.path.join(path, export.PREPROCESSING_FILE)))["mean"] == "channel"
 
 
