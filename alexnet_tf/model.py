@@ -63,7 +63,11 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
                          f"padding {conv1_padding} it must be at least {MIN_INPUT_SIZE + 4 - 2 * conv1_padding}")
     k1, k2, k3, k4, k5 = tower_kernels(width)
     fc_half = fc_width // 2
-    weights = keras.initializers.RandomNormal(mean=0.0, stddev=init_stddev)
+
+    def weights() -> keras.initializers.Initializer:
+        # A fresh initializer per layer: an unseeded Keras 3 initializer fixes its seed when it is made, so one
+        # shared instance would give tower A and tower B identical kernels.
+        return keras.initializers.RandomNormal(mean=0.0, stddev=init_stddev)
 
     def bias(layer: str) -> keras.initializers.Initializer:
         return keras.initializers.Ones() if layer in BIAS_ONE_LAYERS else keras.initializers.Zeros()
@@ -71,7 +75,7 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
     def conv(layer: str, tower: str, filters: int, size: int, strides: int = 1,
              padding: str = "same") -> L.TowerConv2D:
         return L.TowerConv2D(filters, size, strides=strides, padding=padding, activation="relu",
-                             kernel_initializer=weights, bias_initializer=bias(layer),
+                             kernel_initializer=weights(), bias_initializer=bias(layer),
                              device=device[tower], name=f"{layer}_{tower}")
 
     def lrn(layer: str, tower: str) -> L.TowerLRN:
@@ -82,7 +86,7 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
         return L.TowerMaxPooling2D(pool_size=3, strides=2, device=device[tower], name=f"{layer}_{tower}")
 
     def dense(layer: str, tower: str, units: int) -> L.TowerDense:
-        return L.TowerDense(units, activation="relu", kernel_initializer=weights, bias_initializer=bias(layer),
+        return L.TowerDense(units, activation="relu", kernel_initializer=weights(), bias_initializer=bias(layer),
                             device=device[tower], name=f"{layer}_{tower}")
 
     def join(layer: str, tower: str, inputs: list) -> L.TowerConcatenate:
@@ -111,7 +115,7 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
             h = dense(layer, t, fc_half)(join(layer, t, both))  # both towers
             x[t] = L.TowerDropout(dropout, device=device[t], name=f"drop{layer[2:]}_{t}")(h)
     fc7 = L.TowerConcatenate(device=device["a"], name="fc8_in")([x["a"], x["b"]])
-    logits = L.TowerDense(num_classes, kernel_initializer=weights, bias_initializer=bias("fc8"),
+    logits = L.TowerDense(num_classes, kernel_initializer=weights(), bias_initializer=bias("fc8"),
                           device=device["a"], name="fc8")(fc7)
     return keras.Model(image, logits, name=name)
 

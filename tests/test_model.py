@@ -156,3 +156,12 @@ def test_with_features_returns_fc7_of_both_towers():
     a, b = probe(x)
     np.testing.assert_allclose(fc7.numpy(), np.concatenate([a, b], axis=-1), rtol=1e-6)
     assert fc7.shape == (2, 32)
+
+
+def test_every_layer_draws_its_own_initial_weights(paper_model):
+    kernels = {l.name: l.kernel.numpy() for l in paper_model.layers if getattr(l, "kernel", None) is not None}
+    for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+        a, b = kernels[f"{layer}_a"], kernels[f"{layer}_b"]
+        assert a.shape == b.shape and not np.array_equal(a, b), f"{layer}: towers start identical"
+        # Independent draws: the two towers' kernels are uncorrelated.
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05, layer
