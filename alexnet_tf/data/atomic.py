@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 from typing import Iterator
 
 
@@ -32,3 +34,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def remove_stale_temporaries(directory: str) -> None:
+    """Removes temporary files and folders (`*.tmp-<pid>`) in `directory` left by processes that are gone."""
+    for path in glob.glob(os.path.join(directory, "*.tmp-*")):
+        pid = path.rsplit(".tmp-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still running: another process owns it
+        except ProcessLookupError:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        except PermissionError:
+            pass

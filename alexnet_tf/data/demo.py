@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
+from alexnet_tf.data.atomic import remove_stale_temporaries
 from alexnet_tf.data.progress import progress_bar
 from alexnet_tf.data.vocab import Vocabulary
 
@@ -132,6 +133,7 @@ def generate_demo(cache_dir: str, num_classes: int = 10, train_per_class: int = 
     if os.path.isdir(root):
         return root
     os.makedirs(cache_dir, exist_ok=True)
+    remove_stale_temporaries(cache_dir)  # a generation killed earlier
     tmp = f"{root}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     jobs = [(split, label, i) for split, count in (("train", train_per_class), ("val", val_per_class))

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import demo
-from alexnet_tf.data.atomic import atomic_path, atomic_write_text
+from alexnet_tf.data.atomic import atomic_write_text, remove_stale_temporaries
 from alexnet_tf.data.sources import (PREPARED_FORMAT, DataError, Source, SplitSource, folder_source,
                                      is_prepared_dir, tfds_source, tfrecord_source)
 from alexnet_tf.data.progress import progress_bar
@@ -147,20 +147,6 @@ def explain_failure(image_bytes: bytes) -> str:
 
 def _shard_stem(directory: str, split: str, shard: int, num_shards: int) -> str:
     return os.path.join(directory, f"{split}-{shard:05d}-of-{num_shards:05d}")
-
-
-def _remove_stale_temporaries(directory: str) -> None:
-    """Removes temporary files of earlier, killed runs (their process is gone)."""
-    for path in glob.glob(os.path.join(directory, "*.tmp-*")):
-        pid = path.rsplit(".tmp-", 1)[1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)  # still running: another preparation owns it
-        except ProcessLookupError:
-            os.remove(path)
-        except PermissionError:
-            pass
 
 
 class _BadBudget:
@@ -325,7 +311,7 @@ def prepare_source(source: Source, directory: str, image_size: int = 256, shard_
             `directory` holds a preparation of other data.
     """
     os.makedirs(directory, exist_ok=True)
-    _remove_stale_temporaries(directory)
+    remove_stale_temporaries(directory)
     total = sum(s.count for s in source.splits.values())
     budget = _BadBudget(total, max_bad_fraction)
     start = time.time()
