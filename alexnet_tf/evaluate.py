@@ -32,8 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 SPLITS = ("val", "train")
-DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches, well under the export's request limit of 64
-PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
+DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches
 
 
 class ModelError(ValueError):
@@ -278,6 +277,7 @@ class ExportModel(Model):
 
         from alexnet_tf.config import ConfigError, load_config
         from alexnet_tf.data.vocab import Vocabulary, VocabularyError
+        from alexnet_tf.export import PREPROCESSING_FILE
 
         try:
             self.saved = tf.saved_model.load(version_dir)
@@ -296,6 +296,7 @@ class ExportModel(Model):
         self.config = None
         self.image_size = None
         self.crop_size = None
+        self.max_batch = None  # the export refuses larger requests; `_call` splits batches to fit
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(version_dir)))
         if os.path.isfile(os.path.join(run_dir, "config.yaml")) and os.path.isdir(os.path.join(run_dir, "checkpoints")):
             try:  # the trainer exports into RUN/export/N: the run's config says how the data was prepared
@@ -309,17 +310,24 @@ class ExportModel(Model):
                 constants = json.load(f)
             self.image_size = int(constants.get("image_size", self.image_size or 0)) or None
             self.crop_size = int(constants.get("crop_size", self.crop_size or 0)) or None
+            self.max_batch = int(constants.get("max_batch", 0)) or None
 
-    def _call(self, signature: str, image_bytes: Sequence[bytes]) -> dict[str, Any]:
+    def _call(self, signature: str, output: str, image_bytes: Sequence[bytes]) -> np.ndarray:
+        """One output of a signature for encoded images, in requests of at most the export's max_batch."""
         import tensorflow as tf
-        return self.saved.signatures[signature](image_bytes=tf.constant(list(image_bytes), tf.string))
+
+        items = list(image_bytes)
+        step = self.max_batch or max(1, len(items))
+        fn = self.saved.signatures[signature]
+        parts = [fn(image_bytes=tf.constant(items[s:s + step], tf.string))[output].numpy()
+                 for s in range(0, len(items), step)]
+        return np.concatenate(parts)
 
     def predict(self, image_bytes: Sequence[bytes], ten_crop: bool = True) -> np.ndarray:
-        name = "serving_default" if ten_crop else "center_crop"
-        return self._call(name, image_bytes)["probabilities"].numpy()
+        return self._call("serving_default" if ten_crop else "center_crop", "probabilities", image_bytes)
 
     def features(self, image_bytes: Sequence[bytes]) -> np.ndarray:
-        return self._call("features", image_bytes)["features"].numpy()
+        return self._call("features", "features", image_bytes)
 
     def _output_batches(self, prepared: Any, data_cfg: Any, split: str, batch_size: int):
         for encoded, y in encoded_records(prepared, split).batch(batch_size):
@@ -439,7 +447,7 @@ def check_vocabulary(model: Model, prepared: Any, source: str) -> None:
 def top_k_wrong(probabilities: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Per-image 1.0 where the true class is not among the top `k` (ties count for the true class)."""
     from alexnet_tf import metrics
-    return metrics.top_k_wrong(probabilities, labels, k).numpy()
+    return metrics.top_k_wrong(probabilities, labels, k).numpy().astype(np.float64)  # float64: exact means
 
 
 def summarize(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -474,7 +482,7 @@ def _result(name: str, center: np.ndarray, ten: np.ndarray, labels: np.ndarray, 
 
 def evaluate_models(models: Sequence[Model], source: str | None = None, split: str = "val",
                     config_file: str | None = None, overrides: Sequence[str] = (), batch_size: int = DEFAULT_BATCH,
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, outputs: list[SplitOutputs] | None = None) -> dict[str, Any]:
     """Evaluates each model on a split, and their ensemble (the mean of their softmax outputs) when there are several.
 
     Args:
@@ -484,6 +492,7 @@ def evaluate_models(models: Sequence[Model], source: str | None = None, split: s
         config_file, overrides: Data settings (see `data_config_for`).
         batch_size: Images per step.
         progress: Progress bars.
+        outputs: If a list is given, each model's `SplitOutputs` and then the ensemble's are appended to it.
 
     Returns:
         The report: {"split", "data", "images", "classes", "models": [result...], "ensemble": result or None};
@@ -522,13 +531,17 @@ def evaluate_models(models: Sequence[Model], source: str | None = None, split: s
             ensemble_center += out.center
             ensemble_ten += out.ten
         sources.append(data_cfg.source)
+        if outputs is not None:
+            outputs.append(out)
         results.append(_result(model.description, out.center, out.ten, labels, model.vocabulary,
                                path=model.path, kind=model.kind))
     ensemble = None
     if len(models) > 1:
-        ensemble = _result(f"ensemble of {len(models)} (softmax averaged)", ensemble_center / len(models),
-                           ensemble_ten / len(models), labels, models[0].vocabulary,
-                           members=[m.description for m in models])
+        averaged = SplitOutputs(labels, ensemble_center / len(models), ensemble_ten / len(models))
+        ensemble = _result(f"ensemble of {len(models)} (softmax averaged)", averaged.center, averaged.ten, labels,
+                           models[0].vocabulary, members=[m.description for m in models])
+        if outputs is not None:
+            outputs.append(averaged)
     return {"split": split, "data": sources[0], "images": int(len(labels)), "classes": len(models[0].vocabulary),
             "models": results, "ensemble": ensemble}
 

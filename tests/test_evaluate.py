@@ -1,0 +1,174 @@
+"""Tests of alexnet_tf.evaluate: top-1/top-5 error of the centre crop and the ten crops against a NumPy computation
+from the same weights, a run and its export giving the same numbers, softmax-averaging ensembles, bad arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf import evaluate
+from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.model import build_alexnet
+
+pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
+from evaluate_fixtures import TinyRun  # noqa: E402
+
+# The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
+pytest_plugins = ("evaluate_fixtures",)
+
+
+def _records(prepared, split: str) -> tuple[list[bytes], np.ndarray]:
+    """The prepared split's encoded squares and labels, read with the protobuf API (not the project's parser)."""
+    encoded, labels = [], []
+    for path in prepared.files(split):
+        for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            example = tf.train.Example.FromString(raw)
+            encoded.append(example.features.feature["image/encoded"].bytes_list.value[0])
+            labels.append(example.features.feature["image/class/label"].int64_list.value[0])
+    return encoded, np.array(labels)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def reference_probabilities(run: TinyRun, prepared, split: str = "val") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, centre probabilities, ten-crop probabilities), computed outside the project's preprocessing.
+
+    The paper's test procedure in NumPy: the prepared square minus the run's mean image, the centre and four
+    corner patches and their reflections, the softmax of each, averaged; the network is a fresh build holding the
+    weights the fixture wrote into the checkpoint.
+    """
+    model = build_alexnet(**asdict(run.config.model), input_size=run.config.data.crop_size)
+    for variable in model.weights:
+        variable.assign(run.weights[variable.path])
+    mean = np.load(os.path.join(run.path, "stats.npz"))["mean_image"].astype(np.float32)
+    encoded, labels = _records(prepared, split)
+    c = run.config.data.crop_size
+    centre, ten = [], []
+    for data in encoded:
+        image = tf.io.decode_jpeg(data, channels=3).numpy().astype(np.float32) - mean
+        s = image.shape[0]
+        corners = [((s - c) // 2, (s - c) // 2), (0, 0), (0, s - c), (s - c, 0), (s - c, s - c)]
+        patches = np.stack([image[t:t + c, l:l + c] for t, l in corners])
+        patches = np.concatenate([patches, patches[:, :, ::-1]])
+        p = _softmax(model(patches, training=False).numpy().astype(np.float64))
+        centre.append(p[0])
+        ten.append(p.mean(axis=0))
+    return labels, np.array(centre), np.array(ten)
+
+
+def numpy_errors(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    order = np.argsort(-probabilities, axis=1)
+    return {f"top{k}_error": float(np.mean([y not in row[:k] for row, y in zip(order, labels)])) for k in (1, 5)}
+
+
+@pytest.fixture(scope="module")
+def reference_a(tiny_run, tiny_data):
+    return reference_probabilities(tiny_run, tiny_data[1])
+
+
+def test_errors_equal_numpy_from_the_same_weights(tiny_run, tiny_data, reference_a) -> None:
+    labels, centre, ten = reference_a
+    outputs: list[evaluate.SplitOutputs] = []
+    report = evaluate.evaluate_models([evaluate.load_model(tiny_run.path)], progress=False, outputs=outputs)
+    (out,) = outputs
+    np.testing.assert_array_equal(out.labels, labels)
+    np.testing.assert_allclose(out.center, centre, atol=2e-6)
+    np.testing.assert_allclose(out.ten, ten, atol=2e-6)
+    # the tiny untrained net must not be trivially right or wrong, or the comparison would prove little
+    ref_centre, ref_ten = numpy_errors(centre, labels), numpy_errors(ten, labels)
+    assert 0 < ref_ten["top1_error"] < 1 and 0 < ref_ten["top5_error"] < 1
+    assert report["images"] == len(labels) == 24 and report["classes"] == 8
+    (result,) = report["models"]
+    assert result["center_crop"] == pytest.approx(ref_centre, abs=1e-12)
+    assert result["ten_crop"] == pytest.approx(ref_ten, abs=1e-12)
+    assert report["ensemble"] is None
+    # per-class accuracy
+    order = np.argsort(-ten, axis=1)
+    for row in result["per_class"]["ten_crop"]:
+        mine = labels == row["index"]
+        assert row["images"] == mine.sum() == 3
+        assert row["top1_accuracy"] == pytest.approx(np.mean(order[mine, 0] == row["index"]))
+        assert row["top5_accuracy"] == pytest.approx(np.mean([row["index"] in o[:5] for o in order[mine]]))
+
+
+def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_path, capsys) -> None:
+    run_config = os.path.join(tiny_run.path, "config.yaml")
+    run_out, export_out = [], []
+    run = evaluate.evaluate_models([evaluate.load_model(tiny_run.path)], progress=False, outputs=run_out)
+    # an export outside its run directory: the run's config.yaml says which data it was made for
+    exported = evaluate.evaluate_models([evaluate.load_model(tiny_export)], progress=False, outputs=export_out,
+                                        config_file=run_config)
+    np.testing.assert_allclose(run_out[0].ten, export_out[0].ten, atol=1e-6)
+    np.testing.assert_allclose(run_out[0].center, export_out[0].center, atol=1e-6)
+    assert run["models"][0]["kind"] == "run" and exported["models"][0]["kind"] == "export"
+    for key in ("center_crop", "ten_crop", "per_class"):
+        assert run["models"][0][key] == exported["models"][0][key]
+
+    # the command line prints the table and writes the same report as JSON
+    path = str(tmp_path / "export.json")
+    assert evaluate.main(["--model", tiny_export, "--config", run_config, "--json", path, "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "Top-1 (10 crops)" in table and tiny_export in table and path in table
+    written = json.load(open(path))["models"][0]
+    assert written["ten_crop"] == exported["models"][0]["ten_crop"]
+    assert written["per_class"]["center_crop"] == exported["models"][0]["per_class"]["center_crop"]
+
+
+def test_ensemble_averages_softmax_outputs(tiny_run, tiny_run_b, tiny_data, reference_a) -> None:
+    labels, centre_a, ten_a = reference_a
+    _, centre_b, ten_b = reference_probabilities(tiny_run_b, tiny_data[1])
+    outputs: list[evaluate.SplitOutputs] = []
+    report = evaluate.evaluate_models([evaluate.load_model(tiny_run.path), evaluate.load_model(tiny_run_b.path)],
+                                      progress=False, outputs=outputs)
+    assert len(outputs) == 3
+    ensemble = outputs[2]
+    np.testing.assert_allclose(ensemble.ten, (ten_a + ten_b) / 2, atol=2e-6)
+    np.testing.assert_allclose(ensemble.center, (centre_a + centre_b) / 2, atol=2e-6)
+    assert report["ensemble"]["ten_crop"] == pytest.approx(numpy_errors((ten_a + ten_b) / 2, labels), abs=1e-12)
+    assert report["ensemble"]["center_crop"] == pytest.approx(numpy_errors((centre_a + centre_b) / 2, labels),
+                                                              abs=1e-12)
+    assert report["models"][1]["ten_crop"] == pytest.approx(numpy_errors(ten_b, labels), abs=1e-12)
+    # averaging logits instead of probabilities would rank differently somewhere; make sure the data can tell
+    assert not np.allclose(ensemble.ten, _softmax(np.log(ten_a) + np.log(ten_b)), atol=1e-3)
+    assert "ensemble of 2" in evaluate.format_table(report)
+
+
+def test_bad_models_and_arguments(tmp_path, tiny_run, capsys) -> None:
+    with pytest.raises(evaluate.ModelError, match="no_such_run.*no such file"):
+        evaluate.load_model(str(tmp_path / "no_such_run"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(evaluate.ModelError, match="empty.*neither a run directory"):
+        evaluate.load_model(str(tmp_path / "empty"))
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(evaluate.ModelError, match="file.txt.*is a file"):
+        evaluate.load_model(str(tmp_path / "file.txt"))
+    assert evaluate.main(["--model", tiny_run.path, "--model", str(tmp_path / "gone"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "gone" in err and "no such file" in err
+
+    model = evaluate.load_model(tiny_run.path)
+
+    class OtherData:
+        vocabulary = Vocabulary(("x", "y"), ("x", "y"))
+
+    with pytest.raises(evaluate.ModelError, match="8 classes but --data 'elsewhere' has 2"):
+        evaluate.check_vocabulary(model, OtherData(), "elsewhere")
+    with pytest.raises(evaluate.ModelError, match="--split"):
+        evaluate.evaluate_models([model], split="test", progress=False)
+
+
+def test_checkpoint_prefix_and_export_base_folder(tiny_run, tiny_export) -> None:
+    prefix = tf.train.latest_checkpoint(os.path.join(tiny_run.path, "checkpoints"))
+    by_prefix = evaluate.load_model(prefix)
+    assert by_prefix.kind == "run" and os.path.samefile(by_prefix.path, tiny_run.path)
+    base = evaluate.load_model(os.path.dirname(tiny_export))
+    assert base.kind == "export" and base.path.endswith(os.path.join("alexnet", "1"))
+    assert base.image_size == tiny_run.config.data.image_size  # from the export's preprocessing.json

@@ -1,0 +1,127 @@
+"""Tests of alexnet_tf.visualize: the conv1 kernel figure's tiles equal the checkpoint's weights after the
+documented scaling, fc7 neighbours (a training image finds itself; run and export agree; the cache is reused),
+figure sizes, and bad query images reported while the others are drawn."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from alexnet_tf import visualize
+from alexnet_tf.evaluate import data_config_for, load_model
+
+pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
+from evaluate_fixtures import encode_image, photo  # noqa: E402
+
+# The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
+pytest_plugins = ("evaluate_fixtures",)
+
+PAD = 1  # figures.kernel_grid's default padding, which the kernel figure uses
+
+
+def test_kernel_figure_tiles_are_the_scaled_conv1_weights(tiny_run, tiny_export, tmp_path) -> None:
+    out = str(tmp_path / "kernels.png")
+    columns, zoom = 4, 3
+    assert visualize.main(["kernels", "--model", tiny_run.path, "--out", out, "--columns", str(columns),
+                           "--zoom", str(zoom)]) == 0
+    picture = np.asarray(Image.open(out).convert("RGB"))
+    n, size = 6, 11  # width 0.125: 6 conv1 kernels of 11x11 per tower
+    rows = -(-n // columns)
+    block = ((rows * (size + PAD) + PAD) * zoom, (columns * (size + PAD) + PAD) * zoom)
+    layout = visualize.kernel_figure_layout(block)
+    assert picture.shape[:2] == layout["size"] == (2 * (visualize.HEADING + block[0]) + visualize.GAP,
+                                                   max(block[1], visualize.MIN_WIDTH))
+    for tower in ("a", "b"):
+        weights = tiny_run.weights[f"conv1_{tower}/kernel"].astype(np.float64)
+        y0, x0 = layout[tower]
+        for i in range(n):
+            k = weights[..., i]
+            expected = np.round((k - k.min()) / (k.max() - k.min()) * 255).astype(np.uint8)  # figures.py's scaling
+            r, c = divmod(i, columns)
+            y, x = y0 + (PAD + r * (size + PAD)) * zoom, x0 + (PAD + c * (size + PAD)) * zoom
+            tile = picture[y:y + size * zoom, x:x + size * zoom]
+            np.testing.assert_array_equal(tile, np.repeat(np.repeat(expected, zoom, axis=0), zoom, axis=1))
+    # the export holds the same kernels
+    exported = load_model(tiny_export).conv1_kernels()
+    for tower in ("a", "b"):
+        np.testing.assert_array_equal(exported[tower], tiny_run.weights[f"conv1_{tower}/kernel"])
+
+
+def _train_record(prepared, index: int) -> bytes:
+    raw = next(iter(tf.data.TFRecordDataset(list(prepared.files("train"))).skip(index).take(1))).numpy()
+    return tf.train.Example.FromString(raw).features.feature["image/encoded"].bytes_list.value[0]
+
+
+def test_gallery_run_and_export_agree_and_the_cache_is_reused(tiny_run, tiny_export, tiny_data, tmp_path,
+                                                             monkeypatch) -> None:
+    config, prepared = tiny_data
+    run, exported = load_model(tiny_run.path), load_model(tiny_export)
+    data_cfg = data_config_for(run)
+    cache = str(tmp_path / "cache")
+    g_run = visualize.gallery_features(run, prepared, data_cfg, "train", 1, cache, progress=False)
+    g_export = visualize.gallery_features(exported, prepared, data_config_for(exported, config_file=os.path.join(
+        tiny_run.path, "config.yaml")), "train", 1, None, progress=False)
+    assert g_run.features.shape == (prepared.num_train, config.model.fc_width)
+    np.testing.assert_allclose(g_run.features, g_export.features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(g_run.indices, np.arange(prepared.num_train))
+    assert os.path.isfile(g_run.path) and g_export.path == ""
+
+    def no_computing(*args, **kwargs):
+        raise AssertionError("the cached features should have been used")
+
+    monkeypatch.setattr(run, "split_features", no_computing)
+    again = visualize.gallery_features(run, prepared, data_cfg, "train", 1, cache, progress=False)
+    np.testing.assert_array_equal(again.features, g_run.features)
+    with pytest.raises(AssertionError, match="cached"):  # another subset is another cache entry
+        visualize.gallery_features(run, prepared, data_cfg, "train", 4, cache, progress=False)
+    monkeypatch.undo()
+    sub = visualize.gallery_features(run, prepared, data_cfg, "train", 4, None, progress=False)
+    np.testing.assert_array_equal(sub.indices, np.arange(0, prepared.num_train, 4))
+    np.testing.assert_allclose(sub.features, g_run.features[::4], rtol=1e-5, atol=1e-6)
+
+
+def test_nearest_is_euclidean() -> None:
+    gallery = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [-2.0, 0.0]])
+    rows, dists = visualize.nearest(gallery, np.array([[1.0, 0.0], [3.0, 3.0]]), k=3, chunk=3)
+    np.testing.assert_array_equal(rows, [[0, 2, 3], [1, 2, 0]])
+    np.testing.assert_allclose(dists, [[1.0, 1.0, 3.0], [1.0, np.sqrt(8), np.sqrt(18)]])
+
+
+def test_neighbors_cli_finds_a_training_image_itself(tiny_run, tiny_data, tmp_path, capsys) -> None:
+    _, prepared = tiny_data
+    query = tmp_path / "train_07.jpg"
+    query.write_bytes(_train_record(prepared, 7))
+    other = tmp_path / "other.png"
+    other.write_bytes(encode_image(photo(80, 100, 9), "PNG"))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    out = str(tmp_path / "neighbors.png")
+    status = visualize.main(["neighbors", "--model", tiny_run.path, "--query", str(query), str(bad), str(other),
+                             "--out", out, "-k", "3", "--cache-dir", str(tmp_path / "features"), "--no-progress"])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1 and "bad.jpg" in stderr and "cannot be decoded" in stderr
+    picture = Image.open(out)
+    assert picture.size == visualize.neighbors_figure_size(2, 3)
+    model = load_model(tiny_run.path)
+    gallery = visualize.gallery_features(model, prepared, data_config_for(model), "train", 1,
+                                         str(tmp_path / "features"), progress=False)
+    rows, dists = visualize.nearest(gallery.features, model.features([query.read_bytes()]), 3)
+    assert gallery.indices[rows[0, 0]] == 7 and dists[0, 0] < 1e-3 * max(1e-9, dists[0, 1])
+    # the figure's first neighbour tile is training image 7 itself
+    tile = visualize.record_tiles(prepared, "train", [7], visualize.NEIGHBOR_TILE)[7]
+    x = visualize.NEIGHBOR_PAD + visualize.NEIGHBOR_TILE + visualize.NEIGHBOR_PAD + visualize.QUERY_GAP
+    y = visualize.NEIGHBOR_PAD
+    shown = np.asarray(picture.convert("RGB"))[y:y + visualize.NEIGHBOR_TILE, x:x + visualize.NEIGHBOR_TILE]
+    np.testing.assert_array_equal(shown, tile)
+    assert str(query) in stdout and str(other) in stdout
+
+
+def test_bad_model_is_a_clear_error(tmp_path, capsys) -> None:
+    assert visualize.main(["kernels", "--model", str(tmp_path / "missing_run"), "--out",
+                           str(tmp_path / "k.png")]) == 2
+    assert "missing_run: no such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "k.png").exists()
