@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import eval_dataset, network_input, prepare_data, train_dataset
+from alexnet_tf.data import eval_dataset, network_input, prepare_data, record_dataset, train_dataset
 from alexnet_tf.model import build_alexnet
 from test_data_fixtures import read_shards, write_folder
 
@@ -91,6 +91,8 @@ def test_eval_batches_are_mean_subtracted_centre_and_ten_crops(prepared, mean_ki
         np.testing.assert_allclose(ten[k, 9], centred[8:, 8:][:, ::-1], atol=1e-4)  # bottom-right reflected
     train_eval = next(iter(eval_dataset(data, cfg, 2, split="train")))[0]
     assert train_eval.shape == (2, 24, 24, 3)
+    raw = [(e.numpy(), int(y)) for e, y in record_dataset(data, "val")]
+    assert raw == [(r["jpeg"], r["label"]) for r in records]
 
 
 def test_demo_prepare_pipeline_model_end_to_end(tmp_path):

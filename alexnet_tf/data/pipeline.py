@@ -17,6 +17,17 @@ _TRAIN_FEATURES = {
 }
 
 
+def parse_record(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A serialised prepared record -> (encoded JPEG square string, label int32)."""
+    ex = tf.io.parse_single_example(record, _TRAIN_FEATURES)
+    return ex["image/encoded"], tf.cast(ex["image/class/label"], tf.int32)
+
+
+def record_dataset(prepared: PreparedData, split: str = "val") -> tf.data.Dataset:
+    """The prepared records of "train" or "val" in file order, as (encoded JPEG square, label int32)."""
+    return tf.data.TFRecordDataset(list(prepared.files(split))).map(parse_record)
+
+
 def _derived_seed(*parts: int) -> int:
     """A 31-bit seed for tf.data's shuffles, from (run seed, epoch, purpose)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] >> 1)
@@ -61,11 +72,11 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
     ds = ds.enumerate()
 
     def element(index: tf.Tensor, record: tf.Tensor):
-        ex = tf.io.parse_single_example(record, _TRAIN_FEATURES)
+        encoded, label = parse_record(record)
         draws = augment.draw_augmentation(augment.element_seed(seed, epoch, index), size, crop, data_cfg.flip,
                                           data_cfg.pca_std)
-        image = augment.reflect(augment.decode_and_crop(ex["image/encoded"], draws["offset"], crop), draws["flip"])
-        return {"image": image, **draws}, tf.cast(ex["image/class/label"], tf.int32)
+        image = augment.reflect(augment.decode_and_crop(encoded, draws["offset"], crop), draws["flip"])
+        return {"image": image, **draws}, label
 
     ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -93,14 +104,12 @@ def eval_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, 
     stats = prepared.stats
     mean = tf.constant(stats.mean_image if data_cfg.mean == "image" else stats.channel_mean, tf.float32)
 
-    def element(record: tf.Tensor):
-        ex = tf.io.parse_single_example(record, _TRAIN_FEATURES)
-        square = preprocess.decode_rgb(ex["image/encoded"])
+    def element(encoded: tf.Tensor, label: tf.Tensor):
+        square = preprocess.decode_rgb(encoded)
         square.set_shape([size, size, 3])
         centred = preprocess.subtract_mean(square, mean)
         images = preprocess.ten_crop(centred, crop) if ten_crop else preprocess.center_crop(centred, crop)
-        return images, tf.cast(ex["image/class/label"], tf.int32)
+        return images, label
 
-    ds = tf.data.TFRecordDataset(list(prepared.files(split)))
-    ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = record_dataset(prepared, split).map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options(num_threads))
