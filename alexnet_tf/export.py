@@ -343,20 +343,20 @@ def existing_versions(out_dir: str) -> list[int]:
     return sorted(int(n) for n in os.listdir(out_dir) if n.isdigit() and os.path.isdir(os.path.join(out_dir, n)))
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(root: str) -> None:
     """Flushes every file and folder under `root` to disk, so the rename never publishes half-written data."""
     for folder, _, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            _fsync(os.path.join(folder, name))
+        _fsync(folder)
 
 
 def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: int | None = None,
@@ -410,15 +410,18 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
         _fsync_tree(saved)
         steps.update()
         steps.set_postfix_str("publishing")
-        old = None
+        replaced = None
         if os.path.exists(final):  # force: move the old version aside first (a directory cannot be renamed over)
-            old = os.path.join(staging, "replaced")
-            os.rename(final, old)
+            replaced = os.path.join(staging, "replaced")
+            os.rename(final, replaced)
         try:
             os.rename(saved, final)
         except OSError as e:
+            if replaced:
+                os.rename(replaced, final)
             raise ExportError(f"could not publish {final!r} ({e}); another export may have written that version "
                               f"at the same time") from None
+        _fsync(out_dir)
         steps.update()
     finally:
         steps.close()
