@@ -115,7 +115,8 @@ class StatsAccumulator:
     def add_sums(self, count: int, pixel_sum: np.ndarray, rgb_sum: np.ndarray, rgb_outer: np.ndarray) -> None:
         """Adds precomputed sums of `count` images (e.g. computed inside a tf.data map)."""
         self.count += int(count)
-        self.pixel_sum += np.asarray(pixel_sum).astype(np.int64)
+        # In place, without an int64 copy of the image: this runs once per image in preparation's main thread.
+        np.add(self.pixel_sum, np.asarray(pixel_sum), out=self.pixel_sum, casting="unsafe")
         self.rgb_sum += np.rint(np.asarray(rgb_sum, np.float64)).astype(np.int64)
         self.rgb_outer += np.rint(np.asarray(rgb_outer, np.float64)).astype(np.int64)
 
