@@ -404,8 +404,9 @@ def data_config_for(model: Model, source: str | None = None, config_file: str | 
 
     config = load_config(config_file, overrides) if config_file else load_config(None, overrides, model.config)
     data: dict[str, Any] = {}
-    if source:
+    if source and source != config.data.source:
         data["source"] = source
+        data["prepared_dir"] = ""  # the config's prepared folder belongs to its own source
     if model.kind == "run":
         data.update(image_size=model.config.data.image_size, crop_size=model.config.data.crop_size,
                     mean=model.config.data.mean)
