@@ -398,7 +398,6 @@ def data_config_for(model: Model, source: str | None = None, config_file: str | 
 
     Raises:
         ConfigError: for a bad file or override.
-        ModelError: when no data source is known.
     """
     from alexnet_tf.config import load_config, replace
 
@@ -610,8 +609,10 @@ def _parser() -> argparse.ArgumentParser:
 examples:
   python -m alexnet_tf.evaluate --model runs/quickstart
       the run's latest checkpoint on the validation split of its own data
-  python -m alexnet_tf.evaluate --model runs/quickstart/export/1 --data demo --config runs/quickstart/config.yaml
-      the exported SavedModel (through its signatures): the same numbers as the run
+  python -m alexnet_tf.evaluate --model runs/quickstart/export/1
+      the run's exported SavedModel, through its signatures: the same numbers
+  python -m alexnet_tf.evaluate --model exports/alexnet/1 --data demo --config configs/quickstart.yaml
+      an export outside its run: --config describes the data it is evaluated on
   python -m alexnet_tf.evaluate --model runs/a --model runs/b --model runs/c --data /data/imagenet
       three nets and their ensemble on an ImageNet folder (train/ and val/)
 

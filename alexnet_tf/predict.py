@@ -337,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "predictions": [p.as_dict() for p in predictions]}, args.json)
     good = [p for p in predictions if not p.error]
     if args.figure and good:
-        tiles = [image_tile(open(p.path, "rb").read()) for p in good]
+        contents, _ = read_images([p.path for p in good])
+        tiles = [image_tile(contents[p.path]) for p in good]
         save_image(prediction_figure(tiles, good, args.columns, args.top_k), args.figure)
         print(f"figure: {args.figure}", file=sys.stderr)
     return 1 if failed or arg_errors else 0
