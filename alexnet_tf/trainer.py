@@ -189,12 +189,13 @@ class Trainer:
 
         def replica_step(batch: dict[str, tf.Tensor], labels: tf.Tensor) -> dict[str, tf.Tensor]:
             images = data_lib.network_input(batch, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
-            with tf.GradientTape() as tape:
-                logits = tf.cast(model(images, training=True), tf.float32)
-                losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
-                loss = tf.reduce_sum(losses) / global_batch  # the global batch: replicas' gradients are summed
-                scaled = optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, model.trainable_variables)
+            logits = tf.cast(model(images, training=True), tf.float32)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+            loss = tf.reduce_sum(losses) / global_batch  # the global batch: replicas' gradients are summed
+            # tf.gradients (graph mode) colocates each gradient op with its forward op, so tower B's backward pass
+            # runs on tower B's device; a GradientTape would leave the gradient ops unplaced (all on the first
+            # device), which is not the paper's model parallelism.
+            grads = tf.gradients(optimizer.scale_loss(loss), [v.value for v in model.trainable_variables])
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return batch_sums(logits, labels, losses)
 
@@ -225,7 +226,7 @@ class Trainer:
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
             return batch_sums(logits, labels, losses)
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # the last batch is smaller: one more trace, not a retrace per size
         def step_fn(images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
             sums = strategy.run(replica_step, args=(images, labels))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}

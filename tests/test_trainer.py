@@ -1,0 +1,170 @@
+"""The training loop and its CLI: learning, TensorBoard output, checkpoints and resume, tower placement."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf import train as train_cli
+from alexnet_tf.config import ConfigError, load_config
+from alexnet_tf.data import train_dataset
+from alexnet_tf.trainer import IMAGES, SCALARS, TEN_CROP_SCALARS, RunDirError, Trainer
+
+TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.yaml")
+TINY_OVERRIDES = ("model.init_stddev=0.05", "train.learning_rate=0.0005", "model.dropout=0.0", "model.width=0.25",
+                  "model.fc_width=128")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")  # a run may set a mixed policy globally
+
+
+def tiny(cache_dir: str, *overrides: str):
+    # With init 0.05 the tiny net starts well above chance loss and a few steps of the loop bring it down (with
+    # the paper's 0.01 its output hardly depends on its input at first, and learning takes hundreds of steps).
+    return load_config(TINY, [f"data.cache_dir={cache_dir}", *TINY_OVERRIDES, *overrides])
+
+
+def read_events(log_dir: str) -> dict[str, list[tuple[int, object]]]:
+    """{tag: [(step, summary value)]} from every event file under `log_dir`."""
+    found: dict[str, list] = {}
+    for root, _, files in os.walk(log_dir):
+        for name in files:
+            if "tfevents" in name:
+                for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                    for value in event.summary.value:
+                        found.setdefault(value.tag, []).append((event.step, value))
+    return found
+
+
+def test_short_run_learns_logs_and_resumes(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = tiny(cache_dir, "train.epochs=3", "train.checkpoint_every_steps=5", "train.log_every_steps=2")
+    trainer = Trainer(config, run_dir, progress=False, verbose=False)
+    before = trainer.evaluate(split="train")["loss"]
+    result = trainer.fit()
+    after = trainer.evaluate(split="train")["loss"]
+    assert after < before - 0.05, (before, after)
+    assert result.step == 3 * trainer.steps_per_epoch and result.epoch == 3
+
+    for name in ("config.yaml", "stats.npz", "classes.tsv"):
+        assert os.path.exists(os.path.join(run_dir, name))
+    assert load_config(os.path.join(run_dir, "config.yaml")) == config
+    events = read_events(os.path.join(run_dir, "tensorboard"))
+    for tag in SCALARS + TEN_CROP_SCALARS + IMAGES:
+        assert tag in events, f"{tag} missing from TensorBoard; have {sorted(events)}"
+    for tag in IMAGES:
+        assert events[tag][0][1].metadata.plugin_data.plugin_name == "images"
+    val_steps = [step for step, _ in events["val/top1_error"]]
+    assert val_steps[:3] == [trainer.steps_per_epoch * e for e in (1, 2, 3)]
+
+    # Resume through the CLI: the run continues from its last checkpoint's step and epoch, not from zero.
+    assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith(f"ckpt-{result.step}")
+    weights = [np.asarray(v) for v in trainer.model.trainable_variables]
+    resumed = Trainer(tiny(cache_dir, "train.epochs=4", "train.checkpoint_every_steps=5", "train.log_every_steps=2"),
+                      run_dir, resume=True, progress=False, verbose=False)
+    assert int(resumed.step.numpy()) == result.step and int(resumed.epoch.numpy()) == 3
+    for w, v in zip(weights, resumed.model.trainable_variables):
+        np.testing.assert_array_equal(w, np.asarray(v))
+    sets = [f"data.cache_dir={cache_dir}", *TINY_OVERRIDES, "train.epochs=4", "train.checkpoint_every_steps=5",
+            "train.log_every_steps=2"]
+    code = train_cli.main(["--config", TINY, "--run-dir", run_dir, "--resume", "--no-progress",
+                           *[a for s in sets for a in ("--set", s)]])
+    assert code == 0
+    last = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    assert last.endswith(f"ckpt-{4 * trainer.steps_per_epoch}")
+
+
+def test_resume_mid_epoch_continues_at_the_right_step(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    first = Trainer(tiny(cache_dir, "train.max_steps=3", "train.ten_crop_at_end=false"), run_dir, progress=False,
+                    verbose=False).fit()
+    assert first.step == 3 and first.epoch == 0
+    again = Trainer(tiny(cache_dir, "train.max_steps=5", "train.ten_crop_at_end=false"), run_dir, progress=False,
+                    verbose=False)
+    assert int(again.step.numpy()) == 3
+    assert again.fit().step == 5
+
+
+def test_schedule_state_survives_restart(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false")
+    trainer = Trainer(config, run_dir, progress=False, verbose=False)
+    trainer.fit()
+    state = (trainer.schedule.learning_rate, float(trainer.schedule.best.numpy()), int(trainer.schedule.drops.numpy()))
+    again = Trainer(tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false"), run_dir, progress=False,
+                    verbose=False)
+    assert (again.schedule.learning_rate, float(again.schedule.best.numpy()),
+            int(again.schedule.drops.numpy())) == state
+    assert np.isfinite(state[1])  # an evaluation was recorded, not the initial +inf
+
+
+def test_two_logical_devices_put_the_towers_on_separate_devices(cache_dir, tmp_path):
+    config = tiny(cache_dir, "runtime.tower_devices=/CPU:0,/CPU:1", "train.max_steps=2",
+                  "train.ten_crop_at_end=false")
+    trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
+    before = {t: np.asarray(trainer.model.get_layer(f"conv1_{t}").kernel) for t in "ab"}
+    trainer.fit()
+    for tower, device in (("a", "CPU:0"), ("b", "CPU:1")):
+        for layer in ("conv1", "conv2", "conv4", "conv5", "fc6", "fc7"):
+            var = trainer.model.get_layer(f"{layer}_{tower}").kernel
+            assert var.value.device.endswith(device), (layer, tower, var.value.device)
+        assert not np.array_equal(before[tower], np.asarray(trainer.model.get_layer(f"conv1_{tower}").kernel))
+    # The traced train step that ran: forward and gradient convolutions of each tower on that tower's device.
+    batch, labels = next(iter(train_dataset(trainer.prepared, config.data, config.train.batch_size, 0, 1)))
+    graph = trainer._train_step.get_concrete_function(batch, labels).graph
+    conv_devices = {"a": set(), "b": set()}
+    for op in graph.get_operations():
+        if op.type in ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "_FusedConv2D"):
+            for tower in "ab":
+                if f"conv2_{tower}" in op.name or f"conv4_{tower}" in op.name:
+                    conv_devices[tower].add(op.device.split("device:")[-1])
+    assert conv_devices["a"] == {"CPU:0"} and conv_devices["b"] == {"CPU:1"}, conv_devices
+
+
+def test_run_dir_of_another_architecture_is_refused(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    Trainer(tiny(cache_dir, "train.max_steps=1", "train.ten_crop_at_end=false"), run_dir, progress=False,
+            verbose=False).fit()
+    with pytest.raises(RunDirError, match="model.fc_width"):
+        Trainer(tiny(cache_dir, "model.fc_width=32"), run_dir, progress=False, verbose=False)
+
+
+def test_resume_without_checkpoint_and_wrong_class_count_are_errors(cache_dir, tmp_path):
+    with pytest.raises(RunDirError, match="no checkpoint"):
+        Trainer(tiny(cache_dir), str(tmp_path / "empty"), resume=True, progress=False, verbose=False)
+    with pytest.raises(ConfigError, match="model.num_classes"):
+        Trainer(tiny(cache_dir, "model.num_classes=7"), str(tmp_path / "run"), progress=False, verbose=False)
+
+
+def test_mixed_bfloat16_step_runs(cache_dir, tmp_path):
+    config = tiny(cache_dir, "runtime.precision=mixed_bfloat16", "train.max_steps=2", "train.ten_crop_at_end=false")
+    trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
+    before = np.asarray(trainer.model.get_layer("fc8").kernel)
+    result = trainer.fit()
+    assert trainer.model.get_layer("conv1_a").compute_dtype == "bfloat16"
+    assert trainer.model.get_layer("fc8").kernel.dtype == "float32"
+    assert not np.array_equal(before, np.asarray(trainer.model.get_layer("fc8").kernel))
+    assert np.isfinite(result.val["loss"])
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--config", "--set", "--run-dir", "--resume", "--no-progress", "quickstart", "tensorboard"):
+        assert option in text
+
+
+def test_bad_override_is_reported_before_training(capsys):
+    assert train_cli.main(["--set", "train.no_such_key=1"]) == 2
+    assert "train.no_such_key" in capsys.readouterr().err
