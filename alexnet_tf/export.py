@@ -431,7 +431,8 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
 
 def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bool = False,
                checkpoint: str | None = None, labels: str = "name", max_batch: int = MAX_BATCH,
-               max_pixels: int = preprocess.MAX_PIXELS, progress: bool = True) -> str:
+               max_pixels: int = preprocess.MAX_PIXELS, model_name: str | None = None,
+               progress: bool = True) -> str:
     """Exports a run directory's checkpoint as `out_dir/<version>/` (see `export_model`).
 
     Args:
@@ -443,6 +444,7 @@ def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bo
         labels: "name" or "wnid": what `top_k_labels` returns.
         max_batch: The largest number of images accepted in one request.
         max_pixels: The largest declared image size accepted, in pixels.
+        model_name: The model name in the warm-up requests (default: the basename of out_dir).
         progress: Show a progress bar.
 
     Returns:
@@ -450,7 +452,7 @@ def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bo
     """
     model, spec = load_run(run_dir, checkpoint, labels)
     spec = dataclasses.replace(spec, max_batch=max_batch, max_pixels=max_pixels)
-    return export_model(model, spec, out_dir, version, force, progress=progress)
+    return export_model(model, spec, out_dir, version, force, model_name=model_name, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -480,6 +482,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, metavar="N",
                         help="version number to write (default: one more than the highest in --out)")
     parser.add_argument("--force", action="store_true", help="replace version N if it already exists")
+    parser.add_argument("--model-name", metavar="NAME",
+                        help="the model name written into the warm-up requests, as in models.config "
+                             "(default: the basename of --out)")
     parser.add_argument("--labels", choices=sorted(LABEL_COLUMNS), default="name",
                         help="what top_k_labels returns: the class name or its WordNet id (default: name)")
     parser.add_argument("--max-batch", type=int, default=MAX_BATCH,
@@ -504,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = os.path.dirname(ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt))
     try:
         path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
-                          max_batch=args.max_batch, max_pixels=args.max_pixels)
+                          max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name)
     except (ExportError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

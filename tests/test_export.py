@@ -477,7 +477,7 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
     try:
         # --checkpoint alone: the run directory is the folder holding checkpoints/.
         status = export.main(["--checkpoint", export.resolve_checkpoint(run, None), "--out", out_dir,
-                              "--max-batch", str(MAX_BATCH)])
+                              "--max-batch", str(MAX_BATCH), "--model-name", "alexnet-2"])
     finally:
         done.set()
         watcher.join()
@@ -486,6 +486,9 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
     assert incomplete == []
     assert "2" in seen and polls[0] > 20  # the watcher really looked while the export ran
     assert sorted(n for n in os.listdir(out_dir)) == ["1", "2"]  # no temporary folder left behind
+    warmup = tf.data.TFRecordDataset(os.path.join(out_dir, "2", export.WARMUP_FILE)).as_numpy_iterator()
+    assert {prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.model_spec.name
+            for r in warmup} == {"alexnet-2"}
 
 
 def test_an_existing_version_is_replaced_only_with_force(run, tmp_path, capsys):
