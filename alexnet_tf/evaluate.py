@@ -152,20 +152,6 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False)
 
 
-def encoded_records(prepared: Any, split: str):
-    """The prepared shards of `split` as a dataset of (encoded square, label), in file order."""
-    import tensorflow as tf
-
-    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "image/class/label": tf.io.FixedLenFeature([], tf.int64)}
-
-    def parse(record: tf.Tensor):
-        ex = tf.io.parse_single_example(record, spec)
-        return ex["image/encoded"], ex["image/class/label"]
-
-    return tf.data.TFRecordDataset(list(prepared.files(split))).map(parse)
-
-
 def _every(ds, stride: int):
     """Every `stride`-th element of a dataset, with its position: (index, *element)."""
     ds = ds.enumerate()
@@ -330,11 +316,15 @@ class ExportModel(Model):
         return self._call("features", "features", image_bytes)
 
     def _output_batches(self, prepared: Any, data_cfg: Any, split: str, batch_size: int):
-        for encoded, y in encoded_records(prepared, split).batch(batch_size):
+        from alexnet_tf.data import record_dataset
+
+        for encoded, y in record_dataset(prepared, split).batch(batch_size):
             yield y.numpy(), self.predict(encoded.numpy(), ten_crop=False), self.predict(encoded.numpy())
 
     def _feature_batches(self, prepared: Any, data_cfg: Any, split: str, stride: int, batch_size: int):
-        for i, encoded, y in _every(encoded_records(prepared, split), stride).batch(batch_size):
+        from alexnet_tf.data import record_dataset
+
+        for i, encoded, y in _every(record_dataset(prepared, split), stride).batch(batch_size):
             yield self.features(encoded.numpy()), y.numpy(), i.numpy()
 
     def conv1_kernels(self) -> dict[str, np.ndarray]:

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.evaluate import DEFAULT_BATCH, ModelError, data_config_for, encoded_records, load_model
+from alexnet_tf.evaluate import DEFAULT_BATCH, ModelError, data_config_for, load_model
 from alexnet_tf.predict import (expand_images, fit_text, font, image_tile, read_images, report_arguments,
                                 run_per_image, save_image)
 
@@ -172,15 +172,14 @@ def nearest(gallery: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192)
 def record_tiles(prepared: Any, split: str, indices: Sequence[int], tile: int) -> dict[int, np.ndarray]:
     """The prepared squares at record positions `indices` of a split, resized to tile x tile (one pass, stopping
     after the last one needed)."""
-    import tensorflow as tf
-
     from alexnet_tf import preprocess
+    from alexnet_tf.data import record_dataset
 
     wanted = set(int(i) for i in indices)
     tiles: dict[int, np.ndarray] = {}
     if not wanted:
         return tiles
-    for i, (encoded, _) in enumerate(encoded_records(prepared, split).take(max(wanted) + 1)):
+    for i, (encoded, _) in enumerate(record_dataset(prepared, split).take(max(wanted) + 1)):
         if i in wanted:
             tiles[i] = preprocess.resize_to_square(preprocess.decode_rgb(encoded), tile).numpy()
     return tiles
