@@ -343,6 +343,23 @@ def existing_versions(out_dir: str) -> list[int]:
     return sorted(int(n) for n in os.listdir(out_dir) if n.isdigit() and os.path.isdir(os.path.join(out_dir, n)))
 
 
+def target_version(out_dir: str, version: int | None, force: bool) -> str:
+    """The folder `out_dir/<version>` to write (default: the next number), checked before any work is done.
+
+    Raises:
+        ExportError: for a version < 1, or an existing version without `force`.
+    """
+    if version is None:
+        version = (existing_versions(out_dir) or [0])[-1] + 1
+    if version < 1:
+        raise ExportError(f"--version must be a positive integer, got {version}")
+    final = os.path.join(os.path.abspath(out_dir), str(version))
+    if os.path.exists(final) and not force:
+        raise ExportError(f"version {final!r} already exists; choose another --version, omit it for the next "
+                          f"number, or pass --force to replace it")
+    return final
+
+
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -382,14 +399,8 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
         ExportError: for a version < 1, or an existing version without `force`.
     """
     out_dir = os.path.abspath(out_dir)
-    if version is None:
-        version = (existing_versions(out_dir) or [0])[-1] + 1
-    if version < 1:
-        raise ExportError(f"--version must be a positive integer, got {version}")
-    final = os.path.join(out_dir, str(version))
-    if os.path.exists(final) and not force:
-        raise ExportError(f"version {final!r} already exists; choose another --version, omit it for the next "
-                          f"number, or pass --force to replace it")
+    final = target_version(out_dir, version, force)
+    version = int(os.path.basename(final))
     os.makedirs(out_dir, exist_ok=True)
     steps = tqdm(total=4, desc=f"export {final}", unit="step", disable=not progress)
     # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written.
@@ -450,6 +461,7 @@ def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bo
     Returns:
         The path of the written version.
     """
+    target_version(out_dir, version, force)  # fail before restoring anything
     model, spec = load_run(run_dir, checkpoint, labels)
     spec = dataclasses.replace(spec, max_batch=max_batch, max_pixels=max_pixels)
     return export_model(model, spec, out_dir, version, force, model_name=model_name, progress=progress)

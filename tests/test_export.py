@@ -491,12 +491,15 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
             for r in warmup} == {"alexnet-2"}
 
 
-def test_an_existing_version_is_replaced_only_with_force(run, tmp_path, capsys):
+def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path, capsys):
     out_dir = str(tmp_path / "alexnet")
-    first = export.export_run(run, out_dir, version=3, progress=False)
+    first = os.path.join(out_dir, "3")
+    shutil.copytree(exported, first)  # an existing version
     marker = os.path.join(first, "marker")
     open(marker, "w").close()
     assert export.main(["--run", run, "--out", out_dir, "--version", "3"]) == 1
+    with pytest.raises(export.ExportError, match="positive integer"):
+        export.export_run(run, out_dir, version=0, progress=False)
     assert "already exists" in capsys.readouterr().err and os.path.exists(marker)
     with pytest.raises(export.ExportError, match="--force"):
         export.export_run(run, out_dir, version=3, progress=False)
