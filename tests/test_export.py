@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from dataclasses import asdict
 
