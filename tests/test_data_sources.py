@@ -62,6 +62,17 @@ def test_flat_validation_folder_with_label_files(tmp_path):
         folder_source(root, val_labels=str(labels_file))
     labels_file.write_text(labels_file.read_text() + "ILSVRC2012_val_00000002.JPEG 1\n")
     assert folder_source(root, val_labels=str(labels_file)).splits["val"].count == 3
+    # The devkit's ground truth: ILSVRC2012_IDs (here 1 = n02, 2 = n01) in file order, mapped through meta.mat.
+    scipy_io = pytest.importorskip("scipy.io")
+    truth = tmp_path / "devkit" / "data" / "ILSVRC2012_validation_ground_truth.txt"
+    truth.parent.mkdir(parents=True)
+    truth.write_text("1\n2\n1\n")
+    with pytest.raises(DataError, match="meta.mat"):
+        folder_source(root, val_labels=str(truth))
+    synsets = np.array([(1, "n02"), (2, "n01")], dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O")])
+    scipy_io.savemat(str(truth.parent / "meta.mat"), {"synsets": synsets})
+    split = folder_source(root, val_labels=str(truth)).splits["val"]
+    assert [int(y) for _, _, y in split.records(lambda i: False)] == [1, 0, 1]
 
 
 def test_odd_and_bad_files_in_the_folder_path(tmp_path, caplog):
