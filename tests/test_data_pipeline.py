@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import eval_dataset, network_input, prepare_data, record_dataset, train_dataset
+from alexnet_tf.data import DataError, eval_dataset, network_input, prepare_data, record_dataset, train_dataset
 from alexnet_tf.model import build_alexnet
 from test_data_fixtures import read_shards, write_folder
 
@@ -37,6 +37,8 @@ def test_same_seed_same_batches_other_epochs_other_crops(prepared):
     later = batches(train_dataset(data, cfg, 4, seed=7, epoch=1))
     offsets = lambda bs: np.concatenate([b["offset"] for b, _ in bs])  # noqa: E731
     assert not np.array_equal(offsets(first), offsets(later))
+    with pytest.raises(DataError, match="fewer than one batch"):
+        train_dataset(data, cfg, data.num_train + 1, seed=7, epoch=0)
     other_seed = batches(train_dataset(data, cfg, 4, seed=8, epoch=0))
     assert not np.array_equal(offsets(first), offsets(other_seed))
     # Resuming mid-epoch: skipping the batches already used gives the same remaining batches.

@@ -9,6 +9,7 @@ import tensorflow as tf
 from alexnet_tf import augment
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data.prepare import PreparedData
+from alexnet_tf.data.sources import DataError
 from alexnet_tf import preprocess
 
 _TRAIN_FEATURES = {
@@ -46,7 +47,8 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
     """One epoch of augmented training batches.
 
     Per image, in tf.data: a stateless seed from (seed, epoch, position in the epoch), from which the crop offset,
-    the reflection flag and the lighting alphas are drawn; a fused decode-and-crop of the JPEG; the reflection. The float part (lighting, mean) is `augment.network_input`, for the train step. Encoded records are
+    the reflection flag and the lighting alphas are drawn; a fused decode-and-crop of the JPEG; the reflection.
+    The float part (lighting, mean) is `augment.network_input`, for the train step. Encoded records are
     shuffled (shards in a seeded order, then a buffer of data.shuffle_buffer records), never decoded images.
 
     Args:
@@ -63,6 +65,9 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
         "flip": bool [B], "alpha": float32 [B, 3]}, labels int32 [B].
     """
     size, crop = prepared.image_size, data_cfg.crop_size
+    if drop_remainder and prepared.num_train < batch_size:
+        raise DataError(f"the training split has {prepared.num_train} images, fewer than one batch of {batch_size}; "
+                        "lower train.batch_size or add images")
     files = list(prepared.train_files)
     ds = tf.data.Dataset.from_tensor_slices(files)
     ds = ds.shuffle(len(files), seed=_derived_seed(seed, epoch, 1), reshuffle_each_iteration=False)

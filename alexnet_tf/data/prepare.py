@@ -164,7 +164,8 @@ class _BadBudget:
         if len(self.bad) > self.allowed:
             raise DataError(f"{len(self.bad)} of {self.total} files could not be decoded, more than "
                             f"data.max_bad_fraction={self.max_fraction} allows (last: {name}: {reason}); fix or remove "
-                            "them, or raise data.max_bad_fraction. The shards written so far are kept; rerun to resume.")
+                            "them, or raise data.max_bad_fraction. The shards written so far are kept; rerun to "
+                            "resume.")
 
 
 def prepare_split(split_source: SplitSource, directory: str, split: str, vocabulary: Vocabulary, image_size: int,
@@ -188,7 +189,8 @@ def prepare_split(split_source: SplitSource, directory: str, split: str, vocabul
     else:
         atomic_write_text(plan_path, json.dumps(plan, indent=1))
     stems = [_shard_stem(directory, split, s, num_shards) for s in range(num_shards)]
-    done = {s for s in range(num_shards) if os.path.isfile(stems[s] + ".tfrecord") and os.path.isfile(stems[s] + ".json")}
+    done = {s for s in range(num_shards)
+            if os.path.isfile(stems[s] + ".tfrecord") and os.path.isfile(stems[s] + ".json")}
     # Bad files recorded in finished shards count against the budget of this run too.
     for s in sorted(done):
         with open(stems[s] + ".json", encoding="utf-8") as f:

@@ -185,7 +185,8 @@ def _ilsvrc_ground_truth(path: str, lines: list[str], files: list[str], vocab: V
     meta = next((c for c in candidates if os.path.isfile(c)), None)
     if meta is None:
         raise DataError(f"{path} holds ILSVRC2012 IDs, which need the devkit's meta.mat to map to wnids; put "
-                        f"meta.mat beside it, or give a 'filename wnid' file or LOC_val_solution.csv as data.val_labels")
+                        "meta.mat beside it, or give a 'filename wnid' file or LOC_val_solution.csv as "
+                        "data.val_labels")
     try:
         from scipy.io import loadmat
     except ImportError:
@@ -330,7 +331,8 @@ def tfrecord_source(path: str) -> Source:
     for split, found in files.items():
         if not found:
             raise DataError(f"no {split} TFRecord shards under {path!r}; expected files named "
-                            f"{'/'.join(p + '-*' for p in _TFRECORD_SPLIT_PREFIXES[split])} (data.source=tfrecord:PATH)")
+                            f"{'/'.join(p + '-*' for p in _TFRECORD_SPLIT_PREFIXES[split])} "
+                            "(data.source=tfrecord:PATH)")
     counts: dict[str, list[int]] = {}
     synsets, labels = set(), set()
     for split, found in files.items():

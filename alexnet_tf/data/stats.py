@@ -91,7 +91,8 @@ class StatsAccumulator:
     """Exact streaming sums over uint8 images of one size: per-pixel sums, RGB sums and RGB outer-product sums.
 
     All sums are int64, so adding images in any order and merging partial accumulators give identical results.
-    (At ILSVRC scale, 1.28 M images of 256x256, the largest sum stays below 2^63 by a factor of over 1,000; one `add` batch must stay under about 2,000 images for float64 to be exact.)
+    (At ILSVRC scale, 1.28 M images of 256x256, the largest sum stays below 2^63 by a factor of over 1,000; one
+    `add` batch must stay under about 2,000 images for float64 to be exact.)
     """
 
     def __init__(self, image_size: int) -> None:
