@@ -147,13 +147,15 @@ def main() -> None:
         else:
             kib = float(np.mean([os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(raw) for f in fs])) / 1024
         source = folder_source(raw)
+        already = os.path.isfile(os.path.join(root, "prepared", "manifest.json"))
         t0, c0 = time.perf_counter(), sum(os.times()[:2])
         prepared = prepare_source(source, os.path.join(root, "prepared"), cfg.image_size, cfg.shard_size,
                                   progress=False)
         n = sum(s.count for s in source.splits.values())
         wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - c0
-        print(f"offline preparation (decode, resize, encode, statistics): {n} images in {wall:.1f} s wall, "
-              f"{n / max(cpu, 1e-9):.0f} images per CPU-second (nothing to do if already prepared)", flush=True)
+        if not already:
+            print(f"offline preparation (decode, resize, encode, statistics): {n} images in {wall:.1f} s wall, "
+                  f"{n / max(cpu, 1e-9):.0f} images per CPU-second", flush=True)
         stats = prepared.stats
         shard_kib = sum(os.path.getsize(f) for f in prepared.train_files) / prepared.num_train / 1024
         print(f"raw JPEGs: {kib:.0f} KiB on average; prepared 256x256 JPEGs: {shard_kib:.0f} KiB; "
