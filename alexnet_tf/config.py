@@ -144,6 +144,9 @@ class TrainConfig:
     histograms: bool = False  # weight histograms in TensorBoard each epoch
     max_steps: int = 0  # stop after this many steps in all (0: no limit; for smoke tests)
     export_at_end: bool = False  # export a SavedModel into the run directory when training ends
+    nan_max_retries: int = 3  # non-finite loss or weights: go back to the last good checkpoint this often, then stop
+    nan_lr_factor: float = 0.5  # each such retry multiplies the learning rate by this
+    nan_inject_steps: tuple[int, ...] = ()  # test hook: make the loss NaN at these (1-based) steps
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", f"got {self.batch_size}; it must be >= 1")
@@ -167,6 +170,9 @@ class TrainConfig:
         _require(self.tensorboard_images >= 0, "train.tensorboard_images",
                  f"got {self.tensorboard_images}; it must be >= 0")
         _require(self.max_steps >= 0, "train.max_steps", f"got {self.max_steps}; it must be >= 0")
+        _require(self.nan_max_retries >= 0, "train.nan_max_retries", f"got {self.nan_max_retries}; it must be >= 0")
+        _require(0 < self.nan_lr_factor <= 1, "train.nan_lr_factor",
+                 f"got {self.nan_lr_factor}; it must be in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,10 @@ examples:
   tensorboard --logdir runs/
       watch loss, top-1/top-5 error, learning rate, images/s, augmented images and conv1 kernels
 
-exit codes: 0 done; 2 bad configuration, data or run directory (the message says what to change).
+exit codes: 0 done; 2 bad configuration, data or run directory (the message says what to change), before any
+  training; 3 the loss or weights stayed NaN/Inf through train.nan_max_retries retries (the message names the
+  step); 75 stopped by SIGTERM or Ctrl-C (SIGINT) after saving a checkpoint at the step boundary: run the same
+  command again to resume.
 """
 
 
@@ -92,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DeviceError, trainer.RunDirError, *data_errors) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except trainer.Preempted as e:
+        print(f"preempted: {e}", file=sys.stderr)
+        return trainer.PREEMPTED_EXIT_CODE
+    except trainer.NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     print(f"run directory: {result.run_dir}  (tensorboard --logdir {result.run_dir}/tensorboard)")
     print(f"checkpoint: {result.checkpoint}")
     if config.train.export_at_end:

@@ -25,6 +25,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -54,8 +56,61 @@ TEN_CROP_SCALARS = ("val_ten_crop/loss", "val_ten_crop/top1_error", "val_ten_cro
 IMAGES = ("train/augmented_images", "conv1/tower_a", "conv1/tower_b")
 
 
+# The exit code of `python -m alexnet_tf.train` after SIGTERM / SIGINT (EX_TEMPFAIL: "try again"): the run saved a
+# checkpoint at the step boundary and the same command resumes it.
+PREEMPTED_EXIT_CODE = 75
+
+
 class RunDirError(ValueError):
     """A run directory that cannot be used for this config (e.g. it holds another architecture's checkpoint)."""
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or the weights stayed NaN/Inf through every allowed retry; the message names the step."""
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM or SIGINT after saving a checkpoint at a step boundary."""
+
+    def __init__(self, step: int, signum: int, checkpoint: str | None) -> None:
+        super().__init__(f"stopped by signal {signum} at step {step}; saved {checkpoint}; run the same command to "
+                         f"resume")
+        self.step, self.signum, self.checkpoint = step, signum, checkpoint
+
+
+class _NonFinite(Exception):
+    """Internal: a non-finite loss or weight was seen at `step` (before anything was saved)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+class _StopSignals:
+    """While active, SIGTERM and SIGINT only set `signum`; the loop finishes its step, saves and stops.
+
+    A second signal of the same kind while stopping is not caught again (a second Ctrl-C interrupts at once).
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del frame
+        self.signum = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -93,6 +148,17 @@ def _check_run_dir(run_dir: str, config: Config) -> None:
             diff.append(f"data.crop_size: {old.data.crop_size} there, {config.data.crop_size} now")
         raise RunDirError(f"run directory {run_dir!r} holds a checkpoint of a different network ({'; '.join(diff)}); "
                           f"choose another --run-dir, or use the same model settings to resume it")
+
+
+def _check_disk_space(run_dir: str, model: keras.Model, keep: int) -> None:
+    """Refuses to start when the disk cannot hold the checkpoints (weights + velocities, `keep` + 1 of them)."""
+    per_checkpoint = 2 * sum(int(np.prod(v.shape)) * 4 for v in model.weights)
+    need = per_checkpoint * (keep + 1)
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise RunDirError(f"not enough free disk space for checkpoints in {run_dir!r}: {keep} kept + 1 being "
+                          f"written need about {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB are free; free some "
+                          f"space, lower train.keep_checkpoints or choose another --run-dir")
 
 
 def _write_json(path: str, payload: dict[str, Any]) -> None:
@@ -170,16 +236,22 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.schedule: Schedule = make_schedule(train.schedule, train.learning_rate, train.lr_divisor,
                                                 train.plateau_patience, train.max_lr_drops, train.step_epochs)
+        # Dropout's random state (Keras seed generators) is not part of the model's checkpoint by default; saving it
+        # makes a resumed run draw the same dropout masks as a run that never stopped.
+        self.dropout_rng = tf.Module(name="dropout_rng")
+        self.dropout_rng.states = [v.value for v in self.model.variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
-                                              epoch=self.epoch, schedule=self.schedule)
+                                              epoch=self.epoch, schedule=self.schedule, dropout_rng=self.dropout_rng)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run_dir, CHECKPOINT_DIR),
                                                   max_to_keep=train.keep_checkpoints)
+        _check_disk_space(self.run_dir, self.model, train.keep_checkpoints)
         if found:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
         self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, TENSORBOARD_DIR))
         self._train_step = self._make_train_step()
         self._eval_steps: dict[bool, Callable] = {}
         self.history: list[dict[str, Any]] = []
+        self._injected: set[int] = set()  # nan_inject_steps already poisoned (each fires once per process)
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
@@ -187,23 +259,28 @@ class Trainer:
         model, optimizer, stats = self.model, self.optimizer, self.prepared.stats
         data_cfg, global_batch = self.config.data, self.global_batch
 
-        def replica_step(batch: dict[str, tf.Tensor], labels: tf.Tensor) -> dict[str, tf.Tensor]:
+        check_grads = self.config.runtime.precision != "mixed_float16"  # loss scaling skips overflowing steps
+
+        def replica_step(batch: dict[str, tf.Tensor], labels: tf.Tensor, poison: tf.Tensor) -> dict[str, tf.Tensor]:
             images = data_lib.network_input(batch, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
             logits = tf.cast(model(images, training=True), tf.float32)
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits) + poison
             loss = tf.reduce_sum(losses) / global_batch  # the global batch: replicas' gradients are summed
             # tf.gradients (graph mode) colocates each gradient op with its forward op, so tower B's backward pass
             # runs on tower B's device; a GradientTape would leave the gradient ops unplaced (all on the first
             # device), which is not the paper's model parallelism.
             grads = tf.gradients(optimizer.scale_loss(loss), [v.value for v in model.trainable_variables])
+            finite = tf.math.is_finite(loss)
+            if check_grads:
+                finite = tf.logical_and(finite, tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return batch_sums(logits, labels, losses)
+            return {**batch_sums(logits, labels, losses), "nonfinite": 1.0 - tf.cast(finite, tf.float32)}
 
         strategy = self.strategy
 
         @tf.function(jit_compile=self.config.runtime.jit_compile)
-        def step_fn(batch: dict[str, tf.Tensor], labels: tf.Tensor) -> dict[str, tf.Tensor]:
-            sums = strategy.run(replica_step, args=(batch, labels))
+        def step_fn(batch: dict[str, tf.Tensor], labels: tf.Tensor, poison: tf.Tensor) -> dict[str, tf.Tensor]:
+            sums = strategy.run(replica_step, args=(batch, labels, poison))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
         return step_fn
@@ -295,72 +372,39 @@ class Trainer:
         base_optimizer(self.optimizer).learning_rate.assign(rate)
 
     def fit(self) -> TrainResult:
-        """Trains until `train.epochs` epochs (or `train.max_steps` steps) are done; returns the final figures."""
-        train, data_cfg = self.config.train, self.config.data
-        max_steps = train.max_steps or math.inf
-        val: dict[str, float] = {}
-        step = int(self.step.numpy())
+        """Trains until `train.epochs` epochs (or `train.max_steps` steps) are done; returns the final figures.
+
+        Raises:
+            Preempted: after SIGTERM or SIGINT; the current step was finished and saved first.
+            NonFiniteError: when the loss or the weights stayed non-finite through `train.nan_max_retries` retries.
+        """
+        train = self.config.train
         if self.resuming and self.verbose:
-            tqdm.write(f"resuming {self.run_dir} at step {step} (epoch {int(self.epoch.numpy()) + 1})")
-        last_saved = step if self.resuming else -1
-        val_step = -1
-        while int(self.epoch.numpy()) < train.epochs and step < max_steps:
-            epoch = int(self.epoch.numpy()) + 1
-            rate = self.schedule.on_epoch_start(epoch)
-            self._set_learning_rate(rate)
-            done = step - (epoch - 1) * self.steps_per_epoch  # steps of this epoch already taken before a resume
-            dataset = data_lib.train_dataset(self.prepared, data_cfg, self.global_batch, self.config.runtime.seed,
-                                             epoch)
-            if done > 0:
-                dataset = dataset.skip(done)
-            dataset = self.strategy.experimental_distribute_dataset(dataset)
-            bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}/{train.epochs}",
-                       unit="step", disable=not self.progress, dynamic_ncols=True)
-            epoch_sums, interval, pending = RunningSums(), RunningSums(), []
-            epoch_start = interval_start = time.perf_counter()
-            interval_steps = 0
-            first = done == 0 and self.config.runtime.distribute == "none"
-            for batch, labels in dataset:
-                if step >= max_steps:
+            tqdm.write(f"resuming {self.run_dir} at step {int(self.step.numpy())} "
+                       f"(epoch {int(self.epoch.numpy()) + 1})")
+        if not self.resuming:
+            self._save()  # step 0: there is always a good checkpoint to go back to
+        retries = 0
+        with _StopSignals() as stop:
+            while True:
+                try:
+                    val, val_step = self._train_epochs(stop)
                     break
-                if first:
-                    self._log_augmented_images(batch, step)
-                    first = False
-                pending.append(self._train_step(batch, labels))
-                step += 1
-                interval_steps += 1
-                self.step.assign(step)
-                bar.update(1)
-                if step % train.log_every_steps == 0 or step == max_steps:
-                    for sums in pending:
-                        interval.add(sums)
-                    epoch_sums.add(interval.totals)
-                    pending.clear()
-                    now = time.perf_counter()
-                    seconds = now - interval_start
-                    metrics = interval.result()
-                    rate_img = interval.count / seconds if seconds > 0 else float("nan")
-                    self._log_scalars({"train/loss": metrics["loss"], "train/top1_error": metrics["top1_error"],
-                                       "train/top5_error": metrics["top5_error"], "train/learning_rate": rate,
-                                       "train/images_per_second": rate_img,
-                                       "train/step_time_ms": 1000 * seconds / interval_steps}, step)
-                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=f"{rate_img:.0f}", lr=f"{rate:.2g}")
-                    interval.reset()
-                    interval_start, interval_steps = now, 0
-                if step % train.checkpoint_every_steps == 0:
-                    last_saved = step
-                    self._save()
-            bar.close()
-            for sums in pending:
-                epoch_sums.add(sums)
-            if step >= max_steps and step - (epoch - 1) * self.steps_per_epoch < self.steps_per_epoch:
-                break  # stopped inside the epoch: the end-of-run code saves and evaluates
-            self._end_epoch(epoch, step, epoch_sums, time.perf_counter() - epoch_start)
-            last_saved = step
-            if "val" in self.history[-1]:
-                val, val_step = self.history[-1]["val"], step
-        if last_saved != step:
-            self._save()
+                except _NonFinite as e:
+                    retries += 1
+                    if retries > train.nan_max_retries:
+                        raise NonFiniteError(
+                            f"non-finite loss or weights at step {e.step}, and {train.nan_max_retries} retries from "
+                            f"the last good checkpoint with the learning rate lowered did not help; the checkpoints "
+                            f"in {self.run_dir} hold only finite weights; lower train.learning_rate (now "
+                            f"{self.schedule.learning_rate:.3g}) and resume") from None
+                    self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+                    self.schedule.scale(train.nan_lr_factor)
+                    if self.verbose:
+                        tqdm.write(f"non-finite loss or weights at step {e.step}: back to step "
+                                   f"{int(self.step.numpy())} with the learning rate x{train.nan_lr_factor} "
+                                   f"(retry {retries}/{train.nan_max_retries})")
+        step = int(self.step.numpy())
         if val_step != step:  # stopped inside an epoch, or resumed a finished run: evaluate the current weights
             val = self.evaluate(ten_crop=False)
             self._log_scalars({f"val/{k}": v for k, v in val.items()}, step)
@@ -378,8 +422,101 @@ class Trainer:
         self.writer.flush()
         return result
 
+    def _flush(self, pending: list[tuple[int, dict[str, tf.Tensor]]], into: RunningSums) -> None:
+        """Adds the pending steps' sums to `into`; raises _NonFinite naming the first step whose loss was not finite."""
+        for step, sums in pending:
+            if float(sums["nonfinite"]) > 0 or not math.isfinite(float(sums["loss"])):
+                raise _NonFinite(step)
+            into.add({k: v for k, v in sums.items() if k != "nonfinite"})
+        pending.clear()
+
+    def _check_finite_weights(self) -> None:
+        """Raises _NonFinite when any weight is NaN or infinite."""
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables])
+        if not bool(finite):
+            raise _NonFinite(int(self.step.numpy()))
+
+    def _save_checked(self) -> None:
+        """Saves a checkpoint, unless a weight is not finite (then raises _NonFinite: nothing bad is written)."""
+        self._check_finite_weights()
+        self._save()
+
+    def _train_epochs(self, stop: "_StopSignals") -> tuple[dict[str, float], int]:
+        """The epochs from the current step on; returns the last validation figures and the step they belong to."""
+        train, data_cfg = self.config.train, self.config.data
+        max_steps = train.max_steps or math.inf
+        step = int(self.step.numpy())
+        last_saved, val, val_step = step, {}, -1
+        while int(self.epoch.numpy()) < train.epochs and step < max_steps:
+            epoch = int(self.epoch.numpy()) + 1
+            rate = self.schedule.on_epoch_start(epoch)
+            self._set_learning_rate(rate)
+            done = step - (epoch - 1) * self.steps_per_epoch  # steps of this epoch already taken before a resume
+            dataset = data_lib.train_dataset(self.prepared, data_cfg, self.global_batch, self.config.runtime.seed,
+                                             epoch)
+            if done > 0:
+                dataset = dataset.skip(done)
+            dataset = self.strategy.experimental_distribute_dataset(dataset)
+            bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}/{train.epochs}",
+                       unit="step", disable=not self.progress, dynamic_ncols=True)
+            epoch_sums, interval = RunningSums(), RunningSums()
+            pending: list[tuple[int, dict[str, tf.Tensor]]] = []
+            epoch_start = interval_start = time.perf_counter()
+            interval_steps = 0
+            first = done == 0 and self.config.runtime.distribute == "none"
+            try:
+                for batch, labels in dataset:
+                    if step >= max_steps:
+                        break
+                    if first:
+                        self._log_augmented_images(batch, step)
+                        first = False
+                    poison = math.nan if (step + 1 in train.nan_inject_steps and step + 1 not in self._injected) \
+                        else 0.0
+                    if poison:
+                        self._injected.add(step + 1)
+                    pending.append((step + 1, self._train_step(batch, labels, tf.constant(poison, tf.float32))))
+                    step += 1
+                    interval_steps += 1
+                    self.step.assign(step)
+                    bar.update(1)
+                    if step % train.log_every_steps == 0 or step == max_steps or stop.signum:
+                        self._flush(pending, interval)
+                        epoch_sums.add(interval.totals)
+                        now = time.perf_counter()
+                        seconds = now - interval_start
+                        metrics = interval.result()
+                        rate_img = interval.count / seconds if seconds > 0 else float("nan")
+                        self._log_scalars({"train/loss": metrics["loss"], "train/top1_error": metrics["top1_error"],
+                                           "train/top5_error": metrics["top5_error"], "train/learning_rate": rate,
+                                           "train/images_per_second": rate_img,
+                                           "train/step_time_ms": 1000 * seconds / interval_steps}, step)
+                        bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=f"{rate_img:.0f}", lr=f"{rate:.2g}")
+                        interval.reset()
+                        interval_start, interval_steps = now, 0
+                    if step % train.checkpoint_every_steps == 0 or stop.signum:
+                        self._flush(pending, interval)
+                        self._save_checked()
+                        last_saved = step
+                    if stop.signum:
+                        raise Preempted(step, stop.signum, self.manager.latest_checkpoint)
+                self._flush(pending, interval)
+                epoch_sums.add(interval.totals)
+            finally:
+                bar.close()
+            if step >= max_steps and step - (epoch - 1) * self.steps_per_epoch < self.steps_per_epoch:
+                break  # stopped inside the epoch
+            self._end_epoch(epoch, step, epoch_sums, time.perf_counter() - epoch_start)
+            last_saved = step
+            if "val" in self.history[-1]:
+                val, val_step = self.history[-1]["val"], step
+        if last_saved != step:
+            self._save_checked()
+        return val, val_step
+
     def _end_epoch(self, epoch: int, step: int, epoch_sums: RunningSums, seconds: float) -> None:
         train = self.config.train
+        self._check_finite_weights()  # before the schedule sees an evaluation of broken weights
         record: dict[str, Any] = {"epoch": epoch, "step": step, "train": epoch_sums.result(),
                                   "learning_rate": self.schedule.learning_rate,
                                   "images_per_second": epoch_sums.count / seconds if seconds > 0 else float("nan")}
@@ -391,7 +528,7 @@ class Trainer:
                 record["lr_divided_to"] = self.schedule.learning_rate
         self._log_epoch_images(step)
         self.epoch.assign(epoch)
-        self._save()
+        self._save_checked()
         self.history.append(record)
         if self.verbose:
             line = f"epoch {epoch}/{train.epochs} " + _fmt(record["train"], "train")

@@ -121,7 +121,7 @@ def test_two_logical_devices_put_the_towers_on_separate_devices(cache_dir, tmp_p
         assert not np.array_equal(before[tower], np.asarray(trainer.model.get_layer(f"conv1_{tower}").kernel))
     # The traced train step that ran: forward and gradient convolutions of each tower on that tower's device.
     batch, labels = next(iter(train_dataset(trainer.prepared, config.data, config.train.batch_size, 0, 1)))
-    graph = trainer._train_step.get_concrete_function(batch, labels).graph
+    graph = trainer._train_step.get_concrete_function(batch, labels, tf.constant(0.0)).graph
     conv_devices = {"a": set(), "b": set()}
     for op in graph.get_operations():
         if op.type in ("Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "_FusedConv2D"):

@@ -1,0 +1,151 @@
+"""Fault tolerance: NaN guard, SIGTERM, SIGKILL and exact resume, determinism, early errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf.config import load_config
+from alexnet_tf.trainer import PREEMPTED_EXIT_CODE, NonFiniteError, Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(REPO, "configs", "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def checkpoint_tensors(path: str) -> dict[str, np.ndarray]:
+    """Every float tensor of the model and the optimiser (weights and velocities) in one checkpoint, by key.
+
+    (The schedule's best error is legitimately +inf before the first evaluation.)
+    """
+    reader = tf.train.load_checkpoint(path)
+    out = {}
+    for key, dtype in reader.get_variable_to_dtype_map().items():
+        if dtype.is_floating and key.startswith(("model/", "optimizer/")):
+            out[key] = reader.get_tensor(key)
+    return out
+
+
+def all_checkpoints(run_dir: str) -> list[str]:
+    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
+def test_nan_loss_recovers_from_last_good_checkpoint(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=8", "train.checkpoint_every_steps=2",
+                                "train.nan_inject_steps=5", "train.ten_crop_at_end=false", "train.log_every_steps=4"])
+    trainer = Trainer(config, run_dir, progress=False, verbose=False)
+    result = trainer.fit()
+    assert result.step == 8
+    assert trainer.schedule.learning_rate == pytest.approx(config.train.learning_rate * config.train.nan_lr_factor)
+    assert all(np.isfinite(np.asarray(v)).all() for v in trainer.model.weights)
+    for path in all_checkpoints(run_dir):
+        for key, value in checkpoint_tensors(path).items():
+            assert np.isfinite(value).all(), (path, key)
+
+
+def test_repeated_nans_stop_with_the_step_and_no_bad_checkpoint(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=12", "train.checkpoint_every_steps=2",
+                                "train.nan_inject_steps=3,4,5,6,7,8", "train.nan_max_retries=2",
+                                "train.log_every_steps=1", "train.ten_crop_at_end=false"])
+    # Each injected step fires once and every step is checked: step 3 fails (back to checkpoint 2), then step 4
+    # (back to 2 again: 4 was never saved), then step 5 (after checkpoint 4): the third failure stops the run.
+    with pytest.raises(NonFiniteError, match="at step 5"):
+        Trainer(config, run_dir, progress=False, verbose=False).fit()
+    assert all_checkpoints(run_dir)
+    for path in all_checkpoints(run_dir):
+        for key, value in checkpoint_tensors(path).items():
+            assert np.isfinite(value).all(), (path, key)
+
+
+def test_disk_full_is_refused_before_training(cache_dir, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from alexnet_tf.trainer import RunDirError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(RunDirError, match="free disk space"):
+        Trainer(load_config(TINY, [f"data.cache_dir={cache_dir}"]), str(tmp_path / "run"), progress=False)
+
+
+def _train_command(cache_dir: str, run_dir: str, *extra: str) -> list[str]:
+    sets = [f"data.cache_dir={cache_dir}", "runtime.deterministic=true", "train.epochs=2",
+            "train.checkpoint_every_steps=1", "train.ten_crop_at_end=false", "data.demo_train_per_class=24", *extra]
+    return [sys.executable, "-m", "alexnet_tf.train", "--config", TINY, "--run-dir", run_dir, "--no-progress",
+            *[a for s in sets for a in ("--set", s)]]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _wait_for_checkpoint(run_dir: str, at_least: int, process: subprocess.Popen, timeout: float = 120) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, "training ended before it could be interrupted"
+        latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+        if latest and int(latest.rsplit("-", 1)[1]) >= at_least:
+            return int(latest.rsplit("-", 1)[1])
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no checkpoint >= {at_least} within {timeout} s")
+
+
+def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, tmp_path):
+    """Run A uninterrupted; run B stopped by SIGTERM, then SIGKILLed, then finished: bitwise equal weights.
+
+    B is a second run of the same determinism-mode command, so this also shows that two runs give identical weights.
+    """
+    env = _env()
+    runs = {name: str(tmp_path / name) for name in "AB"}
+    done = subprocess.run(_train_command(cache_dir, runs["A"]), env=env, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    rng = np.random.default_rng()
+    # SIGTERM: the current step is finished and saved, the exit code says "preempted".
+    first = subprocess.Popen(_train_command(cache_dir, runs["B"]), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(runs["B"], int(rng.integers(1, 4)), first)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == PREEMPTED_EXIT_CODE, err[-2000:]
+    stopped_at = int(tf.train.latest_checkpoint(os.path.join(runs["B"], "checkpoints")).rsplit("-", 1)[1])
+    assert f"at step {stopped_at}" in err
+
+    # SIGKILL at a random later step: no chance to save; the restart resumes from the last checkpoint.
+    second = subprocess.Popen(_train_command(cache_dir, runs["B"]), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(runs["B"], stopped_at + int(rng.integers(1, 4)), second)
+    time.sleep(rng.uniform(0, 0.3))
+    second.kill()
+    second.wait(timeout=60)
+    third = subprocess.run(_train_command(cache_dir, runs["B"]), env=env, timeout=300, capture_output=True, text=True)
+    assert third.returncode == 0, third.stderr[-2000:]
+
+    final = {name: tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) for name, path in runs.items()}
+    assert len({os.path.basename(p) for p in final.values()}) == 1, final
+    weights = {name: checkpoint_tensors(path) for name, path in final.items()}  # weights, velocities
+    assert weights["A"] and set(weights["A"]) == set(weights["B"])
+    for key in weights["A"]:
+        np.testing.assert_array_equal(weights["A"][key], weights["B"][key], err_msg=f"A vs resumed B: {key}")
