@@ -54,11 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from alexnet_tf.data import DataError, prepare_data  # imports TensorFlow: after the arguments are checked
+    # Imports TensorFlow: after the arguments are checked.
+    from alexnet_tf.data import DataError, StatsError, VocabularyError, prepare_data
 
     try:
         prepared = prepare_data(data_cfg, progress=not args.quiet, workers=args.workers)
-    except DataError as e:
+    except (DataError, StatsError, VocabularyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"prepared data: {prepared.directory}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_tf.data import demo
+from alexnet_tf.data import DataError, demo
 
 
 def listing(root):
@@ -44,7 +44,7 @@ def test_demo_images_vary_in_size_and_aspect():
 
 def test_demo_class_count_limits():
     assert len(demo.demo_vocabulary(demo.MAX_DEMO_CLASSES)) == demo.MAX_DEMO_CLASSES >= 10
-    with pytest.raises(ValueError, match="demo_classes"):
+    with pytest.raises(DataError, match="demo_classes"):  # a data error, which the commands report as a message
         demo.demo_vocabulary(demo.MAX_DEMO_CLASSES + 1)
 
 

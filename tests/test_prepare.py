@@ -37,6 +37,10 @@ def test_command_prepares_and_reports_errors(tmp_path, capsys):
     assert main(["--quiet", "--set", f"data.source={tmp_path / 'missing'}"]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main(["--set", "data.no_such_key=1"]) == 2
+    capsys.readouterr()
+    # More demo classes than there are shapes: a message naming the key, not a traceback.
+    assert main(["--quiet", "--set", "data.demo_classes=13", "--set", f"data.cache_dir={tmp_path / 'cache'}"]) == 1
+    assert "data.demo_classes is 13" in capsys.readouterr().err
 
 
 SLOW_PREPARE = textwrap.dedent("""

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from alexnet_tf.data.atomic import remove_stale_temporaries
 from alexnet_tf.data.progress import progress_bar
+from alexnet_tf.data.sources import DataError
 from alexnet_tf.data.vocab import Vocabulary
 
 # Bump when the drawing changes, so cached demo folders of an older version are not reused.
@@ -65,10 +66,15 @@ MAX_DEMO_CLASSES = len(SHAPES)
 
 
 def demo_vocabulary(num_classes: int) -> Vocabulary:
-    """The first `num_classes` demo classes, in label order (wnid: the folder name; name: a description)."""
+    """The first `num_classes` demo classes, in label order (wnid: the folder name; name: a description).
+
+    Raises:
+        DataError: for fewer than 2 or more than MAX_DEMO_CLASSES classes (so that the commands report it as a
+            data error, not a traceback).
+    """
     if not 2 <= num_classes <= MAX_DEMO_CLASSES:
-        raise ValueError(f"data.demo_classes is {num_classes}; the demo dataset has 2 to {MAX_DEMO_CLASSES} "
-                         f"classes ({', '.join(SHAPES)})")
+        raise DataError(f"data.demo_classes is {num_classes}; the demo dataset has 2 to {MAX_DEMO_CLASSES} "
+                        f"classes ({', '.join(SHAPES)})")
     wnids = sorted(list(SHAPES)[:num_classes])  # sorted: the folder loader numbers classes in sorted order
     return Vocabulary(tuple(wnids), tuple(SHAPES[w][0] for w in wnids))
 
