@@ -74,10 +74,9 @@ def make_step(model: keras.Model, jit_compile: bool) -> Callable[[tf.Tensor, tf.
 
     @tf.function(jit_compile=jit_compile)
     def step(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(images, training=True), tf.float32)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        grads = tape.gradient(loss, model.trainable_variables)
+        logits = tf.cast(model(images, training=True), tf.float32)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        grads = tf.gradients(loss, [v.value for v in model.trainable_variables])  # as the trainer does
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
@@ -157,16 +156,21 @@ def main(argv: list[str] | None = None) -> None:
             f"{n} {args.batch_size / s[-1]:.1f} img/s" for n, s in seconds.items()), flush=True)
 
     peak = statistics.median(matmul)
-    print(f"\nfp32 matmul 4096x4096: {peak / 1e9:.1f} GFLOP/s (median of {len(matmul)})")
+    print(f"\nfp32 matmul 4096x4096: {peak / 1e9:.1f} GFLOP/s (median of {len(matmul)} rounds)")
+    print("Medians over rounds; 'of matmul' and the ratios are medians of per-round values (the variants and the "
+          "matmul of the same round saw the same load).")
     rates = {n: args.batch_size / statistics.median(s) for n, s in seconds.items()}
     print(f"{'variant':<16} {'img/s':>8} {'ms/step':>8} {'GFLOP/s':>8} {'of matmul':>9}")
     for name, rate in rates.items():
         flops = rate * TRAIN_FLOPS_PER_IMAGE
-        print(f"{name:<16} {rate:8.1f} {1000 * args.batch_size / rate:8.0f} {flops / 1e9:8.1f} {flops / peak:9.0%}")
+        fraction = statistics.median(args.batch_size / t * TRAIN_FLOPS_PER_IMAGE / m
+                                     for t, m in zip(seconds[name], matmul))
+        print(f"{name:<16} {rate:8.1f} {1000 * args.batch_size / rate:8.0f} {flops / 1e9:8.1f} {fraction:9.0%}")
     if "two_tower" in rates:
-        for name, rate in rates.items():
+        for name in rates:
             if name != "two_tower":
-                print(f"two_tower / {name}: {rates['two_tower'] / rate:.2f}x")
+                ratio = statistics.median(o / t for t, o in zip(seconds["two_tower"], seconds[name]))
+                print(f"two_tower / {name}: {ratio:.2f}x")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,19 +13,9 @@ import tensorflow as tf
 from alexnet_tf.config import load_config
 from alexnet_tf.trainer import PREEMPTED_EXIT_CODE, NonFiniteError, Trainer
 
+from test_trainer import TINY, cache_dir, float32_policy  # noqa: F401 (the same fixtures as the trainer's tests)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(REPO, "configs", "tiny.yaml")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(autouse=True)
-def float32_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
 
 
 def checkpoint_tensors(path: str) -> dict[str, np.ndarray]:
