@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -81,56 +82,60 @@ def main(argv: list[str] | None = None) -> int:
         spec = export.ServingSpec(mean=np.full((256, 256, 3), 115.0, np.float32), image_size=256, crop_size=224,
                                   vocabulary=Vocabulary.from_wnids([f"n{i:08d}" for i in range(1000)]))
     spec = dataclasses.replace(spec, max_batch=max(max(args.batches), export.MAX_BATCH))
+    # The full-size export is about 250 MB: it is removed at the end, whatever happens.
     workdir = tempfile.mkdtemp(prefix="alexnet_serving_bench_")
-    path = export.export_model(model, spec, os.path.join(workdir, "alexnet"), version=1)
+    try:
+        path = export.export_model(model, spec, os.path.join(workdir, "alexnet"), version=1)
 
-    graph = tf.Graph()
-    sess = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+        graph = tf.Graph()
+        sess = tf.compat.v1.Session(graph=graph)
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
 
-    def signature_call(name: str, feed: object) -> Callable[[], object]:
-        signature = meta_graph.signature_def[name]
-        (input_info,) = signature.inputs.values()
-        fetches = [info.name for info in signature.outputs.values()]
-        return lambda: sess.run(fetches, {input_info.name: feed})
+        def signature_call(name: str, feed: object) -> Callable[[], object]:
+            signature = meta_graph.signature_def[name]
+            (input_info,) = signature.inputs.values()
+            fetches = [info.name for info in signature.outputs.values()]
+            return lambda: sess.run(fetches, {input_info.name: feed})
 
-    size, crop = spec.image_size, spec.crop_size
-    ten_preprocess = tf.function(lambda b: export.ten_crop_patches(
-        export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
-    center_preprocess = tf.function(lambda b: export.center_patches(
-        export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
-    network = tf.function(lambda x: model(x, training=False))
+        size, crop = spec.image_size, spec.crop_size
+        ten_preprocess = tf.function(lambda b: export.ten_crop_patches(
+            export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
+        center_preprocess = tf.function(lambda b: export.center_patches(
+            export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
+        network = tf.function(lambda x: model(x, training=False))
 
-    rows, ratios = [], []
-    jpegs = synthetic_jpegs(max(args.batches))
-    for batch in tqdm(args.batches, desc="batch sizes", unit="batch size"):
-        images = jpegs[:batch]
-        decoded = np.stack([tf.io.decode_jpeg(j).numpy() for j in images])
-        patches10 = tf.random.normal([batch * 10, crop, crop, 3])
-        patches1 = patches10[:batch]
-        measurements = {
-            "serving_default (ten-crop)": signature_call("serving_default", images),
-            "predict_images (ten-crop, decoded input)": signature_call("predict_images", decoded),
-            "center_crop": signature_call("center_crop", images),
-            "features (ten-crop fc7)": signature_call("features", images),
-            "decode + preprocess only, ten crops": lambda: ten_preprocess(tf.constant(images)),
-            "decode + preprocess only, centre crop": lambda: center_preprocess(tf.constant(images)),
-            "network only, 10 x N patches": lambda: network(patches10).numpy(),
-            "network only, N patches": lambda: network(patches1).numpy(),
-        }
-        latencies = time_round_robin(list(measurements.values()), args.repeats, args.max_seconds)
-        medians = {}
-        for name, times in zip(measurements, latencies):
-            median, p99 = np.median(times), np.percentile(times, 99)
-            medians[name] = median
-            rows.append(f"| {name} | {batch} | {batch / median:.1f} | {median * 1e3:.1f} | {p99 * 1e3:.1f} "
-                        f"| {len(times)} |")
-        network_ratio = medians["network only, 10 x N patches"] / medians["network only, N patches"]
-        signature_ratio = medians["serving_default (ten-crop)"] / medians["center_crop"]
-        ratios.append(f"| {batch} | {network_ratio:.2f} | {signature_ratio:.2f} |")
+        rows, ratios = [], []
+        jpegs = synthetic_jpegs(max(args.batches))
+        for batch in tqdm(args.batches, desc="batch sizes", unit="batch size"):
+            images = jpegs[:batch]
+            decoded = np.stack([tf.io.decode_jpeg(j).numpy() for j in images])
+            patches10 = tf.random.normal([batch * 10, crop, crop, 3])
+            patches1 = patches10[:batch]
+            measurements = {
+                "serving_default (ten-crop)": signature_call("serving_default", images),
+                "predict_images (ten-crop, decoded input)": signature_call("predict_images", decoded),
+                "center_crop": signature_call("center_crop", images),
+                "features (ten-crop fc7)": signature_call("features", images),
+                "decode + preprocess only, ten crops": lambda: ten_preprocess(tf.constant(images)),
+                "decode + preprocess only, centre crop": lambda: center_preprocess(tf.constant(images)),
+                "network only, 10 x N patches": lambda: network(patches10).numpy(),
+                "network only, N patches": lambda: network(patches1).numpy(),
+            }
+            latencies = time_round_robin(list(measurements.values()), args.repeats, args.max_seconds)
+            medians = {}
+            for name, times in zip(measurements, latencies):
+                median, p99 = np.median(times), np.percentile(times, 99)
+                medians[name] = median
+                rows.append(f"| {name} | {batch} | {batch / median:.1f} | {median * 1e3:.1f} | {p99 * 1e3:.1f} "
+                            f"| {len(times)} |")
+            network_ratio = medians["network only, 10 x N patches"] / medians["network only, N patches"]
+            signature_ratio = medians["serving_default (ten-crop)"] / medians["center_crop"]
+            ratios.append(f"| {batch} | {network_ratio:.2f} | {signature_ratio:.2f} |")
 
-    sess.close()
+        sess.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nAlexNet serving benchmark: {'run ' + args.run if args.run else 'full-size network, random weights'}, "
           f"{os.cpu_count()} CPU cores, 1-minute load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} "
           f"after, TensorFlow {tf.__version__}")
