@@ -23,13 +23,15 @@ import tempfile
 import time
 from typing import Callable
 
-import numpy as np
-import tensorflow as tf
-from tqdm import tqdm
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout, too
 
-from alexnet_tf import export
-from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.model import build_alexnet
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from alexnet_tf import export  # noqa: E402
+from alexnet_tf.data.vocab import Vocabulary  # noqa: E402
+from alexnet_tf.model import build_alexnet  # noqa: E402
 
 
 def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int = 0) -> list[bytes]:
