@@ -46,6 +46,7 @@ from alexnet_tf.optim import base_optimizer, paper_sgd
 from alexnet_tf.schedule import Schedule, make_schedule
 
 CHECKPOINT_DIR = "checkpoints"
+WORKER_CHECKPOINT_DIR = "worker_checkpoints"  # multi-worker: the non-chief workers' throwaway copies
 TENSORBOARD_DIR = "tensorboard"
 SUMMARY_FILE = "summary.json"
 
@@ -161,6 +162,25 @@ def _check_disk_space(run_dir: str, model: keras.Model, keep: int) -> None:
                           f"space, lower train.keep_checkpoints or choose another --run-dir")
 
 
+def _split_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Data-parallel replicas split every global batch between them (each worker reads all the data and keeps its
+    part), so a multi-worker step sees exactly the examples of the single-process step."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True for the process that writes the run directory: the only one, or the chief (worker 0) of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
 def _write_json(path: str, payload: dict[str, Any]) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -204,9 +224,10 @@ class Trainer:
         self.resuming = found
         train, runtime = config.train, config.runtime
 
+        self.strategy = make_strategy(runtime.distribute)  # first: multi-worker must start before other TF ops
+        self.is_chief = _is_chief(self.strategy)
         seed_everything(runtime.seed, runtime.deterministic)
         set_precision(runtime.precision)
-        self.strategy = make_strategy(runtime.distribute)
         self.prepared = data_lib.prepare_data(config.data, progress=progress)
         if len(self.prepared.vocabulary) != config.model.num_classes:
             raise ConfigError(f"config key 'model.num_classes': got {config.model.num_classes}, but the data "
@@ -219,9 +240,10 @@ class Trainer:
                               f"{self.prepared.num_train} training images; lower it")
 
         os.makedirs(self.run_dir, exist_ok=True)
-        save_config(config, os.path.join(self.run_dir, "config.yaml"))
-        _copy_atomic(self.prepared.stats_path, os.path.join(self.run_dir, "stats.npz"))
-        _copy_atomic(self.prepared.vocab_path, os.path.join(self.run_dir, "classes.tsv"))
+        if self.is_chief:  # in multi-worker training only the chief writes the run directory's files
+            save_config(config, os.path.join(self.run_dir, "config.yaml"))
+            _copy_atomic(self.prepared.stats_path, os.path.join(self.run_dir, "stats.npz"))
+            _copy_atomic(self.prepared.vocab_path, os.path.join(self.run_dir, "classes.tsv"))
 
         placement = UNPINNED if (runtime.distribute != "none" or not runtime.pin_towers) else \
             tower_placement(runtime.tower_devices, runtime.pin_towers)
@@ -242,12 +264,16 @@ class Trainer:
         self.dropout_rng.states = [v.value for v in self.model.variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
                                               epoch=self.epoch, schedule=self.schedule, dropout_rng=self.dropout_rng)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run_dir, CHECKPOINT_DIR),
-                                                  max_to_keep=train.keep_checkpoints)
+        # Every worker must take part in a save; the others write throwaway copies into their own folder.
+        checkpoint_dir = os.path.join(self.run_dir, CHECKPOINT_DIR) if self.is_chief else \
+            os.path.join(self.run_dir, WORKER_CHECKPOINT_DIR, f"worker-{self.strategy.cluster_resolver.task_id}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=train.keep_checkpoints)
         _check_disk_space(self.run_dir, self.model, train.keep_checkpoints)
-        if found:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-        self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, TENSORBOARD_DIR))
+        if found:  # every worker restores the chief's latest checkpoint
+            latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, CHECKPOINT_DIR))
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, TENSORBOARD_DIR)) if self.is_chief \
+            else tf.summary.create_noop_writer()
         self._train_step = self._make_train_step()
         self._eval_steps: dict[bool, Callable] = {}
         self.history: list[dict[str, Any]] = []
@@ -317,7 +343,7 @@ class Trainer:
         """Loss and top-1/top-5 error over a whole split: the centre crop, or the average of ten crops."""
         batch = max(1, self.global_batch // 10) if ten_crop else self.global_batch
         dataset = data_lib.eval_dataset(self.prepared, self.config.data, batch, split=split, ten_crop=ten_crop)
-        dataset = self.strategy.experimental_distribute_dataset(dataset)
+        dataset = self.strategy.experimental_distribute_dataset(_split_batches(dataset))
         step = self._eval_step(ten_crop)
         running = RunningSums()
         total = self.prepared.num_val if split == "val" else self.prepared.num_train
@@ -416,9 +442,10 @@ class Trainer:
                 tqdm.write(_fmt(ten, "final val (ten crops):"))
         result = TrainResult(self.run_dir, step, int(self.epoch.numpy()), self.manager.latest_checkpoint, val, ten,
                              self.history)
-        _write_json(os.path.join(self.run_dir, SUMMARY_FILE),
-                    {"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint, "val": val,
-                     "val_ten_crop": ten, "learning_rate": self.schedule.learning_rate})
+        if self.is_chief:
+            _write_json(os.path.join(self.run_dir, SUMMARY_FILE),
+                        {"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint, "val": val,
+                         "val_ten_crop": ten, "learning_rate": self.schedule.learning_rate})
         self.writer.flush()
         return result
 
@@ -456,7 +483,7 @@ class Trainer:
                                              epoch)
             if done > 0:
                 dataset = dataset.skip(done)
-            dataset = self.strategy.experimental_distribute_dataset(dataset)
+            dataset = self.strategy.experimental_distribute_dataset(_split_batches(dataset))
             bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}/{train.epochs}",
                        unit="step", disable=not self.progress, dynamic_ncols=True)
             epoch_sums, interval = RunningSums(), RunningSums()

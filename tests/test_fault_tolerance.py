@@ -1,7 +1,9 @@
 """Fault tolerance: NaN guard, SIGTERM, SIGKILL and exact resume, determinism, early errors."""
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,3 +140,53 @@ def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, t
     assert weights["A"] and set(weights["A"]) == set(weights["B"])
     for key in weights["A"]:
         np.testing.assert_array_equal(weights["A"][key], weights["B"][key], err_msg=f"A vs resumed B: {key}")
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_matches_single_process(cache_dir, tmp_path):
+    """Two workers (MultiWorkerMirroredStrategy on 127.0.0.1) equal one process on the same global batch."""
+    sets = [f"data.cache_dir={cache_dir}", "model.dropout=0.0", "train.max_steps=4", "train.checkpoint_every_steps=2",
+            "train.ten_crop_at_end=false", "train.learning_rate=0.05"]
+    single = Trainer(load_config(TINY, sets), str(tmp_path / "single"), progress=False, verbose=False)
+    single.fit()
+    expected = checkpoint_tensors(tf.train.latest_checkpoint(str(tmp_path / "single" / "checkpoints")))
+
+    run_dir = str(tmp_path / "multi")
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    command = [sys.executable, "-m", "alexnet_tf.train", "--config", TINY, "--run-dir", run_dir, "--no-progress",
+               *[a for s in [*sets, "runtime.distribute=multi_worker"] for a in ("--set", s)]]
+    workers = [subprocess.Popen(command, env={**_env(), "TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": i}})}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        errors = [w.communicate(timeout=240)[1] for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert [w.returncode for w in workers] == [0, 0], [e[-3000:] for e in errors]
+
+    chief = checkpoint_tensors(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")))
+    other = checkpoint_tensors(tf.train.latest_checkpoint(os.path.join(run_dir, "worker_checkpoints", "worker-1")))
+    assert set(chief) == set(other) == set(expected)
+    start_multi = checkpoint_tensors(os.path.join(run_dir, "checkpoints", "ckpt-0"))
+    start_single = checkpoint_tensors(str(tmp_path / "single" / "checkpoints" / "ckpt-0"))
+    moved = 0
+    for key in chief:
+        np.testing.assert_array_equal(chief[key], other[key], err_msg=f"worker 0 vs worker 1: {key}")
+        np.testing.assert_array_equal(start_multi[key], start_single[key], err_msg=f"initial values: {key}")
+        # Compare what training changed, relative to its size (many tiny-net weights move very little).
+        change_multi, change_single = chief[key] - start_multi[key], expected[key] - start_single[key]
+        scale = float(np.abs(change_single).max())
+        np.testing.assert_allclose(change_multi, change_single, rtol=1e-3, atol=1e-3 * scale + 1e-12, err_msg=key)
+        moved += scale > 0
+    assert moved > len(chief) // 2  # the comparison is between trained weights, not two copies of the initial ones
