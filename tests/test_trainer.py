@@ -168,3 +168,20 @@ def test_help_explains_every_option(capsys):
 def test_bad_override_is_reported_before_training(capsys):
     assert train_cli.main(["--set", "train.no_such_key=1"]) == 2
     assert "train.no_such_key" in capsys.readouterr().err
+
+
+def test_missing_dataset_is_reported_before_training(tmp_path, capsys):
+    code = train_cli.main(["--config", TINY, "--run-dir", str(tmp_path / "run"), "--set",
+                           f"data.source={tmp_path / 'no_such_folder'}"])
+    assert code == 2
+    assert "no_such_folder" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(tmp_path, "run", "checkpoints"))
+
+
+def test_mirrored_strategy_trains_unpinned(cache_dir, tmp_path):
+    trainer = Trainer(tiny(cache_dir, "runtime.distribute=mirrored", "train.max_steps=2",
+                           "train.ten_crop_at_end=false"), str(tmp_path / "run"), progress=False, verbose=False)
+    assert isinstance(trainer.strategy, tf.distribute.MirroredStrategy) and not trainer.placement.pinned
+    before = np.asarray(trainer.model.get_layer("fc8").kernel)
+    assert trainer.fit().step == 2
+    assert not np.array_equal(before, np.asarray(trainer.model.get_layer("fc8").kernel))
