@@ -12,6 +12,12 @@ import tensorflow as tf
 # declares huge dimensions). 8,000 x 8,000 is far above any ILSVRC image (the largest are about 4,300 x 6,000 ... ).
 MAX_PIXELS = 64_000_000
 
+# `resize_to_square` first cuts an image's longer side down to this many times its shorter side (centred). Only the
+# central square is kept anyway, but resizing a tiny 1 x 20,000 image whole would make a 256 x 5,120,000 float image
+# (16 GB) that the pixel limit does not see; with the cut the resize makes at most 256 x 2,560 pixels. No ordinary
+# photograph is this elongated, so for them nothing changes.
+MAX_ASPECT = 10
+
 # The order of `ten_crop`'s patches: the centre and the four corners, then the same five reflected left-right.
 TEN_CROP_ORDER = ("center", "top_left", "top_right", "bottom_left", "bottom_right",
                   "center_flipped", "top_left_flipped", "top_right_flipped", "bottom_left_flipped",
@@ -94,6 +100,9 @@ def decode_rgb(image_bytes: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tenso
 def resize_to_square(image: tf.Tensor, size: int = 256) -> tf.Tensor:
     """The paper's offline step: rescale so that the shorter side is `size`, then take the central square.
 
+    An image longer than MAX_ASPECT times its shorter side is first cut to that length around its centre, which
+    bounds the work and memory of the resize (see MAX_ASPECT).
+
     Args:
         image: uint8 [H, W, 3].
         size: The side of the result.
@@ -101,6 +110,10 @@ def resize_to_square(image: tf.Tensor, size: int = 256) -> tf.Tensor:
     Returns:
         uint8 [size, size, 3] (antialiased bilinear resampling, rounded).
     """
+    shape = tf.shape(image)
+    longest = MAX_ASPECT * tf.minimum(shape[0], shape[1])
+    cut_h, cut_w = tf.maximum(shape[0] - longest, 0) // 2, tf.maximum(shape[1] - longest, 0) // 2
+    image = image[cut_h:cut_h + longest, cut_w:cut_w + longest, :]
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
     scale = size / tf.minimum(h, w)

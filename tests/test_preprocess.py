@@ -69,6 +69,28 @@ def test_resize_to_square_scales_the_shorter_side():
     assert (out[:, :15] == 0).all() and (out[:, 17:] == 255).all()
 
 
+def test_resize_to_square_of_an_ordinary_photo_is_the_whole_resize_cut_to_its_centre():
+    image = photo(75, 100, seed=3)  # 3:4, like most ILSVRC photos: resized whole to 48x64, then columns 8..55
+    expected = tf.image.resize(image, [48, 64], method="bilinear", antialias=True)[:, 8:56]
+    expected = np.clip(np.round(expected.numpy()), 0, 255).astype(np.uint8)
+    assert np.array_equal(preprocess.resize_to_square(tf.constant(image), 48).numpy(), expected)
+
+
+def test_resize_to_square_cuts_an_extremely_long_image_before_resizing():
+    # A 3 x 3,001 strip (9,003 pixels, far below the pixel limit) would be resized whole to 256 x 256,085 floats
+    # (787 MB); it is first cut to its central 3 x 30 (MAX_ASPECT 10), so the resize stays small. (The whole resize
+    # samples half a pixel elsewhere here, so this comparison tells the two apart.)
+    strip = np.random.default_rng(4).integers(0, 256, (3, 3001, 3), dtype=np.uint8)
+    assert preprocess.MAX_ASPECT == 10
+    cut = strip[:, 1485:1515]
+    out = preprocess.resize_to_square(tf.constant(strip), 256).numpy()
+    assert np.array_equal(out, preprocess.resize_to_square(tf.constant(cut), 256).numpy())
+    tall = np.ascontiguousarray(strip.transpose(1, 0, 2))
+    assert np.array_equal(preprocess.resize_to_square(tf.constant(tall), 16).numpy(),
+                          preprocess.resize_to_square(tf.constant(tall[1485:1515]), 16).numpy())
+    assert np.array_equal(in_tf_data(lambda x: preprocess.resize_to_square(x, 256), strip), out)
+
+
 def test_subtract_mean_matches_numpy_for_image_and_channel_means():
     image = photo(8, 8)
     mean_image = np.random.default_rng(0).uniform(0, 255, (8, 8, 3)).astype(np.float32)
