@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from alexnet_tf.data.atomic import remove_stale_temporaries
+from alexnet_tf.data.atomic import remove_stale_temporaries, temp_name
 from alexnet_tf.data.progress import progress_bar
 from alexnet_tf.data.sources import DataError
 from alexnet_tf.data.vocab import Vocabulary
@@ -140,7 +140,7 @@ def generate_demo(cache_dir: str, num_classes: int = 10, train_per_class: int = 
         return root
     os.makedirs(cache_dir, exist_ok=True)
     remove_stale_temporaries(cache_dir)  # a generation killed earlier
-    tmp = f"{root}.tmp-{os.getpid()}"
+    tmp = temp_name(root)
     shutil.rmtree(tmp, ignore_errors=True)
     jobs = [(split, label, i) for split, count in (("train", train_per_class), ("val", val_per_class))
             for label in range(num_classes) for i in range(count)]

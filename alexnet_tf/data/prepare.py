@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import demo
-from alexnet_tf.data.atomic import atomic_write_text, remove_stale_temporaries
+from alexnet_tf.data.atomic import atomic_write_text, remove_stale_temporaries, temp_name
 from alexnet_tf.data.sources import (PREPARED_FORMAT, DataError, Source, SplitSource, folder_source,
                                      is_prepared_dir, tfds_source, tfrecord_source)
 from alexnet_tf.data.progress import progress_bar
@@ -222,7 +222,7 @@ def _write_shards(split_source: SplitSource, split: str, stems: list[str], todo:
     state: dict[str, Any] = {}
 
     def open_shard(s: int) -> None:
-        state.update(shard=s, tmp=f"{stems[s]}.tfrecord.tmp-{os.getpid()}", next=s * shard_size,
+        state.update(shard=s, tmp=temp_name(stems[s] + ".tfrecord"), next=s * shard_size,
                      counts=[0] * len(vocabulary), bad=[],
                      sums=StatsAccumulator(image_size) if is_train else None)
         state["writer"] = tf.io.TFRecordWriter(state["tmp"])
