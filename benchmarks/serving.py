@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", help="a run directory to export (default: the full-size network, random weights)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (images per request)")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement")
-    parser.add_argument("--max-seconds", type=float, default=20.0, help="time budget per measurement")
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="time budget per batch size, after at least 3 rounds (the measurements take turns)")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
 
