@@ -49,8 +49,10 @@ def test_initial_weights_and_biases_are_the_papers(paper_model):
         if not getattr(layer, "kernel", None) is not None:
             continue
         kernel = layer.kernel.numpy()
-        # N(0, 0.01^2): with >= 34,848 draws per layer the sample std is within 2 % and the mean within 5 sigma.
-        assert kernel.std() == pytest.approx(0.01, rel=0.02), layer.name
+        # N(0, 0.01^2): the sample std and mean within 5 of their standard errors (the std's relative standard
+        # error is 1 / sqrt(2n): 0.54 % for conv1's 17,424 draws per tower, where a fixed 2 % was only 3.7 of them
+        # and failed about once in 2,600 runs of these unseeded initialisers).
+        assert kernel.std() == pytest.approx(0.01, rel=5 / np.sqrt(2 * kernel.size)), layer.name
         assert abs(kernel.mean()) < 5 * 0.01 / np.sqrt(kernel.size), layer.name
         bias = layer.bias.numpy()
         expected = 1.0 if layer.name.split("_")[0] in BIAS_ONE_LAYERS else 0.0
