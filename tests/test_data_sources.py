@@ -97,6 +97,18 @@ def test_odd_and_bad_files_in_the_folder_path(tmp_path, caplog):
         assert np.abs(records[name]["image"].astype(int) - expected).mean() < 4, name
 
 
+def test_file_names_that_are_not_utf8_are_read_like_any_other(tmp_path):
+    root = write_folder(str(tmp_path / "src"), {"n01": 2})
+    name = b"caf\xe9.JPEG"  # Latin-1, not valid UTF-8: os.walk gives it with a surrogate escape
+    with open(os.path.join(os.fsencode(root), b"train", b"n01", name), "wb") as f:
+        f.write(encode(Image.fromarray(photo(40, 50, 7)), "JPEG"))
+    prepared = prepare_data(config(tmp_path, root), progress=False)
+    assert prepared.num_train == 3 and prepared.num_bad == 0
+    filenames = [tf.train.Example.FromString(r).features.feature["image/filename"].bytes_list.value[0]
+                 for r in tf.data.TFRecordDataset(list(prepared.train_files)).as_numpy_iterator()]
+    assert name in [os.path.basename(f) for f in filenames]  # the record keeps the file's own bytes
+
+
 def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):
     root = write_folder(str(tmp_path / "src"), {"n01": 3}, extra_train={"n01": {"broken.JPEG": b"garbage"}})
     with pytest.raises(DataError, match=r"broken\.JPEG.*max_bad_fraction"):

@@ -115,8 +115,10 @@ def _files_source(paths: list[str], labels: list[int], shuffle_seed: int | None)
 
     def records(skip: Callable[[int], bool]) -> tf.data.Dataset:
         keep = [i for i in range(len(paths)) if not skip(i)]
+        # As bytes: a file name that is not valid UTF-8 (os.walk gives it with surrogate escapes) cannot become a
+        # TensorFlow string otherwise, and would stop the whole preparation without naming the file.
         ds = tf.data.Dataset.from_tensor_slices((
-            tf.constant(keep, tf.int64), tf.constant([paths[i] for i in keep], tf.string),
+            tf.constant(keep, tf.int64), tf.constant([os.fsencode(paths[i]) for i in keep], tf.string),
             tf.constant([labels[i] for i in keep], tf.int64)))
         return ds.map(lambda i, p, y: (i, tf.io.read_file(p), y))
 
