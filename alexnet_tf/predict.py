@@ -78,6 +78,7 @@ def expand_images(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
         nothing.
     """
     paths: list[str] = []
+    seen: set[str] = set()  # a list lookup per file would be quadratic: minutes for a folder of 100,000 images
     errors: list[str] = []
     for arg in arguments:
         if os.path.isdir(arg):
@@ -94,7 +95,10 @@ def expand_images(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             found = []
             errors.append(f"{arg}: no such file or folder")
-        paths.extend(p for p in found if p not in paths)
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                paths.append(p)
     return paths, errors
 
 
