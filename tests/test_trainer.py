@@ -97,12 +97,14 @@ def test_resume_mid_epoch_continues_at_the_right_step(cache_dir, tmp_path):
 
 def test_schedule_state_survives_restart(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
-    config = tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false")
+    config = tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false", "train.histograms=true")
     trainer = Trainer(config, run_dir, progress=False, verbose=False)
     trainer.fit()
+    histograms = [t for t in read_events(os.path.join(run_dir, "tensorboard")) if t.startswith("weights/")]
+    assert len(histograms) == len(trainer.model.trainable_variables)
     state = (trainer.schedule.learning_rate, float(trainer.schedule.best.numpy()), int(trainer.schedule.drops.numpy()))
-    again = Trainer(tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false"), run_dir, progress=False,
-                    verbose=False)
+    again = Trainer(tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false", "train.histograms=true"),
+                    run_dir, progress=False, verbose=False)
     assert (again.schedule.learning_rate, float(again.schedule.best.numpy()),
             int(again.schedule.drops.numpy())) == state
     assert np.isfinite(state[1])  # an evaluation was recorded, not the initial +inf
@@ -146,13 +148,17 @@ def test_resume_without_checkpoint_and_wrong_class_count_are_errors(cache_dir, t
         Trainer(tiny(cache_dir, "model.num_classes=7"), str(tmp_path / "run"), progress=False, verbose=False)
 
 
-def test_mixed_bfloat16_step_runs(cache_dir, tmp_path):
-    config = tiny(cache_dir, "runtime.precision=mixed_bfloat16", "train.max_steps=2", "train.ten_crop_at_end=false")
+@pytest.mark.parametrize("option, compute_dtype", [("runtime.precision=mixed_bfloat16", "bfloat16"),
+                                                   ("runtime.precision=mixed_float16", "float16"),
+                                                   ("runtime.jit_compile=true", "float32")])
+def test_precision_and_xla_options_train(cache_dir, tmp_path, option, compute_dtype):
+    config = tiny(cache_dir, option, "train.max_steps=2", "train.ten_crop_at_end=false")
     trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
     before = np.asarray(trainer.model.get_layer("fc8").kernel)
     result = trainer.fit()
-    assert trainer.model.get_layer("conv1_a").compute_dtype == "bfloat16"
-    assert trainer.model.get_layer("fc8").kernel.dtype == "float32"
+    assert trainer.model.get_layer("conv1_a").compute_dtype == compute_dtype
+    assert trainer.model.get_layer("fc8").kernel.dtype == "float32"  # variables stay float32
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (compute_dtype == "float16")
     assert not np.array_equal(before, np.asarray(trainer.model.get_layer("fc8").kernel))
     assert np.isfinite(result.val["loss"])
 
