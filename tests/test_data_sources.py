@@ -111,8 +111,11 @@ def test_file_names_that_are_not_utf8_are_read_like_any_other(tmp_path):
 
 def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):
     root = write_folder(str(tmp_path / "src"), {"n01": 3}, extra_train={"n01": {"broken.JPEG": b"garbage"}})
-    with pytest.raises(DataError, match=r"broken\.JPEG.*max_bad_fraction"):
+    with pytest.raises(DataError, match=r"broken\.JPEG.*Raise data\.max_bad_fraction and rerun"):
         prepare_data(config(tmp_path, root, max_bad_fraction=0.001), progress=False)
+    # What the message promises: with a higher limit the same folder resumes, and the bad file is listed.
+    prepared = prepare_data(config(tmp_path, root, max_bad_fraction=0.5), progress=False)
+    assert prepared.num_train == 3 and prepared.num_bad == 1
 
 
 def test_foreign_tfrecords_with_odd_and_bad_records(tmp_path, caplog):

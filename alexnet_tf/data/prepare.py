@@ -163,9 +163,10 @@ class _BadBudget:
         self.bad.append({"file": name, "reason": reason})
         if len(self.bad) > self.allowed:
             raise DataError(f"{len(self.bad)} of {self.total} files could not be decoded, more than "
-                            f"data.max_bad_fraction={self.max_fraction} allows (last: {name}: {reason}); fix or remove "
-                            "them, or raise data.max_bad_fraction. The shards written so far are kept; rerun to "
-                            "resume.")
+                            f"data.max_bad_fraction={self.max_fraction} allows (last: {name}: {reason}). Raise "
+                            "data.max_bad_fraction and rerun: the shards written so far are kept and the run resumes. "
+                            "Or fix or remove the files and prepare into a new data.prepared_dir (or delete this "
+                            "one): changed files are other data, which a resumed run refuses.")
 
 
 def prepare_split(split_source: SplitSource, directory: str, split: str, vocabulary: Vocabulary, image_size: int,
