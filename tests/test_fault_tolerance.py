@@ -190,3 +190,42 @@ def test_multi_worker_training_matches_single_process(cache_dir, tmp_path):
         np.testing.assert_allclose(change_multi, change_single, rtol=1e-3, atol=1e-3 * scale + 1e-12, err_msg=key)
         moved += scale > 0
     assert moved > len(chief) // 2  # the comparison is between trained weights, not two copies of the initial ones
+
+
+SAVE_THEN_SAVE_AGAIN = """
+import sys, numpy as np, tensorflow as tf
+from alexnet_tf.trainer import Trainer
+from alexnet_tf.config import load_config
+trainer = Trainer(load_config(sys.argv[1], sys.argv[3:]), sys.argv[2], progress=False, verbose=False)
+big = tf.Variable(tf.zeros([64, 1024, 1024]))  # 256 MiB: a save that takes a while
+trainer.checkpoint.big = big
+trainer._save()
+print("saved", flush=True)
+big.assign_add(tf.ones_like(big))
+trainer.step.assign(1)
+while True:  # saves until killed
+    trainer.step.assign_add(1)
+    trainer._save()
+"""
+
+
+def test_checkpoint_save_killed_midway_leaves_the_previous_one_loadable(cache_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = subprocess.Popen([sys.executable, "-c", SAVE_THEN_SAVE_AGAIN, TINY, run_dir,
+                                f"data.cache_dir={cache_dir}"], env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().strip() == "saved"
+        time.sleep(np.random.default_rng().uniform(0.05, 0.5))  # somewhere inside a 256 MiB save
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    assert latest is not None
+    reader = tf.train.load_checkpoint(latest)  # complete and readable, whichever save it is
+    big = [k for k in reader.get_variable_to_shape_map() if k.startswith("big/")]
+    assert big and reader.get_tensor(big[0]).shape == (64, 1024, 1024)
+    # And the run resumes from it.
+    trainer = Trainer(load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=1"]), run_dir,
+                      resume=True, progress=False, verbose=False)
+    assert int(trainer.step.numpy()) == int(latest.rsplit("-", 1)[1])
