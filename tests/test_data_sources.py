@@ -85,7 +85,12 @@ def test_odd_and_bad_files_in_the_folder_path(tmp_path, caplog):
         manifest = json.load(f)
     listed = sorted(os.path.basename(item["file"]) for item in manifest["undecodable_files"])
     assert listed == sorted(bad)
-    assert all(item["reason"] for item in manifest["undecodable_files"])
+    # Each reason is the decoder's own words, not an exception's class name or TensorFlow's wrapping.
+    reasons = {os.path.basename(item["file"]): item["reason"] for item in manifest["undecodable_files"]}
+    assert reasons["empty.JPEG"] == "empty file"
+    assert reasons["text.JPEG"] == "image_bytes is not a JPEG, PNG, GIF or BMP image (unrecognised header)"
+    assert "Invalid JPEG data" in reasons["truncated.JPEG"] and "Invalid JPEG data" in reasons["corrupt.JPEG"]
+    assert not any("{{" in r or "[Op:" in r for r in reasons.values())
     assert manifest["splits"]["train"]["counts_per_class"] == {"n01": 3 + len(odd), "n02": 3}
     for name in bad:  # each warning names its file
         assert any(name in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING), name
@@ -107,6 +112,15 @@ def test_file_names_that_are_not_utf8_are_read_like_any_other(tmp_path):
     filenames = [tf.train.Example.FromString(r).features.feature["image/filename"].bytes_list.value[0]
                  for r in tf.data.TFRecordDataset(list(prepared.train_files)).as_numpy_iterator()]
     assert name in [os.path.basename(f) for f in filenames]  # the record keeps the file's own bytes
+
+
+def test_a_decompression_bomb_is_explained_in_one_line():
+    from alexnet_tf.data.prepare import explain_failure
+
+    data = bytearray(encode(Image.fromarray(photo(40, 50)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (60000).to_bytes(2, "big") * 2  # the frame header declares 60,000 x 60,000
+    assert explain_failure(bytes(data)) == "image declares 60000 x 60000 pixels, above the limit of 64000000 pixels"
 
 
 def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):

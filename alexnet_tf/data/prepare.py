@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -137,9 +138,19 @@ def explain_failure(image_bytes: bytes) -> str:
     try:
         decode_rgb(tf.constant(image_bytes))
     except tf.errors.OpError as e:
-        lines = [line.strip() for line in e.message.splitlines() if line.strip() and "{{" not in line]
-        return (lines[0] if lines else type(e).__name__)[:200]
+        return _op_error_reason(e.message) or type(e).__name__
     return "decoding failed in the pipeline"
+
+
+def _op_error_reason(message: str) -> str:
+    """The reason in an eager TensorFlow error message, without the function-node prefix and op-name suffix that
+    wrap a decoder's own words, and with a failed `tf.debugging.Assert`'s data joined into one line."""
+    text = re.sub(r"\{\{[^}]*\}\}", "", message)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text, flags=re.S)
+    if "Summarized data:" in text:  # "Expected ... to be true. Summarized data: b'image declares'\n6000\n..."
+        items = text.split("Summarized data:", 1)[1].splitlines()
+        text = " ".join(item.strip().removeprefix("b'").removesuffix("'") for item in items if item.strip())
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:200]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
