@@ -148,10 +148,10 @@ def test_resume_without_checkpoint_and_wrong_class_count_are_errors(cache_dir, t
         Trainer(tiny(cache_dir, "model.num_classes=7"), str(tmp_path / "run"), progress=False, verbose=False)
 
 
+# (runtime.jit_compile=true trains too, but XLA's compile takes ~12 s here; benchmarks/train_step.py runs it.)
 @pytest.mark.parametrize("option, compute_dtype", [("runtime.precision=mixed_bfloat16", "bfloat16"),
-                                                   ("runtime.precision=mixed_float16", "float16"),
-                                                   ("runtime.jit_compile=true", "float32")])
-def test_precision_and_xla_options_train(cache_dir, tmp_path, option, compute_dtype):
+                                                   ("runtime.precision=mixed_float16", "float16")])
+def test_mixed_precision_options_train(cache_dir, tmp_path, option, compute_dtype):
     config = tiny(cache_dir, option, "train.max_steps=2", "train.ten_crop_at_end=false")
     trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
     before = np.asarray(trainer.model.get_layer("fc8").kernel)
