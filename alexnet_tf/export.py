@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from alexnet_tf import preprocess
 from alexnet_tf.config import Config, ConfigError, load_config
+from alexnet_tf.data.atomic import remove_stale_temporaries
 from alexnet_tf.data.stats import DatasetStats, StatsError
 from alexnet_tf.data.vocab import Vocabulary, VocabularyError
 from alexnet_tf.model import build_alexnet, with_features
@@ -402,9 +403,11 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
     final = target_version(out_dir, version, force)
     version = int(os.path.basename(final))
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # the staging folders of exports that were killed (up to a model each)
     steps = tqdm(total=4, desc=f"export {final}", unit="step", disable=not progress)
-    # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written.
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out_dir)
+    # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written; it
+    # ends in .tmp-<pid> so that a later export can tell a dead process's leftovers from a running export.
+    staging = tempfile.mkdtemp(prefix=f".version-{version}-", suffix=f".tmp-{os.getpid()}", dir=out_dir)
     try:
         steps.set_postfix_str("tracing signatures")
         archive = build_archive(model, spec, staging)

@@ -502,6 +502,10 @@ def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path
     assert "already exists" in capsys.readouterr().err and os.path.exists(marker)
     with pytest.raises(export.ExportError, match="--force"):
         export.export_run(run, out_dir, version=3, progress=False)
+    # The staging folder of an export whose process was killed: the next export removes it.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    os.makedirs(os.path.join(out_dir, f".version-4-abc.tmp-{gone.pid}", "model"))
     assert export.export_run(run, out_dir, version=3, force=True, progress=False) == first
     assert not os.path.exists(marker) and os.path.exists(os.path.join(first, "saved_model.pb"))
     assert os.listdir(out_dir) == ["3"]

@@ -37,8 +37,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def remove_stale_temporaries(directory: str) -> None:
-    """Removes temporary files and folders (`*.tmp-<pid>`) in `directory` left by processes that are gone."""
-    for path in glob.glob(os.path.join(directory, "*.tmp-*")):
+    """Removes temporary files and folders (`*.tmp-<pid>`, hidden ones too) in `directory` left by processes that
+    are gone."""
+    found = glob.glob(os.path.join(directory, "*.tmp-*")) + glob.glob(os.path.join(directory, ".*.tmp-*"))
+    for path in found:
         pid = path.rsplit(".tmp-", 1)[1]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
