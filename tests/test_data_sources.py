@@ -130,6 +130,10 @@ def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):
     # What the message promises: with a higher limit the same folder resumes, and the bad file is listed.
     prepared = prepare_data(config(tmp_path, root, max_bad_fraction=0.5), progress=False)
     assert prepared.num_train == 3 and prepared.num_bad == 1
+    # A resumed run checks the bad files of the shards it finds finished against its own limit too.
+    os.remove(prepared.manifest_path)  # as if interrupted at the very end
+    with pytest.raises(DataError, match=r"1 of 6 files could not be decoded.*broken\.JPEG"):
+        prepare_data(config(tmp_path, root, max_bad_fraction=0.001), progress=False)
 
 
 def test_foreign_tfrecords_with_odd_and_bad_records(tmp_path, caplog):

@@ -172,7 +172,12 @@ class _BadBudget:
     def add(self, name: str, reason: str) -> None:
         log.warning("skipping undecodable file %s: %s", name, reason)
         self.bad.append({"file": name, "reason": reason})
+        self.check()
+
+    def check(self) -> None:
+        """Raises DataError when more files were undecodable than allowed."""
         if len(self.bad) > self.allowed:
+            name, reason = self.bad[-1]["file"], self.bad[-1]["reason"]
             raise DataError(f"{len(self.bad)} of {self.total} files could not be decoded, more than "
                             f"data.max_bad_fraction={self.max_fraction} allows (last: {name}: {reason}). Raise "
                             "data.max_bad_fraction and rerun: the shards written so far are kept and the run resumes. "
@@ -206,8 +211,8 @@ def prepare_split(split_source: SplitSource, directory: str, split: str, vocabul
     # Bad files recorded in finished shards count against the budget of this run too.
     for s in sorted(done):
         with open(stems[s] + ".json", encoding="utf-8") as f:
-            for item in json.load(f)["bad"]:
-                budget.bad.append(item)
+            budget.bad.extend(json.load(f)["bad"])
+    budget.check()
     todo = [s for s in range(num_shards) if s not in done]
     is_train = split == "train"
     if todo:
