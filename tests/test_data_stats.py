@@ -64,6 +64,9 @@ def test_statistics_file_round_trip_and_errors(tmp_path):
     assert loaded.count == 3 and loaded.image_size == 4
     with pytest.raises(StatsError, match="does not exist"):
         DatasetStats.load(tmp_path / "missing.npz")
+    (tmp_path / "truncated.npz").write_bytes(path.read_bytes()[:100])  # a half-copied file: an error naming it
+    with pytest.raises(StatsError, match="truncated.npz.*cannot be read"):
+        DatasetStats.load(tmp_path / "truncated.npz")
     with pytest.raises(StatsError, match="no training image"):
         StatsAccumulator(4).finalize()
     with pytest.raises(StatsError, match="shape"):
@@ -100,5 +103,8 @@ def test_vocabulary_round_trip_and_errors(tmp_path):
         Vocabulary.load(tmp_path / "bad.tsv")
     with pytest.raises(VocabularyError, match="does not exist"):
         Vocabulary.load(tmp_path / "none.tsv")
+    (tmp_path / "latin1.tsv").write_bytes(b"0\tn1\tcaf\xe9\n")
+    with pytest.raises(VocabularyError, match="latin1.tsv.*cannot be read"):
+        Vocabulary.load(tmp_path / "latin1.tsv")
     (tmp_path / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish\n")
     assert read_synset_names(tmp_path / "LOC_synset_mapping.txt") == {"n01440764": "tench", "n01443537": "goldfish"}

@@ -8,6 +8,7 @@ population covariance (divided by the pixel count) of RGB values on the 0-255 sc
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,7 @@ class DatasetStats:
         """Reads a `stats.npz` written by `save`.
 
         Raises:
-            StatsError: for a missing file or one without the expected keys.
+            StatsError: for a missing, unreadable or truncated file, or one without the expected keys.
         """
         try:
             with np.load(path) as z:
@@ -73,9 +74,14 @@ class DatasetStats:
                 if missing:
                     raise StatsError(f"statistics file {str(path)!r} lacks {sorted(missing)}; prepare the data again")
                 return cls(z["mean_image"], z["channel_mean"], z["eigvals"], z["eigvecs"], int(z["count"]))
+        except StatsError:
+            raise
         except FileNotFoundError:
             raise StatsError(f"statistics file {str(path)!r} does not exist; prepare the data first "
                              "(python -m alexnet_tf.prepare)") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # e.g. a truncated copy
+            raise StatsError(f"statistics file {str(path)!r} cannot be read ({type(e).__name__}: {e}); copy it "
+                             "again from the prepared data folder, or prepare the data again") from None
 
 
 def eigen_rgb(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -88,6 +88,8 @@ class Vocabulary:
         except FileNotFoundError:
             raise VocabularyError(f"vocabulary file {str(path)!r} does not exist; prepare the data first "
                                   "(python -m alexnet_tf.prepare)") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise VocabularyError(f"vocabulary file {str(path)!r} cannot be read ({type(e).__name__}: {e})") from None
         wnids, names = [], []
         for number, line in enumerate(lines, 1):
             if not line.strip():
