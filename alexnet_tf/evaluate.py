@@ -4,7 +4,7 @@ ensembles (the paper's Tables 1 and 2), and the model loader that `predict` and 
 A "model" is either a run directory (config.yaml, checkpoints/, stats.npz, classes.tsv: the checkpoint is restored
 into an unpinned `build_alexnet` model) or a SavedModel export (a version folder such as exports/alexnet/3, or its
 base folder, whose highest version is used). Both are used through the same `Model` interface, and both preprocess
-with the very functions the export is built from (`alexnet_tf.preprocess` and the batch helpers of
+with the very functions the export is built from (`alexnet_tf.data.preprocess` and the batch helpers of
 `alexnet_tf.export`), so a run and its export give the same numbers:
 
     run     data: `data.eval_dataset` (prepared squares minus the run's training mean, ten crops) -> Keras model
@@ -578,7 +578,7 @@ def write_json(payload: Any, path: str) -> None:
         json.dump(_json_ready(payload), sys.stdout, indent=2)
         print()
         return
-    from alexnet_tf.data.atomic import atomic_write_text
+    from alexnet_tf.files import atomic_write_text
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_text(path, json.dumps(_json_ready(payload), indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 The exported model carries everything a server needs, so that neither tensorflow_model_server nor other TensorFlow
 code needs this package: image decoding and the paper's test-time preprocessing (the functions of
-`alexnet_tf.preprocess`, imported, never copied), the training mean as a constant in the graph, the ten-crop
+`alexnet_tf.data.preprocess`, imported, never copied), the training mean as a constant in the graph, the ten-crop
 average, and the vocabulary as a SavedModel asset. Signatures:
 
     serving_default  image_bytes string [N]          -> probabilities [N, C], top_k_classes int64 [N, K],
@@ -40,9 +40,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from alexnet_tf import preprocess
+from alexnet_tf.data import preprocess
 from alexnet_tf.config import Config, ConfigError, load_config
-from alexnet_tf.data.atomic import remove_stale_temporaries
+from alexnet_tf.files import remove_stale_temporaries
 from alexnet_tf.data.stats import DatasetStats, StatsError
 from alexnet_tf.data.vocab import Vocabulary, VocabularyError
 from alexnet_tf.model import build_alexnet, with_features

@@ -268,13 +268,13 @@ def prediction_figure(tiles: Sequence[np.ndarray], predictions: Sequence[Predict
 
 def image_tile(image_bytes: bytes, tile: int = TILE) -> np.ndarray:
     """The central square of an encoded image at `tile` pixels, decoded as the model decodes it."""
-    from alexnet_tf import preprocess
+    from alexnet_tf.data import preprocess
     return preprocess.eval_square(image_bytes, tile).numpy()
 
 
 def save_image(image: Any, path: str) -> None:
     """Writes a PIL image as PNG, atomically."""
-    from alexnet_tf.data.atomic import atomic_path
+    from alexnet_tf.files import atomic_path
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp:

@@ -37,6 +37,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from alexnet_tf import data as data_lib
+from alexnet_tf.data import augment
 from alexnet_tf.config import Config, ConfigError, config_to_dict, load_config, save_config
 from alexnet_tf.devices import (UNPINNED, make_strategy, seed_everything, set_precision, tower_placement)
 from alexnet_tf.figures import conv1_grids
@@ -288,7 +289,7 @@ class Trainer:
         check_grads = self.config.runtime.precision != "mixed_float16"  # loss scaling skips overflowing steps
 
         def replica_step(batch: dict[str, tf.Tensor], labels: tf.Tensor, poison: tf.Tensor) -> dict[str, tf.Tensor]:
-            images = data_lib.network_input(batch, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
+            images = augment.network_input(batch, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
             logits = tf.cast(model(images, training=True), tf.float32)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits) + poison
             loss = tf.reduce_sum(losses) / global_batch  # the global batch: replicas' gradients are summed
@@ -368,8 +369,8 @@ class Trainer:
         few = {k: v[:n] for k, v in batch.items()}
         stats, data_cfg = self.prepared.stats, self.config.data
         unlit = {**few, "alpha": tf.zeros_like(few["alpha"])}
-        lighting = (data_lib.network_input(few, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
-                    - data_lib.network_input(unlit, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale))
+        lighting = (augment.network_input(few, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale)
+                    - augment.network_input(unlit, stats, mean=data_cfg.mean, pca_scale=data_cfg.pca_scale))
         shown = tf.clip_by_value(tf.cast(few["image"], tf.float32) + lighting, 0, 255) / 255
         with self.writer.as_default(step=step):
             tf.summary.image("train/augmented_images", shown, max_outputs=n)

@@ -135,7 +135,7 @@ def gallery_features(model: Any, prepared: Any, data_cfg: Any, split: str = "tra
         batch_size: Images per step.
         progress: Show a progress bar.
     """
-    from alexnet_tf.data.atomic import atomic_path
+    from alexnet_tf.files import atomic_path
 
     path = ""
     if cache_dir:
@@ -172,7 +172,7 @@ def nearest(gallery: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192)
 def record_tiles(prepared: Any, split: str, indices: Sequence[int], tile: int) -> dict[int, np.ndarray]:
     """The prepared squares at record positions `indices` of a split, resized to tile x tile (one pass, stopping
     after the last one needed)."""
-    from alexnet_tf import preprocess
+    from alexnet_tf.data import preprocess
     from alexnet_tf.data import record_dataset
 
     wanted = set(int(i) for i in indices)

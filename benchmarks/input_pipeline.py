@@ -32,9 +32,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from alexnet_tf import augment, preprocess  # noqa: E402
+from alexnet_tf.data import augment, preprocess  # noqa: E402
 from alexnet_tf.config import DataConfig  # noqa: E402
-from alexnet_tf.data import demo, network_input, prepare_source, train_dataset  # noqa: E402
+from alexnet_tf.data import demo, prepare_source, train_dataset  # noqa: E402
+from alexnet_tf.data.augment import network_input  # noqa: E402
 from alexnet_tf.data.sources import folder_source  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Tests of alexnet_tf.augment against NumPy: seeds, crops, reflections, PCA lighting, mean crops, network_input;
+"""Tests of alexnet_tf.data.augment against NumPy: seeds, crops, reflections, PCA lighting, mean crops, network_input;
 each op eagerly and inside tf.data.map."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_tf import augment
+from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats, eigen_rgb
 from test_data_fixtures import encode, photo
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, prepare_data
 from alexnet_tf.data.sources import folder_source, tfds_source
-from alexnet_tf.preprocess import eval_square
+from alexnet_tf.data.preprocess import eval_square
 from test_data_fixtures import bad_files, example, odd_files, photo, read_shards, write_folder, write_records, encode
 from PIL import Image
 
@@ -115,7 +115,7 @@ def test_file_names_that_are_not_utf8_are_read_like_any_other(tmp_path):
 
 
 def test_a_decompression_bomb_is_explained_in_one_line():
-    from alexnet_tf.data.prepare import explain_failure
+    from alexnet_tf.data.shards import explain_failure
 
     data = bytearray(encode(Image.fromarray(photo(40, 50)), "JPEG"))
     sof = data.index(b"\xff\xc0")

@@ -9,7 +9,7 @@ import tensorflow as tf
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DatasetStats, StatsAccumulator, StatsError, Vocabulary, VocabularyError, prepare_data
 from alexnet_tf.data.vocab import read_synset_names
-from alexnet_tf.preprocess import eval_square
+from alexnet_tf.data.preprocess import eval_square
 from test_data_fixtures import write_folder
 
 

@@ -47,7 +47,7 @@ SLOW_PREPARE = textwrap.dedent("""
     import sys, time
     import tensorflow as tf
     from alexnet_tf.config import DataConfig
-    from alexnet_tf.data import sources, prepare
+    from alexnet_tf.data import sources, shards
 
     original = sources.folder_source
     def slow_source(*args, **kwargs):  # the same data, delivered slowly, so the kill lands mid-way
@@ -61,9 +61,9 @@ SLOW_PREPARE = textwrap.dedent("""
                 return records(skip).map(pause)
             split.records = slowed
         return source
-    prepare.folder_source = slow_source
+    shards.folder_source = slow_source
     cfg = DataConfig(source=sys.argv[1], prepared_dir=sys.argv[2], image_size=32, crop_size=24, shard_size=4)
-    prepare.prepare_data(cfg, progress=False, workers=1)
+    shards.prepare_data(cfg, progress=False, workers=1)
 """)
 
 

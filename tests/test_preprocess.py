@@ -1,4 +1,4 @@
-"""Tests of alexnet_tf.preprocess: decoding odd files, the 256 square, mean, centre and ten crops (eager and in
+"""Tests of alexnet_tf.data.preprocess: decoding odd files, the 256 square, mean, centre and ten crops (eager and in
 tf.data.map), against NumPy and PIL."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_tf import preprocess
+from alexnet_tf.data import preprocess
 from test_data_fixtures import bad_files, encode, odd_files, photo
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alexnet_tf.data.atomic import atomic_path
+from alexnet_tf.files import atomic_path
 
 
 class StatsError(ValueError):

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from alexnet_tf.data.atomic import atomic_write_text
+from alexnet_tf.files import atomic_write_text
 
 
 class VocabularyError(ValueError):

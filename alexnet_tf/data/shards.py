@@ -33,13 +33,13 @@ import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import demo
-from alexnet_tf.data.atomic import atomic_write_text, remove_stale_temporaries, temp_name
+from alexnet_tf.files import atomic_write_text, remove_stale_temporaries, temp_name
 from alexnet_tf.data.sources import (PREPARED_FORMAT, DataError, Source, SplitSource, folder_source,
                                      is_prepared_dir, tfds_source, tfrecord_source)
-from alexnet_tf.data.progress import progress_bar
+from alexnet_tf.progress import progress_bar
 from alexnet_tf.data.stats import DatasetStats, StatsAccumulator
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.preprocess import decode_rgb, eval_square
+from alexnet_tf.data.preprocess import decode_rgb, eval_square
 
 log = logging.getLogger("alexnet_tf.data")
 
