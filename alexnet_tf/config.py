@@ -8,6 +8,7 @@ stops the program at once with a message naming the key and what it accepts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -246,14 +247,25 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 pass
         raise ConfigError(f"config key '{key}': got {value!r}; expected an integer")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(f"config key '{key}': got {value!r}; expected a number")
+        if number is None:
+            raise ConfigError(f"config key '{key}': got {value!r}; expected a number")
+        # nan and inf pass every `>`/`<=` check in the sections' validation (or fail it with a misleading message)
+        # and only show up as a NaN loss after training started: refused here, once, for every float key.
+        try:
+            number = float(number)
+        except OverflowError:  # an integer beyond float's range: infinite too
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"config key '{key}': got {value!r}; expected a finite number (not nan or inf)")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -1,13 +1,31 @@
 """Tests for alexnet_tf.config: layered loading, type conversion, validation messages, round trips."""
 
 import dataclasses
+import os
+import subprocess
+import sys
+import typing
 from pathlib import Path
 
 import pytest
 
 from alexnet_tf.config import Config, ConfigError, load_config, replace, save_config
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+
+
+def _float_keys() -> list[str]:
+    """Every float field of every section, as 'section.key' (found from the dataclasses, so new ones are covered)."""
+    keys = []
+    for section in dataclasses.fields(Config):
+        hints = typing.get_type_hints(section.default_factory)
+        keys += [f"{section.name}.{f.name}" for f in dataclasses.fields(section.default_factory)
+                 if hints[f.name] is float]
+    return keys
+
+
+FLOAT_KEYS = _float_keys()
 
 
 def test_paper_config_holds_every_number_of_the_spec():
@@ -85,6 +103,43 @@ def test_wrong_type_in_yaml_is_rejected(tmp_path):
 def test_impossible_values_are_rejected_with_the_allowed_ones(override, pattern):
     with pytest.raises(ConfigError, match=pattern):
         load_config(None, [override])
+
+
+def test_the_float_keys_are_found():
+    assert {"train.learning_rate", "model.dropout", "data.pca_std", "data.max_bad_fraction"} <= set(FLOAT_KEYS)
+    assert "train.batch_size" not in FLOAT_KEYS
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "Infinity", " NaN "])
+def test_non_finite_floats_are_refused_from_the_command_line(key, text):
+    with pytest.raises(ConfigError, match=rf"'{key}': got '{text}'; expected a finite number \(not nan or inf\)"):
+        load_config(None, [f"{key}={text}"])
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan", "1e400", str(10 ** 400)],
+                         ids=["inf", "-inf", "nan", "1e400", "10**400"])
+def test_non_finite_floats_are_refused_from_yaml(tmp_path, key, text):
+    section, name = key.split(".")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section}:\n  {name}: {text}\n")
+    with pytest.raises(ConfigError, match=rf"'{key}': got .*; expected a finite number"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=rf"'{key}'.*finite"):  # and from code
+        replace(Config(), **{section: {name: float("inf")}})
+
+
+@pytest.mark.slow
+def test_train_with_an_infinite_learning_rate_exits_2_before_training(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "alexnet_tf.train", "--config", str(CONFIGS / "tiny.yaml"),
+                           "--run-dir", str(run_dir), "--set", "train.learning_rate=inf"],
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "'train.learning_rate': got 'inf'" in proc.stderr
+    assert not run_dir.exists()  # nothing started
 
 
 def test_malformed_override_says_the_expected_form():
