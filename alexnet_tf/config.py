@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import yaml
-
-
-class ConfigError(ValueError):
-    """A configuration key, type or value that cannot be used."""
+from alexnet_tf.errors import ConfigError  # noqa: F401 (raised here; importable from here)
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -53,6 +50,8 @@ class ModelConfig:
     lrn_n: int = 5
     lrn_alpha: float = 1e-4  # the paper's alpha, NOT divided by n (Caffe/PyTorch: 5e-4 divided by 5)
     lrn_beta: float = 0.75
+    lrn_across_towers: bool = False  # True: LRN windows cross the tower boundary (Caffe's single-device LRN)
+    pool_before_lrn: bool = False  # True: max-pool, then LRN in layers 1 and 2 (CaffeNet's order)
 
     def __post_init__(self) -> None:
         _require(self.num_classes >= 2, "model.num_classes", f"got {self.num_classes}; it must be >= 2")

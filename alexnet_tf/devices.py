@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import tensorflow as tf
-
-
-class DeviceError(ValueError):
-    """A requested device that this machine does not have."""
+from alexnet_tf.errors import DeviceError  # noqa: F401 (raised here; importable from here)
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from alexnet_tf.errors import ModelError  # noqa: F401 (raised here; importable from here)
 
 SPLITS = ("val", "train")
 DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches
-
-
-class ModelError(ValueError):
-    """A --model path that is neither a usable run directory nor a SavedModel export; the message says why."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -148,8 +145,8 @@ def _file_stamp(path: str) -> str:
 
 
 def _bar(total: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False)
+    from alexnet_tf.progress import progress_bar
+    return progress_bar(total, desc, progress, leave=False)
 
 
 def _every(ds, stride: int):
@@ -169,18 +166,18 @@ class RunModel(Model):
         import tensorflow as tf
 
         from alexnet_tf import export
-        from alexnet_tf.config import ConfigError, load_config
-        from alexnet_tf.data.stats import DatasetStats, StatsError
+        from alexnet_tf.errors import RunDirError
         from alexnet_tf.model import with_features
+        from alexnet_tf.rundir import load_run
 
         try:
-            self.keras_model, self.spec = export.load_run(run_dir, checkpoint)
-            self.config = load_config(os.path.join(run_dir, "config.yaml"))
-            self.stats = DatasetStats.load(os.path.join(run_dir, "stats.npz"))
-        except (export.ExportError, ConfigError, StatsError) as e:
+            run = load_run(run_dir, checkpoint)
+            self.keras_model, self.spec = run.restore_model(), export.serving_spec(run)
+        except RunDirError as e:
             raise ModelError(f"--model {run_dir}: {e}") from None
+        self.config, self.stats = run.config, run.stats
         self.path = run_dir
-        self.checkpoint = export.resolve_checkpoint(run_dir, checkpoint)
+        self.checkpoint = run.checkpoint
         self.description = f"{run_dir} ({os.path.basename(self.checkpoint)})"
         self.vocabulary = self.spec.vocabulary
         self.image_size = self.spec.image_size
@@ -261,9 +258,10 @@ class ExportModel(Model):
     def __init__(self, version_dir: str) -> None:
         import tensorflow as tf
 
-        from alexnet_tf.config import ConfigError, load_config
         from alexnet_tf.data.vocab import Vocabulary, VocabularyError
+        from alexnet_tf.errors import RunDirError
         from alexnet_tf.export import PREPROCESSING_FILE
+        from alexnet_tf.rundir import RunDir
 
         try:
             self.saved = tf.saved_model.load(version_dir)
@@ -283,12 +281,12 @@ class ExportModel(Model):
         self.image_size = None
         self.crop_size = None
         self.max_batch = None  # the export refuses larger requests; `_call` splits batches to fit
-        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(version_dir)))
-        if os.path.isfile(os.path.join(run_dir, "config.yaml")) and os.path.isdir(os.path.join(run_dir, "checkpoints")):
+        run_dir = RunDir(os.path.dirname(os.path.dirname(os.path.abspath(version_dir))))
+        if run_dir.is_run() and os.path.isdir(run_dir.checkpoint_dir):
             try:  # the trainer exports into RUN/export/N: the run's config says how the data was prepared
-                self.config = load_config(os.path.join(run_dir, "config.yaml"))
+                self.config = run_dir.read_config()
                 self.image_size, self.crop_size = self.config.data.image_size, self.config.data.crop_size
-            except ConfigError:
+            except RunDirError:
                 self.config = None
         described = os.path.join(version_dir, PREPROCESSING_FILE)
         if os.path.isfile(described):
@@ -355,9 +353,11 @@ def load_model(path: str) -> Model:
     Raises:
         ModelError: naming the path and saying what it should be.
     """
+    from alexnet_tf.rundir import RunDir, is_checkpoint_prefix, run_dir_of_checkpoint
+
     path = os.path.normpath(os.path.expanduser(path))
-    if os.path.isfile(path + ".index"):  # a checkpoint prefix: RUN/checkpoints/ckpt-N
-        return RunModel(os.path.dirname(os.path.dirname(os.path.abspath(path))), path)
+    if is_checkpoint_prefix(path):  # RUN/checkpoints/ckpt-N
+        return RunModel(run_dir_of_checkpoint(path).path, path)
     if not os.path.exists(path):
         raise ModelError(f"--model {path}: no such file or directory; give a run directory (written by python -m "
                          f"alexnet_tf.train) or a SavedModel export folder such as exports/alexnet/1")
@@ -365,7 +365,7 @@ def load_model(path: str) -> Model:
         raise ModelError(f"--model {path}: is a file; give a run directory or a SavedModel export folder")
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return ExportModel(path)
-    if os.path.isfile(os.path.join(path, "config.yaml")):
+    if RunDir(path).is_run():
         return RunModel(path)
     latest = _latest_version(path)
     if latest:

@@ -32,20 +32,20 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from alexnet_tf.data import preprocess
-from alexnet_tf.config import Config, ConfigError, load_config
 from alexnet_tf.files import remove_stale_temporaries
-from alexnet_tf.data.stats import DatasetStats, StatsError
-from alexnet_tf.data.vocab import Vocabulary, VocabularyError
-from alexnet_tf.model import build_alexnet, with_features
+from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.progress import progress_bar
+from alexnet_tf.rundir import Run, load_run, run_dir_of_checkpoint
+from alexnet_tf.model import with_features
+from alexnet_tf.errors import AlexNetError, ExportError  # noqa: F401 (raised here; importable from here)
 
 SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
 TOP_K = 5
@@ -56,10 +56,6 @@ LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, n
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The preprocessing constants in plain JSON, for tools that evaluate an export (the graph holds them as constants).
 PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
-
-
-class ExportError(ValueError):
-    """A run directory, checkpoint or export folder that cannot be used; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -88,73 +84,17 @@ class ServingSpec:
 # ---------------------------------------------------------------------------------------------------------------------
 # Reading a run directory.
 
-def select_mean(stats: DatasetStats, kind: str, image_size: int) -> np.ndarray:
-    """The training mean the run subtracted: the mean image [S, S, 3] for kind "image", else the [3] channel mean.
-
-    Raises:
-        ExportError: when the mean image does not match data.image_size.
-    """
-    if kind == "channel":
-        return stats.channel_mean
-    if stats.image_size != image_size:
-        raise ExportError(f"stats.npz holds a {stats.image_size}x{stats.image_size} mean image but the run's "
-                          f"data.image_size is {image_size}; the statistics and config must come from the same run")
-    return stats.mean_image
+def serving_spec(run: Run, labels: str = "name") -> ServingSpec:
+    """The preprocessing constants and vocabulary a run's export carries."""
+    return ServingSpec(mean=run.mean(), image_size=run.config.data.image_size, crop_size=run.config.data.crop_size,
+                       vocabulary=run.vocabulary, labels=labels)
 
 
-def resolve_checkpoint(run_dir: str, checkpoint: str | None) -> str:
-    """The checkpoint prefix to export: `checkpoint` (a prefix or a folder), else the latest in RUN_DIR/checkpoints.
-
-    Raises:
-        ExportError: when no checkpoint is found.
-    """
-    where = checkpoint or os.path.join(run_dir, "checkpoints")
-    prefix = tf.train.latest_checkpoint(where) if os.path.isdir(where) else where
-    if not prefix or not tf.io.gfile.exists(prefix + ".index"):
-        raise ExportError(f"no checkpoint found at {where!r}; train first (python -m alexnet_tf.train) or give "
-                          f"--checkpoint PATH (a checkpoint prefix such as RUN/checkpoints/ckpt-12, or its folder)")
-    return prefix
-
-
-def restore_model(config: Config, checkpoint_prefix: str) -> keras.Model:
-    """Builds the unpinned network of `config` (no device strings reach the export) and restores its weights.
-
-    Raises:
-        ExportError: when the checkpoint does not fit the configured network.
-    """
-    model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
-    try:
-        status = tf.train.Checkpoint(model=model).restore(checkpoint_prefix).expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise ExportError(f"checkpoint {checkpoint_prefix!r} does not fit the network of the run's config.yaml "
-                          f"(model section and data.crop_size): {e}") from None
-    return model
-
-
-def load_run(run_dir: str, checkpoint: str | None = None,
-             labels: str = "name") -> tuple[keras.Model, ServingSpec]:
-    """Reads a run directory (config.yaml, a checkpoint, stats.npz, classes.tsv) into a model and its ServingSpec."""
-    config_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(config_path):
-        raise ExportError(f"{config_path!r} does not exist: {run_dir!r} is not a run directory (give --run, the "
-                          f"folder that python -m alexnet_tf.train wrote)")
-    try:
-        config = load_config(config_path)
-    except ConfigError as e:
-        raise ExportError(str(e)) from None
-    try:
-        vocabulary = Vocabulary.load(os.path.join(run_dir, "classes.tsv"))
-        stats = DatasetStats.load(os.path.join(run_dir, "stats.npz"))
-    except (VocabularyError, StatsError) as e:
-        raise ExportError(f"run directory {run_dir!r}: {e}") from None
-    if len(vocabulary) != config.model.num_classes:
-        raise ExportError(f"{run_dir}/classes.tsv has {len(vocabulary)} classes but model.num_classes is "
-                          f"{config.model.num_classes}; the vocabulary and the checkpoint must come from one run")
-    mean = select_mean(stats, config.data.mean, config.data.image_size)
-    model = restore_model(config, resolve_checkpoint(run_dir, checkpoint))
-    return model, ServingSpec(mean=mean, image_size=config.data.image_size, crop_size=config.data.crop_size,
-                              vocabulary=vocabulary, labels=labels)
+def load_run_for_export(run_dir: str, checkpoint: str | None = None,
+                        labels: str = "name") -> tuple[keras.Model, ServingSpec]:
+    """Reads a run directory (see `rundir.load_run`) into its restored model and its ServingSpec."""
+    run = load_run(run_dir, checkpoint)
+    return run.restore_model(), serving_spec(run, labels)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -404,7 +344,7 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
     version = int(os.path.basename(final))
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temporaries(out_dir)  # the staging folders of exports that were killed (up to a model each)
-    steps = tqdm(total=4, desc=f"export {final}", unit="step", disable=not progress)
+    steps = progress_bar(4, f"export {final}", progress, unit="step")
     # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written; it
     # ends in .tmp-<pid> so that a later export can tell a dead process's leftovers from a running export.
     staging = tempfile.mkdtemp(prefix=f".version-{version}-", suffix=f".tmp-{os.getpid()}", dir=out_dir)
@@ -465,7 +405,7 @@ def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bo
         The path of the written version.
     """
     target_version(out_dir, version, force)  # fail before restoring anything
-    model, spec = load_run(run_dir, checkpoint, labels)
+    model, spec = load_run_for_export(run_dir, checkpoint, labels)
     spec = dataclasses.replace(spec, max_batch=max_batch, max_pixels=max_pixels)
     return export_model(model, spec, out_dir, version, force, model_name=model_name, progress=progress)
 
@@ -518,14 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --run RUN_DIR or --checkpoint PATH")
     if args.max_batch < 1 or args.max_pixels < 1:
         parser.error("--max-batch and --max-pixels must be positive")
-    run_dir = args.run
-    if run_dir is None:
-        ckpt = os.path.abspath(args.checkpoint)
-        run_dir = os.path.dirname(ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt))
+    run_dir = args.run or run_dir_of_checkpoint(args.checkpoint).path
     try:
         path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
                           max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name)
-    except (ExportError, ConfigError) as e:
+    except AlexNetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(path)

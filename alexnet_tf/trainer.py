@@ -6,11 +6,8 @@ One call, `train(config, run_dir)`, does a whole run:
     run_dir if there is one -> for each epoch: train steps over the augmented batches, checkpoint every N steps,
     evaluate the centre crop, let the schedule see the validation error, checkpoint -> ten-crop evaluation at the end.
 
-The run directory (shared with export and evaluation):
-
-    run_dir/config.yaml     the resolved config          run_dir/stats.npz, classes.tsv   copies of the data's
-    run_dir/checkpoints/    tf.train.CheckpointManager   run_dir/tensorboard/             event files
-    run_dir/summary.json    the last evaluation's figures (written atomically at each epoch end)
+The run directory's files (config, statistics, vocabulary, checkpoints, TensorBoard events, summary) are laid out
+and written by `alexnet_tf.rundir`.
 
 A checkpoint holds `model`, `optimizer` (its velocities and learning rate), `step` (training steps done), `epoch`
 (epochs completed) and `schedule` (the plateau rule's best error, wait and drops). Data order does not need saving:
@@ -21,7 +18,6 @@ of the epoch that were already used.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -34,50 +30,26 @@ from typing import Any, Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from alexnet_tf import data as data_lib
 from alexnet_tf.data import augment
-from alexnet_tf.config import Config, ConfigError, config_to_dict, load_config, save_config
+from alexnet_tf.config import Config, ConfigError
 from alexnet_tf.devices import (UNPINNED, make_strategy, seed_everything, set_precision, tower_placement)
 from alexnet_tf.figures import conv1_grids
 from alexnet_tf.metrics import RunningSums, batch_sums
 from alexnet_tf.model import build_alexnet
 from alexnet_tf.optim import base_optimizer, paper_sgd
+from alexnet_tf.progress import progress_bar, write
+from alexnet_tf.rundir import RunDir
 from alexnet_tf.schedule import Schedule, make_schedule
-
-CHECKPOINT_DIR = "checkpoints"
-WORKER_CHECKPOINT_DIR = "worker_checkpoints"  # multi-worker: the non-chief workers' throwaway copies
-TENSORBOARD_DIR = "tensorboard"
-SUMMARY_FILE = "summary.json"
+from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE  # noqa: F401 (kept for callers)
+from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError  # noqa: F401 (raised here; importable from here)
 
 # TensorBoard tags, one place so that tests and the README name the same things.
 SCALARS = ("train/loss", "train/top1_error", "train/top5_error", "train/learning_rate", "train/images_per_second",
            "train/step_time_ms", "val/loss", "val/top1_error", "val/top5_error")
 TEN_CROP_SCALARS = ("val_ten_crop/loss", "val_ten_crop/top1_error", "val_ten_crop/top5_error")
 IMAGES = ("train/augmented_images", "conv1/tower_a", "conv1/tower_b")
-
-
-# The exit code of `python -m alexnet_tf.train` after SIGTERM / SIGINT (EX_TEMPFAIL: "try again"): the run saved a
-# checkpoint at the step boundary and the same command resumes it.
-PREEMPTED_EXIT_CODE = 75
-
-
-class RunDirError(ValueError):
-    """A run directory that cannot be used for this config (e.g. it holds another architecture's checkpoint)."""
-
-
-class NonFiniteError(RuntimeError):
-    """The loss or the weights stayed NaN/Inf through every allowed retry; the message names the step."""
-
-
-class Preempted(Exception):
-    """Training stopped on SIGTERM or SIGINT after saving a checkpoint at a step boundary."""
-
-    def __init__(self, step: int, signum: int, checkpoint: str | None) -> None:
-        super().__init__(f"stopped by signal {signum} at step {step}; saved {checkpoint}; run the same command to "
-                         f"resume")
-        self.step, self.signum, self.checkpoint = step, signum, checkpoint
 
 
 class _NonFinite(Exception):
@@ -128,30 +100,6 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-def has_checkpoint(run_dir: str) -> bool:
-    """True when `run_dir` holds a checkpoint to resume from."""
-    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR)) is not None
-
-
-def _check_run_dir(run_dir: str, config: Config) -> None:
-    """Refuses a run directory whose checkpoint was made for a different network or input."""
-    path = os.path.join(run_dir, "config.yaml")
-    if not (has_checkpoint(run_dir) and os.path.exists(path)):
-        return
-    try:
-        old = load_config(path)
-    except ConfigError as e:
-        raise RunDirError(f"run directory {run_dir!r}: its config.yaml cannot be read ({e}); use another --run-dir")
-    if old.model != config.model or old.data.crop_size != config.data.crop_size:
-        theirs, ours = config_to_dict(old), config_to_dict(config)
-        diff = [f"model.{k}: {theirs['model'][k]!r} there, {ours['model'][k]!r} now"
-                for k in ours["model"] if theirs["model"][k] != ours["model"][k]]
-        if old.data.crop_size != config.data.crop_size:
-            diff.append(f"data.crop_size: {old.data.crop_size} there, {config.data.crop_size} now")
-        raise RunDirError(f"run directory {run_dir!r} holds a checkpoint of a different network ({'; '.join(diff)}); "
-                          f"choose another --run-dir, or use the same model settings to resume it")
-
-
 def _check_disk_space(run_dir: str, model: keras.Model, keep: int) -> None:
     """Refuses to start when the disk cannot hold the checkpoints (weights + velocities, `keep` + 1 of them)."""
     per_checkpoint = 2 * sum(int(np.prod(v.shape)) * 4 for v in model.weights)
@@ -182,19 +130,6 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def _write_json(path: str, payload: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
-
-
-def _copy_atomic(src: str, dst: str) -> None:
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _fmt(metrics: dict[str, float], prefix: str) -> str:
     return (f"{prefix} loss {metrics.get('loss', float('nan')):.3f} top-1 {100 * metrics['top1_error']:.1f}% "
             f"top-5 {100 * metrics['top5_error']:.1f}%")
@@ -214,14 +149,16 @@ class Trainer:
 
     def __init__(self, config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
                  verbose: bool = True) -> None:
-        self.config, self.run_dir, self.progress, self.verbose = config, os.path.abspath(run_dir), progress, verbose
-        found = has_checkpoint(self.run_dir)
+        self.config, self.progress, self.verbose = config, progress, verbose
+        self.directory = RunDir(run_dir)
+        self.run_dir = self.directory.path
+        found = self.directory.has_checkpoint()
         if resume is True and not found:
             raise RunDirError(f"--resume: run directory {self.run_dir!r} holds no checkpoint to resume from")
         if resume is False and found:
             raise RunDirError(f"run directory {self.run_dir!r} already holds a checkpoint; resume it (--resume) or "
                               f"choose another --run-dir")
-        _check_run_dir(self.run_dir, config)
+        self.directory.check_fits(config)
         self.resuming = found
         train, runtime = config.train, config.runtime
 
@@ -242,9 +179,7 @@ class Trainer:
 
         os.makedirs(self.run_dir, exist_ok=True)
         if self.is_chief:  # in multi-worker training only the chief writes the run directory's files
-            save_config(config, os.path.join(self.run_dir, "config.yaml"))
-            _copy_atomic(self.prepared.stats_path, os.path.join(self.run_dir, "stats.npz"))
-            _copy_atomic(self.prepared.vocab_path, os.path.join(self.run_dir, "classes.tsv"))
+            self.directory.write_files(config, self.prepared.stats_path, self.prepared.vocab_path)
 
         placement = UNPINNED if (runtime.distribute != "none" or not runtime.pin_towers) else \
             tower_placement(runtime.tower_devices, runtime.pin_towers)
@@ -266,14 +201,14 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
                                               epoch=self.epoch, schedule=self.schedule, dropout_rng=self.dropout_rng)
         # Every worker must take part in a save; the others write throwaway copies into their own folder.
-        checkpoint_dir = os.path.join(self.run_dir, CHECKPOINT_DIR) if self.is_chief else \
-            os.path.join(self.run_dir, WORKER_CHECKPOINT_DIR, f"worker-{self.strategy.cluster_resolver.task_id}")
+        checkpoint_dir = self.directory.checkpoint_dir if self.is_chief else \
+            self.directory.worker_checkpoint_dir(self.strategy.cluster_resolver.task_id)
         self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=train.keep_checkpoints)
         _check_disk_space(self.run_dir, self.model, train.keep_checkpoints)
         if found:  # every worker restores the chief's latest checkpoint
-            latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, CHECKPOINT_DIR))
+            latest = self.directory.latest_checkpoint()
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-        self.writer = tf.summary.create_file_writer(os.path.join(self.run_dir, TENSORBOARD_DIR)) if self.is_chief \
+        self.writer = tf.summary.create_file_writer(self.directory.tensorboard_dir) if self.is_chief \
             else tf.summary.create_noop_writer()
         self._train_step = self._make_train_step()
         self._eval_steps: dict[bool, Callable] = {}
@@ -348,8 +283,8 @@ class Trainer:
         step = self._eval_step(ten_crop)
         running = RunningSums()
         total = self.prepared.num_val if split == "val" else self.prepared.num_train
-        bar = tqdm(total=math.ceil(total / batch), desc=f"eval {'ten-crop' if ten_crop else 'centre'}",
-                   leave=False, disable=not self.progress, unit="batch")
+        bar = progress_bar(math.ceil(total / batch), f"eval {'ten-crop' if ten_crop else 'centre'}", self.progress,
+                           unit="batch", leave=False)
         pending = []
         for images, labels in dataset:
             pending.append(step(images, labels))
@@ -407,7 +342,7 @@ class Trainer:
         """
         train = self.config.train
         if self.resuming and self.verbose:
-            tqdm.write(f"resuming {self.run_dir} at step {int(self.step.numpy())} "
+            write(f"resuming {self.run_dir} at step {int(self.step.numpy())} "
                        f"(epoch {int(self.epoch.numpy()) + 1})")
         if not self.resuming:
             self._save()  # step 0: there is always a good checkpoint to go back to
@@ -428,7 +363,7 @@ class Trainer:
                     self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
                     self.schedule.scale(train.nan_lr_factor)
                     if self.verbose:
-                        tqdm.write(f"non-finite loss or weights at step {e.step}: back to step "
+                        write(f"non-finite loss or weights at step {e.step}: back to step "
                                    f"{int(self.step.numpy())} with the learning rate x{train.nan_lr_factor} "
                                    f"(retry {retries}/{train.nan_max_retries})")
         step = int(self.step.numpy())
@@ -440,13 +375,13 @@ class Trainer:
             ten = self.evaluate(ten_crop=True)
             self._log_scalars({f"val_ten_crop/{k}": v for k, v in ten.items()}, step)
             if self.verbose:
-                tqdm.write(_fmt(ten, "final val (ten crops):"))
+                write(_fmt(ten, "final val (ten crops):"))
         result = TrainResult(self.run_dir, step, int(self.epoch.numpy()), self.manager.latest_checkpoint, val, ten,
                              self.history)
         if self.is_chief:
-            _write_json(os.path.join(self.run_dir, SUMMARY_FILE),
-                        {"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint, "val": val,
-                         "val_ten_crop": ten, "learning_rate": self.schedule.learning_rate})
+            self.directory.write_summary({"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint,
+                                          "val": val, "val_ten_crop": ten,
+                                          "learning_rate": self.schedule.learning_rate})
         self.writer.flush()
         return result
 
@@ -485,8 +420,8 @@ class Trainer:
             if done > 0:
                 dataset = dataset.skip(done)
             dataset = self.strategy.experimental_distribute_dataset(_split_batches(dataset))
-            bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}/{train.epochs}",
-                       unit="step", disable=not self.progress, dynamic_ncols=True)
+            bar = progress_bar(self.steps_per_epoch, f"epoch {epoch}/{train.epochs}", self.progress, unit="step",
+                               initial=done)
             epoch_sums, interval = RunningSums(), RunningSums()
             pending: list[tuple[int, dict[str, tf.Tensor]]] = []
             epoch_start = interval_start = time.perf_counter()
@@ -565,7 +500,7 @@ class Trainer:
             line += f" | lr {record['learning_rate']:.3g} | {record['images_per_second']:.0f} img/s, {seconds:.0f} s"
             if "lr_divided_to" in record:
                 line += f" | val error stalled: lr -> {record['lr_divided_to']:.3g}"
-            tqdm.write(line)
+            write(line)
 
 
 def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,

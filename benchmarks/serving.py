@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
 
     if args.run:
-        model, spec = export.load_run(args.run)
+        model, spec = export.load_run_for_export(args.run)
     else:
         model = build_alexnet()
         spec = export.ServingSpec(mean=np.full((256, 256, 3), 115.0, np.float32), image_size=256, crop_size=224,

@@ -8,15 +8,15 @@ Session-scoped, so the three test files together build them once: each test modu
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.config import Config, load_config, replace, save_config
+from alexnet_tf.config import Config, load_config, replace
 from alexnet_tf.model import build_alexnet
+from alexnet_tf.rundir import RunDir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 8
@@ -52,11 +52,9 @@ def make_run(run_dir: str, config: Config, prepared, seed: int) -> TinyRun:
         variable.assign(value)
         weights[variable.path] = value
     os.makedirs(run_dir)
-    save_config(config, os.path.join(run_dir, "config.yaml"))
-    checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(3, dtype=tf.int64))
-    tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=1).save()
-    shutil.copyfile(prepared.stats_path, os.path.join(run_dir, "stats.npz"))
-    shutil.copyfile(prepared.vocab_path, os.path.join(run_dir, "classes.tsv"))
+    directory = RunDir(run_dir)
+    directory.write_files(config, prepared.stats_path, prepared.vocab_path)
+    directory.save_weights(model, step=3)
     return TinyRun(run_dir, config, weights)
 
 

@@ -21,7 +21,8 @@ from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from alexnet_tf import export, preprocess
+from alexnet_tf import export, rundir
+from alexnet_tf.data import preprocess
 from alexnet_tf.config import load_config, replace, save_config
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
@@ -141,7 +142,7 @@ def _run_predict_request(session, request: predict_pb2.PredictRequest) -> predic
 def reference(run: str):
     """The project's in-Python evaluation: the Keras model restored from the checkpoint plus preprocess.py."""
     config = load_config(os.path.join(run, "config.yaml"))
-    model = export.restore_model(config, export.resolve_checkpoint(run, None))
+    model = rundir.restore_model(config, rundir.RunDir(run).resolve_checkpoint())
     stats = DatasetStats.load(os.path.join(run, "stats.npz"))
     mean = stats.mean_image if config.data.mean == "image" else stats.channel_mean
     features_model = with_features(model)
@@ -226,7 +227,7 @@ def test_channel_mean_run_exports_the_channel_mean_and_wnid_labels(tmp_path, ima
     loaded = tf.saved_model.load(path)
     served = loaded.signatures["serving_default"](image_bytes=tf.constant([images["portrait.jpg"]]))
     config = load_config(os.path.join(run_dir, "config.yaml"))
-    model = export.restore_model(config, export.resolve_checkpoint(run_dir, None))
+    model = rundir.restore_model(config, rundir.RunDir(run_dir).resolve_checkpoint())
     square = preprocess.eval_square(tf.constant(images["portrait.jpg"]), config.data.image_size)
     patches = preprocess.ten_crop(preprocess.subtract_mean(square, [123.0, 117.0, 104.0]), config.data.crop_size)
     expected = tf.reduce_mean(tf.nn.softmax(model(patches, training=False)), axis=0).numpy()
@@ -475,7 +476,7 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
     watcher.start()
     try:
         # --checkpoint alone: the run directory is the folder holding checkpoints/.
-        status = export.main(["--checkpoint", export.resolve_checkpoint(run, None), "--out", out_dir,
+        status = export.main(["--checkpoint", rundir.RunDir(run).resolve_checkpoint(), "--out", out_dir,
                               "--max-batch", str(MAX_BATCH), "--model-name", "alexnet-2"])
     finally:
         done.set()
@@ -522,16 +523,16 @@ def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, caps
     for name in ("config.yaml", "stats.npz"):
         (bad / name).write_bytes(open(os.path.join(run, name), "rb").read())
     Vocabulary(("a", "b", "c"), ("a", "b", "c")).save(str(bad / "classes.tsv"))
-    with pytest.raises(export.ExportError, match="3 classes but model.num_classes is 4"):
-        export.load_run(str(bad))
+    with pytest.raises(rundir.RunDirError, match="3 classes but model.num_classes is 4"):
+        rundir.load_run(str(bad))
     VOCABULARY.save(str(bad / "classes.tsv"))
-    with pytest.raises(export.ExportError, match="no checkpoint found"):
-        export.load_run(str(bad))
+    with pytest.raises(rundir.RunDirError, match="no checkpoint found"):
+        rundir.load_run(str(bad))
     shutil.copytree(os.path.join(run, "checkpoints"), bad / "checkpoints")
     save_config(replace(load_config(os.path.join(run, "config.yaml")), model={"fc_width": 32}),
                 str(bad / "config.yaml"))
-    with pytest.raises(export.ExportError, match="does not fit the network"):
-        export.load_run(str(bad))
+    with pytest.raises(rundir.RunDirError, match="does not fit the network"):
+        rundir.load_run(str(bad)).restore_model()
     assert not os.path.exists(tmp_path / "o")
 
 

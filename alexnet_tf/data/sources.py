@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 
 from alexnet_tf.data.vocab import Vocabulary, VocabularyError, read_synset_names
+from alexnet_tf.errors import DataError  # noqa: F401 (raised here; importable from here)
 
 PREPARED_FORMAT = "alexnet_tf-prepared-v1"
 # Files in a folder that name the classes (wnid -> human name), looked for in the dataset's root.
@@ -29,10 +30,6 @@ SYNSET_NAME_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "words.txt")
 VAL_LABEL_FILES = ("LOC_val_solution.csv", "ILSVRC2012_validation_ground_truth.txt", "val_labels.txt", "val.txt")
 _TFRECORD_SPLIT_PREFIXES = {"train": ("train",), "val": ("validation", "val")}
 _NOT_SHARDS = (".json", ".npz", ".tsv", ".txt", ".csv", ".md")
-
-
-class DataError(ValueError):
-    """A data source, file or labels file that cannot be used; the message names it and says what to do."""
 
 
 @dataclass

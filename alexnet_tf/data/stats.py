@@ -14,10 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alexnet_tf.files import atomic_path
-
-
-class StatsError(ValueError):
-    """A statistics file or accumulator that cannot be used."""
+from alexnet_tf.errors import StatsError  # noqa: F401 (raised here; importable from here)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from alexnet_tf.files import atomic_write_text
-
-
-class VocabularyError(ValueError):
-    """A vocabulary file or class list that cannot be used."""
+from alexnet_tf.errors import VocabularyError  # noqa: F401 (raised here; importable from here)
 
 
 @dataclass(frozen=True)
