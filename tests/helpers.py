@@ -1,6 +1,5 @@
-"""Shared helpers of the data tests: small images in every odd and bad encoding, tiny folders and shards.
-
-(No tests here; the data test files import these helpers.)
+"""Shared test helpers (plain functions; the fixtures are in conftest.py): pictures, small images in every odd and
+bad encoding, tiny folders and shards.
 """
 
 from __future__ import annotations
@@ -13,16 +12,33 @@ from PIL import Image
 import tensorflow as tf
 
 
-def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth uint8 RGB image (JPEG keeps it close) with structure in every channel."""
+def photo(height: int, width: int, seed: int = 0, textured: bool = False) -> np.ndarray:
+    """A uint8 RGB picture [height, width, 3], the same for the same arguments.
+
+    Args:
+        height, width: Its size.
+        seed: Which picture.
+        textured: False: smooth waves with structure in every channel (JPEG keeps it close, so decoding tests can
+            compare pixels). True: gradients, a disc and noise, structure at several scales, so that networks rank
+            different pictures stably (prediction and evaluation tests).
+    """
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    phases = rng.uniform(0, 6, 3)
-    channels = [127 + 100 * np.sin(x / (7 + 3 * c) + y / (11 + c) + phases[c]) for c in range(3)]
-    return np.clip(np.stack(channels, -1), 0, 255).astype(np.uint8)
+    if not textured:
+        phases = rng.uniform(0, 6, 3)
+        channels = [127 + 100 * np.sin(x / (7 + 3 * c) + y / (11 + c) + phases[c]) for c in range(3)]
+        return np.clip(np.stack(channels, -1), 0, 255).astype(np.uint8)
+    image = np.stack([x / width * 255, y / height * 255, np.full_like(x, rng.uniform(0, 255))], axis=-1)
+    cy, cx, r = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width, rng.uniform(0.15, 0.35) * min(
+        height, width)
+    image[(y - cy) ** 2 + (x - cx) ** 2 < r ** 2] = rng.uniform(0, 255, 3)
+    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
 
 
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+def encode(image: Image.Image | np.ndarray, fmt: str, **kwargs) -> bytes:
+    """An encoded image file of a PIL image or a uint8 [H, W, 3] array, in a Pillow format (JPEG, PNG, GIF, BMP)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
     buf = io.BytesIO()
     image.save(buf, fmt, **kwargs)
     return buf.getvalue()

@@ -8,7 +8,7 @@ from PIL import Image
 
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats, eigen_rgb
-from test_data_fixtures import encode, photo
+from helpers import encode, photo
 
 
 def in_tf_data(fn, *args):

@@ -10,7 +10,7 @@ from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, eval_dataset, prepare_data, record_dataset, train_dataset
 from alexnet_tf.data.augment import network_input
 from alexnet_tf.model import build_alexnet
-from test_data_fixtures import read_shards, write_folder
+from helpers import read_shards, write_folder
 
 
 @pytest.fixture(scope="module")

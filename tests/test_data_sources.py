@@ -12,7 +12,7 @@ from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, prepare_data
 from alexnet_tf.data.sources import folder_source, tfds_source
 from alexnet_tf.data.preprocess import eval_square
-from test_data_fixtures import bad_files, example, odd_files, photo, read_shards, write_folder, write_records, encode
+from helpers import bad_files, example, odd_files, photo, read_shards, write_folder, write_records, encode
 from PIL import Image
 
 

@@ -10,7 +10,7 @@ from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DatasetStats, StatsAccumulator, StatsError, Vocabulary, VocabularyError, prepare_data
 from alexnet_tf.data.vocab import read_synset_names
 from alexnet_tf.data.preprocess import eval_square
-from test_data_fixtures import write_folder
+from helpers import write_folder
 
 
 def numpy_reference(images: np.ndarray):

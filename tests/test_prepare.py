@@ -13,7 +13,7 @@ import pytest
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, prepare_data
 from alexnet_tf.prepare import main
-from test_data_fixtures import read_shards, write_folder
+from helpers import read_shards, write_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_tf.data import preprocess
-from test_data_fixtures import bad_files, encode, odd_files, photo
+from helpers import bad_files, encode, odd_files, photo
 
 
 def in_tf_data(fn, *args):
