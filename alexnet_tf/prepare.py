@@ -1,4 +1,7 @@
-"""`python -m alexnet_tf.prepare`: the paper's offline step, as a command (thin entry over alexnet_tf.data)."""
+"""`python -m alexnet_tf.prepare`: the paper's offline step, as a command (thin entry over alexnet_tf.data).
+
+Nothing heavy is imported before the arguments are parsed and the config is checked, so --help answers at once.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import logging
 import sys
 from typing import Sequence
 
-from alexnet_tf.config import ConfigError, load_config
+from alexnet_tf import cli
+from alexnet_tf.config import load_config
+from alexnet_tf.errors import EXIT_BAD_INPUT
 
 DESCRIPTION = """\
 Prepares a dataset as the paper did, once, before training: every image is rescaled so that its shorter side is
@@ -31,37 +36,49 @@ renamed to its final name once complete. Undecodable files are skipped with a wa
 data.max_bad_fraction of them stops the run. Training (python -m alexnet_tf.train) runs this step itself when
 needed; run it alone to prepare ahead of time.
 
-Example:
+The manifest records each shard's size and SHA-256. Training checks the sizes when it starts; --verify checks
+every shard's checksum and re-prepares only the shards that are damaged or missing (from the same data.source),
+leaving the others untouched. Run it when training reports a damaged shard, or after copying prepared data.
+
+Examples:
   python -m alexnet_tf.prepare --set data.source=/data/imagenet --workers 16
+  python -m alexnet_tf.prepare --set data.source=/data/imagenet --verify
 """
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command; returns the exit status."""
+    """Runs the command; returns the exit status (errors propagate as alexnet_tf.errors classes)."""
     parser = argparse.ArgumentParser(prog="python -m alexnet_tf.prepare", description=DESCRIPTION,
+                                     epilog=cli.exit_codes_help(EXIT_BAD_INPUT),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="a YAML config file (its data section is used), e.g. configs/tiny.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                         help="override a config key, e.g. --set data.source=/data/imagenet (repeatable)")
     parser.add_argument("--workers", type=int, default=0,
                         help="parallel decoders (default 0: as many as tf.data decides for this machine)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every prepared shard's size and SHA-256 against the manifest and re-prepare "
+                             "only the damaged or missing ones")
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                        help="no progress bars (--no-progress: the same, as the other commands spell it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        data_cfg = load_config(args.config, args.overrides).data
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    data_cfg = load_config(args.config, args.overrides).data
 
-    # Imports TensorFlow: after the arguments are checked.
-    from alexnet_tf.data import DataError, StatsError, VocabularyError, prepare_data
+    cli.quiet_tensorflow()  # after the arguments and the config are checked: errors in them answer at once
+    from alexnet_tf.data.shards import prepare_data, verify_prepared
 
-    try:
+    if args.verify:
+        report = verify_prepared(data_cfg, progress=not args.quiet, workers=args.workers)
+        prepared = report.prepared
+        print(f"verified {report.checked} shards in {prepared.directory}: "
+              + (f"{len(report.damaged)} damaged, re-prepared:" if report.damaged else "all intact"))
+        for path, reason in report.damaged:
+            print(f"  {path}: {reason}")
+        if report.recorded:
+            print(f"  recorded the size and SHA-256 of {report.recorded} shards (the manifest predates them)")
+    else:
         prepared = prepare_data(data_cfg, progress=not args.quiet, workers=args.workers)
-    except (DataError, StatsError, VocabularyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     print(f"prepared data: {prepared.directory}")
     print(f"  train: {prepared.num_train} images in {len(prepared.train_files)} shards")
     print(f"  val:   {prepared.num_val} images in {len(prepared.val_files)} shards")
@@ -73,4 +90,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -1,9 +1,6 @@
 """Tests for alexnet_tf.config: layered loading, type conversion, validation messages, round trips."""
 
 import dataclasses
-import os
-import subprocess
-import sys
 import typing
 from pathlib import Path
 
@@ -11,8 +8,7 @@ import pytest
 
 from alexnet_tf.config import Config, ConfigError, load_config, replace, save_config
 
-REPO = Path(__file__).resolve().parent.parent
-CONFIGS = REPO / "configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _float_keys() -> list[str]:
@@ -128,18 +124,6 @@ def test_non_finite_floats_are_refused_from_yaml(tmp_path, key, text):
         load_config(path)
     with pytest.raises(ConfigError, match=rf"'{key}'.*finite"):  # and from code
         replace(Config(), **{section: {name: float("inf")}})
-
-
-@pytest.mark.slow
-def test_train_with_an_infinite_learning_rate_exits_2_before_training(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "alexnet_tf.train", "--config", str(CONFIGS / "tiny.yaml"),
-                           "--run-dir", str(run_dir), "--set", "train.learning_rate=inf"],
-                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "'train.learning_rate': got 'inf'" in proc.stderr
-    assert not run_dir.exists()  # nothing started
 
 
 def test_malformed_override_says_the_expected_form():

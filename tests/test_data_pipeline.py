@@ -1,6 +1,7 @@
 """Tests of the training and evaluation pipelines over prepared shards, and of prepare -> model end to end."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import tensorflow as tf
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, eval_dataset, prepare_data, record_dataset, train_dataset
 from alexnet_tf.data.augment import network_input
+from alexnet_tf.data.shards import READ_ERRORS, read_error
 from alexnet_tf.model import build_alexnet
 from helpers import read_shards, write_folder
 
@@ -119,3 +121,57 @@ def test_demo_prepare_pipeline_model_end_to_end(tmp_path):
     images, labels = next(iter(eval_dataset(data, cfg, 8, ten_crop=True)))
     logits = model(tf.reshape(images, [-1, 64, 64, 3]))
     assert logits.shape == (80, 4) and np.isfinite(logits.numpy()).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A shard damaged after training started: tf.data names no file; `read_error` does.
+
+@pytest.fixture
+def own_prepared(tmp_path):
+    root = write_folder(str(tmp_path / "src"), {"n01": 6, "n02": 6}, val_per_class=2)
+    cfg = DataConfig(source=root, prepared_dir=str(tmp_path / "p"), image_size=32, crop_size=24, shard_size=4,
+                     shuffle_buffer=4)
+    return cfg, prepare_data(cfg, progress=False)
+
+
+def _damage(path: str, how: str) -> None:
+    if how == "truncate":
+        os.truncate(path, os.path.getsize(path) // 2)
+    else:  # bytes overwritten, size unchanged
+        with open(path, "r+b") as f:
+            f.seek(30)
+            f.write(b"\xff" * 32)
+
+
+@pytest.mark.parametrize("how, tf_says", [("truncate", "truncated record"), ("overwrite", "corrupted record")])
+def test_a_damaged_shard_mid_epoch_is_named_by_read_error(own_prepared, how, tf_says):
+    cfg, data = own_prepared
+    victim = data.train_files[1]
+    _damage(victim, how)  # after load_prepared: as if damaged while training runs
+    with pytest.raises(READ_ERRORS) as raised:
+        for _ in train_dataset(data, cfg, 2, seed=0, epoch=0):
+            pass
+    assert isinstance(raised.value, tf.errors.DataLossError) and tf_says in raised.value.message
+    assert os.path.basename(victim) not in raised.value.message  # why read_error exists
+    error = read_error(data, raised.value)
+    assert isinstance(error, DataError)
+    message = str(error)
+    assert os.path.basename(victim) in message and "python -m alexnet_tf.prepare --verify" in message
+    assert tf_says in message and data.directory in message
+    assert sum(os.path.basename(f) in message for f in data.train_files + data.val_files) == 1  # only the victim
+
+
+def test_read_error_finds_a_damaged_val_shard_and_a_missing_one(own_prepared):
+    _, data = own_prepared
+    _damage(data.val_files[0], "overwrite")
+    message = str(read_error(data, tf.errors.DataLossError(None, None, "corrupted record at 12")))
+    assert os.path.basename(data.val_files[0]) in message and "SHA-256" in message
+    os.remove(data.train_files[2])
+    message = str(read_error(data, tf.errors.NotFoundError(None, None, "gone")))
+    assert f"{os.path.basename(data.train_files[2])} is missing" in message
+
+
+def test_read_error_without_damage_says_so(own_prepared):
+    _, data = own_prepared
+    message = str(read_error(data, tf.errors.DataLossError(None, None, "corrupted record at 12")))
+    assert "every shard now reads back as recorded" in message and "--verify" in message

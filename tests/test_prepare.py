@@ -1,4 +1,5 @@
-"""Tests of `python -m alexnet_tf.prepare`: the command, and a preparation killed mid-way that resumes."""
+"""Tests of `python -m alexnet_tf.prepare`: the command, a preparation killed mid-way that resumes, and damaged
+shards found (sizes at load, checksums by --verify) and repaired one by one."""
 
 import json
 import os
@@ -10,8 +11,10 @@ import time
 
 import pytest
 
+from alexnet_tf import cli
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import DataError, prepare_data
+from alexnet_tf.data import DataError, load_prepared, prepare_data
+from alexnet_tf.data.shards import file_sha256
 from alexnet_tf.prepare import main
 from helpers import read_shards, write_folder
 
@@ -23,7 +26,8 @@ def test_help_explains_the_sources(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for word in ("demo", "tfrecord:PATH", "tfds:NAME", "resumes", "max_bad_fraction", "--workers"):
+    for word in ("demo", "tfrecord:PATH", "tfds:NAME", "resumes", "max_bad_fraction", "--workers", "--verify",
+                 "--no-progress", "exit codes:", "  2   bad input"):
         assert word in text, word
 
 
@@ -31,16 +35,32 @@ def test_command_prepares_and_reports_errors(tmp_path, capsys):
     root = write_folder(str(tmp_path / "src"), {"n01": 3, "n02": 2})
     args = ["--quiet", "--set", f"data.source={root}", "--set", f"data.cache_dir={tmp_path / 'cache'}",
             "--set", "data.image_size=72", "--set", "data.crop_size=64"]
-    assert main(args) == 0
+    assert cli.run(main, args) == 0
     out = capsys.readouterr().out
     assert "train: 5 images" in out and "val:   4 images" in out
-    assert main(["--quiet", "--set", f"data.source={tmp_path / 'missing'}"]) == 1
+    # Data errors are bad input, exit 2 (they were 1 before the shared runner).
+    assert cli.run(main, ["--quiet", "--set", f"data.source={tmp_path / 'missing'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["--set", "data.no_such_key=1"]) == 2
+    assert cli.run(main, ["--set", "data.no_such_key=1"]) == 2
     capsys.readouterr()
     # More demo classes than there are shapes: a message naming the key, not a traceback.
-    assert main(["--quiet", "--set", "data.demo_classes=13", "--set", f"data.cache_dir={tmp_path / 'cache'}"]) == 1
+    assert cli.run(main, ["--no-progress", "--set", "data.demo_classes=13", "--set",
+                          f"data.cache_dir={tmp_path / 'cache'}"]) == 2
     assert "data.demo_classes is 13" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_command_line_data_error_is_quiet(tmp_path):
+    # (--help without TensorFlow and exit 2 for every command: tests/test_cli.py.) What TensorFlow prints while it
+    # loads must not bury the one error line.
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    failed = subprocess.run([sys.executable, "-m", "alexnet_tf.prepare", "--no-progress", "--set",
+                             f"data.source={tmp_path / 'missing'}"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    lines = failed.stderr.strip().splitlines()
+    assert failed.returncode == 2 and len(lines) == 1, failed.stderr[-2000:]
+    assert lines[0].startswith("error: data source folder") and "does not exist" in lines[0]
 
 
 SLOW_PREPARE = textwrap.dedent("""
@@ -117,3 +137,142 @@ def test_resuming_with_other_data_is_refused(tmp_path):
     write_folder(root, {"n01": 4, "n02": 2})  # one more image in n01
     with pytest.raises(DataError, match="other data or settings"):
         prepare_data(cfg, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Damaged shards.
+
+def _prepared_folder(tmp_path, name="p"):
+    """A small prepared folder (5 train shards, 2 val shards), its DataConfig, and the same as --set options."""
+    root = str(tmp_path / "src")
+    if not os.path.isdir(root):
+        write_folder(root, {"n01": 5, "n02": 5}, val_per_class=2)
+    cfg = DataConfig(source=root, prepared_dir=str(tmp_path / name), image_size=72, crop_size=64, shard_size=2)
+    sets = [f"data.source={root}", f"data.prepared_dir={tmp_path / name}", "data.image_size=72",
+            "data.crop_size=64", "data.shard_size=2"]
+    return cfg, [a for s in sets for a in ("--set", s)], prepare_data(cfg, progress=False)
+
+
+def _identity(paths):
+    """(inode, mtime) of each file: a file rewritten or replaced changes one of them."""
+    return {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in paths}
+
+
+def _first_record_length(data: bytes) -> int:
+    """Bytes of a TFRecord file's first record: 8 (length) + 4 (its CRC) + the record + 4 (the record's CRC)."""
+    return 8 + 4 + int.from_bytes(data[:8], "little") + 4
+
+
+def test_manifest_records_each_shards_size_and_sha256(tmp_path):
+    _, _, prepared = _prepared_folder(tmp_path)
+    with open(prepared.manifest_path) as f:
+        recorded = json.load(f)["shards"]
+    files = prepared.train_files + prepared.val_files
+    assert len(files) == 7 and sorted(recorded) == sorted(os.path.basename(p) for p in files)
+    for path in files:
+        entry = recorded[os.path.basename(path)]
+        assert entry["bytes"] == os.path.getsize(path)
+        assert entry["sha256"] == file_sha256(path)
+    assert {c.path for c in prepared.shards} == set(files)
+
+
+def test_truncated_or_missing_shard_is_named_before_training(tmp_path):
+    _, _, prepared = _prepared_folder(tmp_path)
+    victim = prepared.train_files[2]
+    size = os.path.getsize(victim)
+    os.truncate(victim, size - 100)
+    with pytest.raises(DataError, match=rf"{os.path.basename(victim)} is {size - 100} bytes, the manifest records "
+                                        rf"{size} \(truncated\).*python -m alexnet_tf\.prepare --verify"):
+        load_prepared(prepared.directory)
+    os.remove(victim)
+    with pytest.raises(DataError, match=rf"{os.path.basename(victim)} is missing.*--verify"):
+        load_prepared(prepared.directory)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "overwrite", "delete"])
+def test_verify_repairs_just_the_damaged_shard(tmp_path, capsys, damage):
+    _, sets, prepared = _prepared_folder(tmp_path)
+    _, _, fresh = _prepared_folder(tmp_path, "fresh")
+    victim = prepared.train_files[3]
+    others = [p for p in prepared.train_files + prepared.val_files if p != victim]
+    before = _identity(others)
+    if damage == "truncate":
+        os.truncate(victim, os.path.getsize(victim) // 2)
+    elif damage == "overwrite":  # same size: only the checksum sees it
+        with open(victim, "r+b") as f:
+            f.seek(40)
+            f.write(b"\0" * 64)
+    else:
+        os.remove(victim)
+    assert cli.run(main, ["--verify", "--quiet", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "verified 7 shards" in out and "1 damaged, re-prepared" in out and os.path.basename(victim) in out
+    assert _identity(others) == before  # not rewritten, not even touched
+    with open(victim, "rb") as a, open(fresh.train_files[3], "rb") as b:
+        assert a.read() == b.read()  # what a fresh preparation writes
+    repaired = load_prepared(prepared.directory)
+    assert repaired.num_train == prepared.num_train and repaired.shards == prepared.shards
+    assert (repaired.stats.mean_image == prepared.stats.mean_image).all()
+    assert cli.run(main, ["--verify", "--quiet", *sets]) == 0  # and a second --verify finds nothing
+    assert "all intact" in capsys.readouterr().out
+
+
+def test_verify_without_the_original_data_names_the_shard_and_removes_nothing(tmp_path, capsys):
+    _, _, prepared = _prepared_folder(tmp_path)
+    victim = prepared.val_files[1]
+    os.truncate(victim, 10)
+    assert cli.run(main, ["--verify", "--quiet", "--set", f"data.source=tfrecord:{prepared.directory}",
+                          "--set", "data.image_size=72", "--set", "data.crop_size=64"]) == 2
+    err = capsys.readouterr().err
+    assert os.path.basename(victim) in err and "original data" in err
+    assert os.path.getsize(victim) == 10 and os.path.isfile(prepared.manifest_path)
+
+
+def test_verify_refuses_a_changed_source_before_removing_anything(tmp_path, capsys):
+    cfg, sets, prepared = _prepared_folder(tmp_path)
+    victim = prepared.train_files[0]
+    os.truncate(victim, 100)
+    write_folder(cfg.source, {"n01": 6, "n02": 5})  # one more image: other data than was prepared
+    assert cli.run(main, ["--verify", "--quiet", *sets]) == 2
+    assert "other data or settings" in capsys.readouterr().err
+    assert os.path.getsize(victim) == 100 and os.path.isfile(prepared.manifest_path)
+
+
+def test_manifest_without_checksums_still_loads_and_verify_records_them(tmp_path, capsys):
+    _, sets, prepared = _prepared_folder(tmp_path)
+    # As the previous version wrote them: no sizes or checksums in the manifest or the sidecars.
+    with open(prepared.manifest_path) as f:
+        manifest = json.load(f)
+    recorded = manifest.pop("shards")
+    with open(prepared.manifest_path, "w") as f:
+        json.dump(manifest, f)
+    for path in prepared.train_files + prepared.val_files:
+        sidecar = path[: -len(".tfrecord")] + ".json"
+        with open(sidecar) as f:
+            data = json.load(f)
+        del data["bytes"], data["sha256"]
+        with open(sidecar, "w") as f:
+            json.dump(data, f)
+    old = load_prepared(prepared.directory)  # loads, without checks
+    assert old.shards == () and old.num_train == prepared.num_train
+    # A shard cut at a record boundary reads without error: only the sidecar's record count tells.
+    victim = prepared.train_files[1]
+    with open(victim, "rb") as f:
+        os.truncate(victim, _first_record_length(f.read()))
+    assert len(read_shards([victim])) == 1
+    others = [p for p in prepared.train_files + prepared.val_files if p != victim]
+    before = _identity(others)
+    assert cli.run(main, ["--verify", "--quiet", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "1 damaged" in out and "holds 1 records, its sidecar records 2" in out
+    assert _identity(others) == before
+    with open(prepared.manifest_path) as f:
+        assert json.load(f)["shards"] == recorded  # recorded now, as a fresh preparation records them
+    # Without damage, --verify of an old manifest just records the checksums.
+    with open(prepared.manifest_path, "w") as f:
+        json.dump(manifest, f)
+    assert cli.run(main, ["--verify", "--quiet", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "all intact" in out and "recorded the size and SHA-256 of 7 shards" in out
+    with open(prepared.manifest_path) as f:
+        assert json.load(f)["shards"] == recorded

@@ -62,7 +62,9 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
 
     Returns:
         A dataset of (batch, labels): batch = {"image": uint8 [B, crop, crop, 3], "offset": int32 [B, 2],
-        "flip": bool [B], "alpha": float32 [B, 3]}, labels int32 [B].
+        "flip": bool [B], "alpha": float32 [B, 3]}, labels int32 [B]. Iterating it raises one of
+        `shards.READ_ERRORS` when a shard was damaged or removed after `load_prepared` checked it; the error names
+        no file: raise `shards.read_error(prepared, e) from e` instead.
     """
     size, crop = prepared.image_size, data_cfg.crop_size
     if drop_remainder and prepared.num_train < batch_size:
@@ -103,7 +105,7 @@ def eval_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, 
 
     Returns:
         A dataset of (images, labels): images float32 [B, crop, crop, 3], or [B, 10, crop, crop, 3] with
-        `ten_crop`; labels int32 [B].
+        `ten_crop`; labels int32 [B]. Damaged shards: as for `train_dataset`.
     """
     crop, size = data_cfg.crop_size, prepared.image_size
     stats = prepared.stats
