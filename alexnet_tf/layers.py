@@ -27,20 +27,32 @@ class LocalResponseNormalization(keras.layers.Layer):
     `alpha` is the paper's: it multiplies the plain sum of squares. Caffe and PyTorch divide their alpha by n, so
     their 5e-4 is this layer's 1e-4. The window is cut at the first and last channels, as the sum's bounds say.
 
+    The input may also be a list of maps (both towers'): they are normalised as one concatenation, as Caffe's
+    single-device LRN does across the tower boundary, and `keep` selects the channels [start, stop) of that
+    concatenation that the layer returns (its own tower's), so each tower computes only its own outputs.
+
     Args:
         k: The additive constant (2 in the paper).
         n: The number of adjacent channels in the window, odd (5 in the paper).
         alpha: The scale of the sum of squares (1e-4 in the paper).
         beta: The exponent (0.75 in the paper).
+        keep: The channels [start, stop) of the (concatenated) input to return; None returns all.
     """
 
-    def __init__(self, k: float = 2.0, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, **kwargs: Any) -> None:
+    def __init__(self, k: float = 2.0, n: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                 keep: Sequence[int] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if n < 1 or n % 2 != 1:
             raise ValueError(f"LocalResponseNormalization: n must be an odd number >= 1, got {n}")
+        if keep is not None and not (len(keep) == 2 and 0 <= keep[0] < keep[1]):
+            raise ValueError(f"LocalResponseNormalization: keep must be [start, stop) with 0 <= start < stop, "
+                             f"got {keep!r}")
         self.k, self.n, self.alpha, self.beta = float(k), int(n), float(alpha), float(beta)
+        self.keep = None if keep is None else (int(keep[0]), int(keep[1]))
 
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    def call(self, inputs: tf.Tensor | Sequence[tf.Tensor]) -> tf.Tensor:
+        if isinstance(inputs, (list, tuple)):
+            inputs = tf.concat(list(inputs), axis=-1)
         # The window sums are one matmul with a banded 0/1 matrix (band[j, i] = 1 when |i - j| <= n/2, which cuts the
         # window at the first and last channels as the formula's bounds do), and the power -0.75 is two rsqrts.
         # This computes the same as `tf.nn.local_response_normalization(depth_radius=n//2, bias=k, alpha, beta)`
@@ -48,9 +60,15 @@ class LocalResponseNormalization(keras.layers.Layer):
         # LRNGrad kernel took about a fifth of a training step. It runs in float32 whatever the layer's precision.
         x = tf.cast(inputs, tf.float32) if inputs.dtype != tf.float32 else inputs
         channels = int(x.shape[-1])
+        start, stop = self.keep or (0, channels)
+        if stop > channels:
+            raise ValueError(f"{self.name}: keep {self.keep} exceeds the input's {channels} channels")
         index = np.arange(channels)
-        band = tf.constant((np.abs(index[:, None] - index[None, :]) <= self.n // 2).astype(np.float32))
-        sums = tf.reshape(tf.matmul(tf.reshape(tf.square(x), [-1, channels]), band), tf.shape(x))
+        # Only the kept channels' columns of the band: a tower normalising both towers' maps sums its own windows.
+        band = tf.constant((np.abs(index[:, None] - index[None, start:stop]) <= self.n // 2).astype(np.float32))
+        sums = tf.matmul(tf.reshape(tf.square(x), [-1, channels]), band)
+        x = x[..., start:stop]
+        sums = tf.reshape(sums, tf.shape(x))
         d = self.k + self.alpha * sums
         if self.beta == 0.75:
             scale = tf.math.rsqrt(d) * tf.math.rsqrt(tf.sqrt(d))
@@ -61,11 +79,17 @@ class LocalResponseNormalization(keras.layers.Layer):
         y = x * scale
         return tf.cast(y, inputs.dtype) if inputs.dtype != tf.float32 else y
 
-    def compute_output_shape(self, input_shape: Sequence[int | None]) -> Sequence[int | None]:
-        return input_shape
+    def compute_output_shape(self, input_shape: Any) -> Sequence[int | None]:
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
+            channels = sum(shape[-1] for shape in input_shape)
+            input_shape = (*input_shape[0][:-1], channels)
+        if self.keep is None:
+            return tuple(input_shape)
+        return (*input_shape[:-1], self.keep[1] - self.keep[0])
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "k": self.k, "n": self.n, "alpha": self.alpha, "beta": self.beta}
+        return {**super().get_config(), "k": self.k, "n": self.n, "alpha": self.alpha, "beta": self.beta,
+                "keep": self.keep}
 
 
 def device_scope(device: str | None) -> contextlib.AbstractContextManager:
@@ -134,4 +158,5 @@ class TowerDropout(OnDevice, keras.layers.Dropout):
 
 @keras.saving.register_keras_serializable(package="alexnet_tf")
 class TowerLRN(OnDevice, LocalResponseNormalization):
-    """Local response normalisation of one tower's own maps, on that tower's device."""
+    """Local response normalisation on one tower's device: of its own maps, or (given both towers' maps and `keep`)
+    of its own channels normalised across both towers."""

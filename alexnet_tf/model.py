@@ -2,7 +2,9 @@
 
 Tower A and tower B each hold half of every layer's kernels. conv2, conv4 and conv5 read only their own tower's
 maps; conv3, fc6, fc7 and fc8 read both towers (the only places where the paper's two GPUs talked). With the
-default arguments the network has exactly 60,965,224 parameters.
+default arguments the network has exactly 60,965,224 parameters. Two options reproduce Caffe's models (see
+`alexnet_tf.caffe`): `lrn_across_towers` (the LRN windows cross the tower boundary) and `pool_before_lrn`
+(CaffeNet's order); neither adds weights nor changes the checkpoint's layout.
 
     input 224x224x3
     conv1  11x11/4 pad 2, 48+48  -> ReLU -> LRN (per tower) -> max-pool 3x3/2       55x55x96 -> 27x27x96
@@ -40,8 +42,9 @@ def tower_kernels(width: float) -> tuple[int, ...]:
 
 def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4096, dropout: float = 0.5,
                   init_stddev: float = 0.01, conv1_padding: int = 2, lrn_k: float = 2.0, lrn_n: int = 5,
-                  lrn_alpha: float = 1e-4, lrn_beta: float = 0.75, input_size: int = 224,
-                  placement: TowerPlacement = UNPINNED, name: str = "alexnet") -> keras.Model:
+                  lrn_alpha: float = 1e-4, lrn_beta: float = 0.75, lrn_across_towers: bool = False,
+                  pool_before_lrn: bool = False, input_size: int = 224, placement: TowerPlacement = UNPINNED,
+                  name: str = "alexnet") -> keras.Model:
     """Builds the two-tower AlexNet; it returns logits (no softmax).
 
     The argument names are those of `config.ModelConfig`, so `build_alexnet(**asdict(cfg.model))` works.
@@ -54,6 +57,9 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
         init_stddev: Standard deviation of the zero-mean Gaussian that initialises every weight.
         conv1_padding: Zero padding of conv1 (2 turns 224 into 55, as the paper's figures need).
         lrn_k, lrn_n, lrn_alpha, lrn_beta: Local response normalisation constants, in the paper's convention.
+        lrn_across_towers: Normalise across both towers' maps (Caffe's single-device LRN: the windows of the
+            channels next to the tower boundary reach into the other tower) instead of each tower's own (the paper).
+        pool_before_lrn: Max-pool before normalising in the first two layers (CaffeNet's order), not after.
         input_size: Height and width of the square input crop.
         placement: The towers' devices; `UNPINNED` for export and data-parallel replicas.
         name: The Keras model's name.
@@ -78,8 +84,8 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
                              kernel_initializer=weights(), bias_initializer=bias(layer),
                              device=device[tower], name=f"{layer}_{tower}")
 
-    def lrn(layer: str, tower: str) -> L.TowerLRN:
-        return L.TowerLRN(k=lrn_k, n=lrn_n, alpha=lrn_alpha, beta=lrn_beta, device=device[tower],
+    def lrn(layer: str, tower: str, keep: tuple[int, int] | None = None) -> L.TowerLRN:
+        return L.TowerLRN(k=lrn_k, n=lrn_n, alpha=lrn_alpha, beta=lrn_beta, keep=keep, device=device[tower],
                           name=f"{layer}_{tower}")
 
     def pool(layer: str, tower: str) -> L.TowerMaxPooling2D:
@@ -92,16 +98,28 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
     def join(layer: str, tower: str, inputs: list) -> L.TowerConcatenate:
         return L.TowerConcatenate(device=device[tower], name=f"{layer}_in_{tower}")(inputs)
 
+    def normalise(stage: str, x: dict) -> dict:
+        if not lrn_across_towers:
+            return {t: lrn(f"lrn{stage}", t)(x[t]) for t in TOWERS}
+        # Each tower returns its own channels of the LRN of both towers' maps (tower A's come first, as in Caffe).
+        size = int(x["a"].shape[-1])
+        return {t: lrn(f"lrn{stage}", t, keep=(i * size, (i + 1) * size))([x["a"], x["b"]])
+                for i, t in enumerate(TOWERS)}
+
+    def normalise_and_pool(stage: str, x: dict) -> dict:
+        if pool_before_lrn:
+            return normalise(stage, {t: pool(f"pool{stage}", t)(x[t]) for t in TOWERS})
+        x = normalise(stage, x)
+        return {t: pool(f"pool{stage}", t)(x[t]) for t in TOWERS}
+
     device = {"a": placement.tower_a, "b": placement.tower_b}
     image = keras.Input((input_size, input_size, 3), name="image")
 
-    x = {}
-    for t in TOWERS:
-        h = L.TowerZeroPadding2D(conv1_padding, device=device[t], name=f"conv1_pad_{t}")(image)
-        h = conv("conv1", t, k1, 11, strides=4, padding="valid")(h)
-        h = pool("pool1", t)(lrn("lrn1", t)(h))
-        h = conv("conv2", t, k2, 5)(h)  # own tower
-        x[t] = pool("pool2", t)(lrn("lrn2", t)(h))
+    x = {t: L.TowerZeroPadding2D(conv1_padding, device=device[t], name=f"conv1_pad_{t}")(image) for t in TOWERS}
+    x = {t: conv("conv1", t, k1, 11, strides=4, padding="valid")(x[t]) for t in TOWERS}
+    x = normalise_and_pool("1", x)
+    x = {t: conv("conv2", t, k2, 5)(x[t]) for t in TOWERS}  # own tower
+    x = normalise_and_pool("2", x)
     both = [x["a"], x["b"]]
     for t in TOWERS:
         x[t] = conv("conv3", t, k3, 3)(join("conv3", t, both))  # both towers

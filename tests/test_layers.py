@@ -83,3 +83,28 @@ def test_tower_layer_creates_its_variables_and_runs_on_its_device():
     assert y.device.endswith("CPU:1")
     unpinned = TowerConv2D(4, 3)
     assert unpinned(x).device.endswith("CPU:0")  # TensorFlow's default, not ours
+
+
+def test_lrn_of_both_towers_keeps_its_own_channels_of_the_whole_normalisation():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 60, size=(2, 3, 3, 6)).astype(np.float32)
+    b = rng.uniform(0, 60, size=(2, 3, 3, 6)).astype(np.float32)
+    whole = lrn_reference(np.concatenate([a, b], axis=-1), 1.0, 5, 0.01, 0.75)
+    for keep, want in (((0, 6), whole[..., :6]), ((6, 12), whole[..., 6:])):
+        layer = TowerLRN(k=1.0, n=5, alpha=0.01, beta=0.75, keep=keep)
+        got = layer([a, b])
+        assert tuple(layer.compute_output_shape([a.shape, b.shape])) == (2, 3, 3, 6)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    # At the tower boundary the windows reach into the other tower: per-tower LRN differs there, and only there.
+    own = lrn_reference(a, 1.0, 5, 0.01, 0.75)
+    assert not np.allclose(own[..., 4:], whole[..., 4:6], rtol=1e-2)
+    np.testing.assert_allclose(own[..., :4], whole[..., :4], rtol=1e-12)
+
+
+def test_lrn_keep_is_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="keep"):
+        LocalResponseNormalization(keep=(3, 3))
+    layer = LocalResponseNormalization(keep=(0, 4), name="lrn")
+    assert LocalResponseNormalization.from_config(layer.get_config()).keep == (0, 4)
+    with pytest.raises(ValueError, match="exceeds"):
+        layer(np.zeros((1, 1, 1, 3), np.float32))

@@ -167,3 +167,55 @@ def test_every_layer_draws_its_own_initial_weights(paper_model):
         assert a.shape == b.shape and not np.array_equal(a, b), f"{layer}: towers start identical"
         # Independent draws: the two towers' kernels are uncorrelated.
         assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05, layer
+
+
+def _np_lrn(x: np.ndarray, k: float, n: int, alpha: float, beta: float) -> np.ndarray:
+    """The paper's LRN (alpha not divided by n) over the last axis, windows cut at the ends, in float64."""
+    x = x.astype(np.float64)
+    c = x.shape[-1]
+    padded = np.pad(x ** 2, [(0, 0)] * (x.ndim - 1) + [(n // 2, n // 2)])
+    sums = sum(padded[..., i:i + c] for i in range(n))
+    return x / (k + alpha * sums) ** beta
+
+
+def _np_pool(x: np.ndarray) -> np.ndarray:
+    """Max-pooling 3x3 / 2 without padding of [N, H, W, C]."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(1, 2))[:, ::2, ::2]
+    return windows.max(axis=(-2, -1))
+
+
+@pytest.mark.parametrize("across, pool_first", [(True, False), (False, True), (True, True)])
+def test_lrn_across_towers_and_pool_before_lrn_against_numpy(across, pool_first):
+    lrn_constants = dict(lrn_k=1.0, lrn_n=5, lrn_alpha=2e-3, lrn_beta=0.75)
+    model = build_alexnet(**TINY, **lrn_constants, lrn_across_towers=across, pool_before_lrn=pool_first)
+    stages = ["conv1_a", "conv1_b", "conv2_a", "conv2_b", "pool1_a", "pool1_b", "pool2_a", "pool2_b"]
+    probe = keras.Model(model.input, [model.get_layer(s).output for s in stages])
+    x = tf.random.stateless_uniform([2, 67, 67, 3], seed=[7, 8], maxval=255.0)
+    out = dict(zip(stages, (o.numpy() for o in probe(x))))
+    for stage in ("1", "2"):
+        a, b = out[f"conv{stage}_a"], out[f"conv{stage}_b"]
+        if pool_first:
+            a, b = _np_pool(a), _np_pool(b)
+        if across:
+            both = _np_lrn(np.concatenate([a, b], axis=-1), 1.0, 5, 2e-3, 0.75)
+            a, b = both[..., :a.shape[-1]], both[..., a.shape[-1]:]
+        else:
+            a, b = _np_lrn(a, 1.0, 5, 2e-3, 0.75), _np_lrn(b, 1.0, 5, 2e-3, 0.75)
+        if not pool_first:
+            a, b = _np_pool(a), _np_pool(b)
+        # pool{stage} is the stage's last layer in the paper's order; with pool_before_lrn it is lrn{stage}.
+        last = f"lrn{stage}" if pool_first else f"pool{stage}"
+        got_a = model.get_layer(f"{last}_a").output
+        got = keras.Model(model.input, [got_a, model.get_layer(f"{last}_b").output])(x)
+        np.testing.assert_allclose(got[0].numpy(), a, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[1].numpy(), b, rtol=1e-4, atol=1e-4)
+
+
+def test_the_lrn_options_add_no_weights_and_keep_the_checkpoint_layout(tmp_path):
+    paper = build_alexnet(**TINY)
+    caffe_like = build_alexnet(**TINY, lrn_across_towers=True, pool_before_lrn=True)
+    assert [(v.path, v.shape) for v in paper.weights] == [(v.path, v.shape) for v in caffe_like.weights]
+    prefix = tf.train.Checkpoint(model=paper).write(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(model=caffe_like).read(prefix).assert_existing_objects_matched()
+    for mine, theirs in zip(paper.weights, caffe_like.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

@@ -1,0 +1,625 @@
+"""Caffe's AlexNet files: reading .caffemodel, deploy.prototxt and mean.binaryproto, checking that the network is
+AlexNet (bvlc_alexnet, or CaffeNet's pool-before-norm order), and mapping its weights onto the two-tower model.
+
+The few caffe.proto messages needed are described here (field numbers from BVLC caffe's src/caffe/proto/caffe.proto)
+and built with protobuf's descriptor API, so neither Caffe nor generated code is needed. Blob data (`repeated float
+data = 5 [packed = true]`) is declared as `repeated bytes`: a packed float field is one length-delimited record on
+the wire, so the parser hands over its raw little-endian bytes and NumPy reads 61 M weights without making a Python
+float of each (a blob written unpacked is read again with the float declaration; see `blob_array`).
+
+Caffe layouts and this project's:
+    convolution weights  Caffe [out, in / group, kh, kw]        Keras [kh, kw, in, out]
+    inner product        Caffe [out, in]                        Keras [in, out]
+    pool5 flattening     Caffe channel, row, column (C x H x W)  here tower A's (row, column, channel), then B's
+    conv1 input          Caffe BGR                               here RGB
+A group-2 layer's first group is tower A; conv3, fc6 and fc7 (one group) are split by output halves.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from alexnet_tf.errors import InputError, ModelError
+
+# (name, number, type, label, type name or None, default or None) per field; types are FieldDescriptorProto's names.
+_MESSAGES: dict[str, list[tuple]] = {
+    "BlobShape": [("dim", 1, "int64", "repeated", None, None)],
+    "BlobProto": [("shape", 7, "message", "optional", "BlobShape", None),
+                  ("data", 5, "bytes", "repeated", None, None),
+                  ("double_data", 8, "bytes", "repeated", None, None),
+                  ("num", 1, "int64", "optional", None, None), ("channels", 2, "int64", "optional", None, None),
+                  ("height", 3, "int64", "optional", None, None), ("width", 4, "int64", "optional", None, None)],
+    # The same message with data as floats: for blobs written unpacked (one fixed32 record per value).
+    "FloatBlobProto": [("data", 5, "float", "repeated", None, None),
+                       ("double_data", 8, "double", "repeated", None, None)],
+    "ConvolutionParameter": [("num_output", 1, "uint32", "optional", None, None),
+                             ("bias_term", 2, "bool", "optional", None, "true"),
+                             ("pad", 3, "uint32", "repeated", None, None),
+                             ("kernel_size", 4, "uint32", "repeated", None, None),
+                             ("group", 5, "uint32", "optional", None, "1"),
+                             ("stride", 6, "uint32", "repeated", None, None),
+                             ("pad_h", 9, "uint32", "optional", None, None),
+                             ("pad_w", 10, "uint32", "optional", None, None),
+                             ("kernel_h", 11, "uint32", "optional", None, None),
+                             ("kernel_w", 12, "uint32", "optional", None, None),
+                             ("stride_h", 13, "uint32", "optional", None, None),
+                             ("stride_w", 14, "uint32", "optional", None, None),
+                             ("dilation", 18, "uint32", "repeated", None, None)],
+    "PoolingParameter": [("pool", 1, "enum", "optional", "PoolMethod", None),
+                         ("kernel_size", 2, "uint32", "optional", None, None),
+                         ("stride", 3, "uint32", "optional", None, "1"),
+                         ("pad", 4, "uint32", "optional", None, "0"),
+                         ("kernel_h", 5, "uint32", "optional", None, None),
+                         ("kernel_w", 6, "uint32", "optional", None, None),
+                         ("stride_h", 7, "uint32", "optional", None, None),
+                         ("stride_w", 8, "uint32", "optional", None, None),
+                         ("pad_h", 9, "uint32", "optional", None, None),
+                         ("pad_w", 10, "uint32", "optional", None, None),
+                         ("global_pooling", 12, "bool", "optional", None, "false")],
+    "LRNParameter": [("local_size", 1, "uint32", "optional", None, "5"),
+                     ("alpha", 2, "float", "optional", None, "1"),
+                     ("beta", 3, "float", "optional", None, "0.75"),
+                     ("norm_region", 4, "enum", "optional", "NormRegion", None),
+                     ("k", 5, "float", "optional", None, "1")],
+    "InnerProductParameter": [("num_output", 1, "uint32", "optional", None, None),
+                              ("bias_term", 2, "bool", "optional", None, "true"),
+                              ("axis", 5, "int32", "optional", None, "1"),
+                              ("transpose", 6, "bool", "optional", None, "false")],
+    "ReLUParameter": [("negative_slope", 1, "float", "optional", None, "0")],
+    "InputParameter": [("shape", 1, "message", "repeated", "BlobShape", None)],
+    "LayerParameter": [("name", 1, "string", "optional", None, None),
+                       ("type", 2, "string", "optional", None, None),
+                       ("bottom", 3, "string", "repeated", None, None),
+                       ("top", 4, "string", "repeated", None, None),
+                       ("blobs", 7, "message", "repeated", "BlobProto", None),
+                       ("convolution_param", 106, "message", "optional", "ConvolutionParameter", None),
+                       ("inner_product_param", 117, "message", "optional", "InnerProductParameter", None),
+                       ("lrn_param", 118, "message", "optional", "LRNParameter", None),
+                       ("pooling_param", 121, "message", "optional", "PoolingParameter", None),
+                       ("relu_param", 123, "message", "optional", "ReLUParameter", None),
+                       ("input_param", 143, "message", "optional", "InputParameter", None)],
+    "V1LayerParameter": [("bottom", 2, "string", "repeated", None, None),
+                         ("top", 3, "string", "repeated", None, None),
+                         ("name", 4, "string", "optional", None, None),
+                         ("type", 5, "enum", "optional", "V1LayerType", None),
+                         ("blobs", 6, "message", "repeated", "BlobProto", None),
+                         ("convolution_param", 10, "message", "optional", "ConvolutionParameter", None),
+                         ("inner_product_param", 17, "message", "optional", "InnerProductParameter", None),
+                         ("lrn_param", 18, "message", "optional", "LRNParameter", None),
+                         ("pooling_param", 19, "message", "optional", "PoolingParameter", None),
+                         ("relu_param", 30, "message", "optional", "ReLUParameter", None)],
+    "NetParameter": [("name", 1, "string", "optional", None, None),
+                     ("input", 3, "string", "repeated", None, None),
+                     ("input_shape", 8, "message", "repeated", "BlobShape", None),
+                     ("input_dim", 4, "int64", "repeated", None, None),
+                     ("layer", 100, "message", "repeated", "LayerParameter", None),
+                     ("layers", 2, "message", "repeated", "V1LayerParameter", None)],
+}
+
+# V1LayerParameter.LayerType, the legacy `layers` format's layer types, and the names the `layer` format uses.
+_V1_TYPES = {
+    "NONE": 0, "ABSVAL": 35, "ACCURACY": 1, "ARGMAX": 30, "BNLL": 2, "CONCAT": 3, "CONTRASTIVE_LOSS": 37,
+    "CONVOLUTION": 4, "DATA": 5, "DECONVOLUTION": 39, "DROPOUT": 6, "DUMMY_DATA": 32, "EUCLIDEAN_LOSS": 7,
+    "ELTWISE": 25, "EXP": 38, "FLATTEN": 8, "HDF5_DATA": 9, "HDF5_OUTPUT": 10, "HINGE_LOSS": 28, "IM2COL": 11,
+    "IMAGE_DATA": 12, "INFOGAIN_LOSS": 13, "INNER_PRODUCT": 14, "LRN": 15, "MEMORY_DATA": 29,
+    "MULTINOMIAL_LOGISTIC_LOSS": 16, "MVN": 34, "POOLING": 17, "POWER": 26, "RELU": 18, "SIGMOID": 19,
+    "SIGMOID_CROSS_ENTROPY_LOSS": 27, "SILENCE": 36, "SOFTMAX": 20, "SOFTMAX_LOSS": 21, "SPLIT": 22, "SLICE": 33,
+    "TANH": 23, "WINDOW_DATA": 24, "THRESHOLD": 31,
+}
+_V1_TYPE_NAMES = {
+    "ACCURACY": "Accuracy", "CONVOLUTION": "Convolution", "DATA": "Data", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "HDF5_DATA": "HDF5Data", "IMAGE_DATA": "ImageData", "INNER_PRODUCT": "InnerProduct",
+    "LRN": "LRN", "MEMORY_DATA": "MemoryData", "POOLING": "Pooling", "RELU": "ReLU", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "WINDOW_DATA": "WindowData",
+}
+_ENUMS = {"V1LayerType": _V1_TYPES, "PoolMethod": {"MAX": 0, "AVE": 1, "STOCHASTIC": 2},
+          "NormRegion": {"ACROSS_CHANNELS": 0, "WITHIN_CHANNEL": 1}}
+
+# Layers that feed data, evaluate, or do nothing at inference: they do not change the network's logits.
+_IGNORED_TYPES = {"Data", "ImageData", "Input", "DummyData", "MemoryData", "HDF5Data", "WindowData", "Dropout",
+                  "Softmax", "SoftmaxWithLoss", "Accuracy", "Split", "Silence", "ArgMax", "ARGMAX"}
+
+# AlexNet at width 1.0: the outputs of conv1..conv5 and their kernel size, stride, padding and groups in Caffe.
+_CONVS = {"conv1": (11, 4, None, 1), "conv2": (5, 1, 2, 2), "conv3": (3, 1, 1, 1), "conv4": (3, 1, 1, 2),
+          "conv5": (3, 1, 1, 2)}  # conv1's padding is free: it becomes model.conv1_padding
+CONV_LAYERS = tuple(_CONVS)
+FC_LAYERS = ("fc6", "fc7", "fc8")
+POOL5_SIZE = 6  # pool5's side in Caffe's AlexNet (227 input, conv1 unpadded)
+
+
+def _build_messages() -> dict[str, type]:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    FDP = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="alexnet_tf_caffe.proto", package="caffe", syntax="proto2")
+    for name, values in _ENUMS.items():
+        enum = file.enum_type.add(name=name)
+        for value_name, number in values.items():
+            enum.value.add(name=value_name, number=number)
+    for name, fields in _MESSAGES.items():
+        message = file.message_type.add(name=name)
+        for field_name, number, type_name, label, ref, default in fields:
+            field = message.field.add(name=field_name, number=number,
+                                      type=getattr(FDP, f"TYPE_{type_name.upper()}"),
+                                      label=getattr(FDP, f"LABEL_{label.upper()}"))
+            if ref:
+                field.type_name = f".caffe.{ref}"
+            if default is not None:
+                field.default_value = default
+    pool = descriptor_pool.DescriptorPool()  # a private pool: no clash with another package's caffe.proto
+    pool.Add(file)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}")) for name in _MESSAGES}
+
+
+@functools.lru_cache(maxsize=None)
+def messages() -> dict[str, type]:
+    """The message classes (NetParameter, LayerParameter, V1LayerParameter, BlobProto, ...) by name."""
+    return _build_messages()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading files.
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InputError(f"{what} {path!r} cannot be read ({e.strerror or e}); give the path of the file") from None
+
+
+def read_caffemodel(path: str) -> Any:
+    """Parses a binary NetParameter (.caffemodel).
+
+    Raises:
+        InputError: for a missing file or one that is not a binary Caffe model.
+    """
+    from google.protobuf.message import DecodeError
+
+    data = _read_bytes(path, "Caffe model")
+    net = messages()["NetParameter"]()
+    try:
+        net.ParseFromString(data)
+    except DecodeError as e:
+        raise InputError(f"{path!r} is not a binary Caffe model (.caffemodel): {e}; a text .prototxt goes to "
+                         f"--prototxt") from None
+    if not len(net.layer) and not len(net.layers):
+        raise InputError(f"{path!r} holds no layers: it is not a Caffe model (.caffemodel)")
+    return net
+
+
+def read_prototxt(path: str) -> Any:
+    """Parses a text NetParameter (deploy.prototxt); fields this module does not describe are skipped.
+
+    Raises:
+        InputError: for a missing file or text that is not a Caffe network definition.
+    """
+    from google.protobuf import text_format
+
+    text = _read_bytes(path, "Caffe network definition").decode("utf-8", errors="replace")
+    net = messages()["NetParameter"]()
+    try:
+        text_format.Parse(text, net, allow_unknown_field=True)
+    except text_format.ParseError as e:
+        raise InputError(f"{path!r} is not a Caffe network definition in text format (deploy.prototxt): {e}") from None
+    if not len(net.layer) and not len(net.layers):
+        raise InputError(f"{path!r} defines no layers: it is not a Caffe network definition (deploy.prototxt)")
+    return net
+
+
+def blob_shape(blob: Any) -> tuple[int, ...]:
+    """A BlobProto's shape: its BlobShape, else the legacy num/channels/height/width (leading 1s kept)."""
+    if blob.HasField("shape"):
+        return tuple(int(d) for d in blob.shape.dim)
+    return tuple(int(d) for d in (blob.num, blob.channels, blob.height, blob.width))
+
+
+def blob_array(blob: Any, where: str) -> np.ndarray:
+    """A BlobProto's values as float32 of its shape.
+
+    Raises:
+        InputError: when the number of values does not match the shape (`where` names the file and layer).
+    """
+    shape = blob_shape(blob)
+    size = math.prod(shape)
+    data, dtype = (blob.data, "<f4") if len(blob.data) else (blob.double_data, "<f8")
+    raw = data[0] if len(data) == 1 else b"".join(data)
+    if len(raw) != size * np.dtype(dtype).itemsize:
+        # Written unpacked (one record per value): the bytes declaration could not take them; read them as floats.
+        floats = messages()["FloatBlobProto"].FromString(blob.SerializeToString())
+        values = floats.data if len(floats.data) else floats.double_data
+        if len(values) != size:
+            raise InputError(f"{where}: a blob of shape {list(shape)} holds {len(values)} values, not {size}; the "
+                             f"file is truncated or damaged")
+        return np.asarray(values, np.float32).reshape(shape)
+    return np.frombuffer(raw, dtype).astype(np.float32, copy=False).reshape(shape)
+
+
+def read_mean_binaryproto(path: str) -> np.ndarray:
+    """Reads a mean.binaryproto (a BlobProto of the mean image, BGR, [1,] 3 x H x W) as RGB float32 [H, W, 3].
+
+    Raises:
+        InputError: for a file that is not a BlobProto of a 3-channel image.
+    """
+    from google.protobuf.message import DecodeError
+
+    blob = messages()["BlobProto"]()
+    try:
+        blob.ParseFromString(_read_bytes(path, "mean file"))
+    except DecodeError as e:
+        raise InputError(f"{path!r} is not a Caffe mean file (mean.binaryproto, a BlobProto): {e}") from None
+    shape = blob_shape(blob)
+    values = blob_array(blob, f"mean file {path!r}")
+    squeezed = shape[1:] if len(shape) == 4 and shape[0] == 1 else shape
+    if len(squeezed) != 3 or squeezed[0] != 3:
+        raise InputError(f"mean file {path!r} holds a blob of shape {list(shape)}; expected a 3-channel mean image "
+                         f"[1, 3, H, W] (Caffe's ilsvrc_2012_mean.binaryproto is [1, 3, 256, 256])")
+    # Caffe's channels are B, G, R and its layout C x H x W.
+    return np.ascontiguousarray(values.reshape(squeezed)[::-1].transpose(1, 2, 0))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The network read from a file, and the check that it is AlexNet.
+
+@dataclass(frozen=True)
+class CaffeLayer:
+    """One layer of a Caffe network, in either format.
+
+    Attributes:
+        name: The layer's name.
+        kind: Its type as the `layer` format names it ("Convolution", "InnerProduct", "LRN", "Pooling", ...).
+        param: The layer's parameter message for its kind (conv/IP/LRN/pooling/ReLU), or None.
+        blobs: The BlobProto messages of its parameters (empty in a prototxt).
+    """
+
+    name: str
+    kind: str
+    param: Any
+    blobs: Sequence[Any]
+
+
+_PARAM_FIELD = {"Convolution": "convolution_param", "InnerProduct": "inner_product_param", "LRN": "lrn_param",
+                "Pooling": "pooling_param", "ReLU": "relu_param"}
+
+
+def net_layers(net: Any) -> list[CaffeLayer]:
+    """The layers of a NetParameter, from `layer` (the current format) or else `layers` (the legacy V1 format)."""
+    if len(net.layer):
+        items = [(layer, layer.type) for layer in net.layer]
+    else:
+        by_number = {number: name for name, number in _V1_TYPES.items()}
+        items = [(layer, _V1_TYPE_NAMES.get(by_number.get(layer.type, ""), by_number.get(layer.type, "NONE")))
+                 for layer in net.layers]
+    result = []
+    for layer, kind in items:
+        field = _PARAM_FIELD.get(kind)
+        result.append(CaffeLayer(layer.name, kind, getattr(layer, field) if field else None, list(layer.blobs)))
+    return result
+
+
+def input_size(net: Any) -> int | None:
+    """The input's height stated by a prototxt (input_shape, input_dim or an Input layer), or None."""
+    shapes = [list(s.dim) for s in net.input_shape] or ([list(net.input_dim)] if len(net.input_dim) else [])
+    shapes += [list(s.dim) for layer in net.layer if layer.type == "Input" for s in layer.input_param.shape]
+    for dims in shapes:
+        if len(dims) == 4:
+            return int(dims[2])
+    return None
+
+
+@dataclass(frozen=True)
+class CaffeAlexNet:
+    """A Caffe network found to be AlexNet: the model settings it needs and its layers by role.
+
+    Attributes:
+        source: The file it was read from (for messages).
+        width: Multiplier on the conv layers' kernel counts (1.0 for bvlc_alexnet).
+        fc_width: Units of fc6 and fc7.
+        num_classes: Units of fc8.
+        conv1_padding: conv1's zero padding (0 in Caffe's models, with 227 crops).
+        pool_before_lrn: True for CaffeNet's order (pool1 before norm1).
+        lrn_k, lrn_n, lrn_alpha, lrn_beta: The LRN constants in the paper's convention (Caffe's alpha / n).
+        layers: conv1..conv5, fc6..fc8 -> the Caffe layer in that role.
+    """
+
+    source: str
+    width: float
+    fc_width: int
+    num_classes: int
+    conv1_padding: int
+    pool_before_lrn: bool
+    lrn_k: float
+    lrn_n: int
+    lrn_alpha: float
+    lrn_beta: float
+    layers: dict[str, CaffeLayer]
+
+    @property
+    def crop_size(self) -> int:
+        """The input side that gives Caffe's 55x55 conv1 maps and 6x6 pool5 (227 unpadded)."""
+        return 227 - 2 * self.conv1_padding
+
+    def model_settings(self) -> dict[str, Any]:
+        """The `model` section of a config that builds this network (see `config.ModelConfig`)."""
+        return {"num_classes": self.num_classes, "width": self.width, "fc_width": self.fc_width,
+                "conv1_padding": self.conv1_padding, "lrn_k": self.lrn_k, "lrn_n": self.lrn_n,
+                "lrn_alpha": self.lrn_alpha, "lrn_beta": self.lrn_beta, "lrn_across_towers": True,
+                "pool_before_lrn": self.pool_before_lrn}
+
+
+def _short(value: float) -> float:
+    """A float32 field's value as its shortest decimal (1e-4, not 9.999999747378752e-05)."""
+    return float(str(np.float32(value)))
+
+
+def _pair(repeated: Sequence[int], h: int | None, w: int | None, default: int | None, what: str,
+          where: str) -> int | None:
+    """A square kernel/stride/pad from Caffe's repeated or _h/_w fields (None when neither is set)."""
+    values = [int(v) for v in repeated] if repeated else [v for v in (h, w) if v]
+    if not values:
+        return default
+    if len(set(values)) != 1:
+        raise ModelError(f"{where}: {what} {values} is not square; AlexNet's are")
+    return values[0]
+
+
+def _differs(source: str, layer: CaffeLayer, role: str, detail: str) -> ModelError:
+    return ModelError(f"{source}: layer '{layer.name}' ({layer.kind}) differs from AlexNet's {role}: {detail}. Only "
+                      f"bvlc_alexnet-shaped networks (or CaffeNet's pool-before-norm order) can be converted; "
+                      f"this network cannot be represented by alexnet_tf's model")
+
+
+def _expected_kinds(pool_before_lrn: bool) -> list[tuple[str, str]]:
+    """AlexNet's computing layers in Caffe's order, as (role, kind)."""
+    first = [("pool", "Pooling"), ("norm", "LRN")] if pool_before_lrn else [("norm", "LRN"), ("pool", "Pooling")]
+    sequence: list[tuple[str, str]] = []
+    for stage in ("1", "2"):
+        sequence += [(f"conv{stage}", "Convolution"), (f"relu{stage}", "ReLU")]
+        sequence += [(f"{role}{stage}", kind) for role, kind in first]
+    for stage in ("3", "4", "5"):
+        sequence += [(f"conv{stage}", "Convolution"), (f"relu{stage}", "ReLU")]
+    sequence.append(("pool5", "Pooling"))
+    sequence += [("fc6", "InnerProduct"), ("relu6", "ReLU"), ("fc7", "InnerProduct"), ("relu7", "ReLU"),
+                 ("fc8", "InnerProduct")]
+    return sequence
+
+
+def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlexNet:
+    """Checks that a Caffe network is AlexNet and reads its settings.
+
+    The computing layers (convolution, ReLU, LRN, pooling, inner product; data, dropout, softmax, loss and accuracy
+    layers are skipped) are walked in order and each is checked where it stands, so the first layer that differs is
+    the one named: for a network without conv4 that is conv5, standing where AlexNet has conv4.
+
+    Args:
+        net: A NetParameter (from `read_caffemodel` or `read_prototxt`).
+        source: The file's path, for messages.
+        with_weights: Require each conv/fc layer's weight and bias blobs and check their shapes (a .caffemodel);
+            False for a prototxt.
+
+    Raises:
+        ModelError: naming the first layer that differs from AlexNet (kind, kernel size, stride, padding, groups,
+            outputs, blob shapes, LRN or pooling settings), a missing layer, or a layer after fc8.
+    """
+    computing = [layer for layer in net_layers(net) if layer.kind not in _IGNORED_TYPES]
+    if not computing:
+        raise ModelError(f"{source}: no convolution, pooling or inner product layers; it is not AlexNet")
+    pool_before_lrn = len(computing) > 2 and computing[2].kind == "Pooling"
+    expected = _expected_kinds(pool_before_lrn)
+    layers: dict[str, CaffeLayer] = {}
+    lrn: tuple | None = None
+    kernels: list[int] = []
+    channels_in = 3
+    for i, (role, kind) in enumerate(expected):
+        if i >= len(computing):
+            raise ModelError(f"{source}: the network ends after layer '{computing[-1].name}', where AlexNet has "
+                             f"{role} ({kind}) next; this network cannot be represented by alexnet_tf's model")
+        layer = computing[i]
+        if layer.kind != kind:
+            raise _differs(source, layer, role, f"a {kind} layer is expected here")
+        if kind == "ReLU" and layer.param.negative_slope != 0:
+            raise _differs(source, layer, role, f"negative_slope {layer.param.negative_slope} (a leaky ReLU)")
+        elif kind == "Pooling":
+            _check_pooling(source, layer, role)
+        elif kind == "LRN":
+            lrn = _check_lrn(source, layer, role, lrn)
+        elif kind == "Convolution":
+            if role == "conv1":
+                outputs = layer.param.num_output
+                if outputs < 2 or outputs % 2:
+                    raise _differs(source, layer, role, f"{outputs} outputs; two towers need an even number")
+                from alexnet_tf.model import tower_kernels  # here: reading files needs no TensorFlow
+
+                kernels = [2 * k for k in tower_kernels(outputs / 96)]
+            _check_conv(source, layer, role, kernels, channels_in, with_weights)
+            channels_in = layer.param.num_output
+        elif kind == "InnerProduct":
+            fc_width = layers["fc6"].param.num_output if role != "fc6" else layer.param.num_output
+            inputs = {"fc6": channels_in * POOL5_SIZE * POOL5_SIZE, "fc7": fc_width, "fc8": fc_width}[role]
+            _check_inner_product(source, layer, role, inputs, fc_width, with_weights)
+        if kind in ("Convolution", "InnerProduct"):
+            layers[role] = layer
+    if len(computing) > len(expected):
+        extra = computing[len(expected)]
+        raise ModelError(f"{source}: layer '{extra.name}' ({extra.kind}) follows fc8 "
+                         f"('{computing[len(expected) - 1].name}'); AlexNet ends with fc8, so this network cannot be "
+                         f"represented by alexnet_tf's model")
+    assert lrn is not None  # both LRN layers were matched above
+    local_size, alpha, beta, k = lrn
+    conv1 = layers["conv1"].param
+    return CaffeAlexNet(source=source, width=conv1.num_output / 96, fc_width=layers["fc6"].param.num_output,
+                        num_classes=layers["fc8"].param.num_output,
+                        conv1_padding=_pair(conv1.pad, conv1.pad_h, conv1.pad_w, 0, "pad", source),
+                        pool_before_lrn=pool_before_lrn, lrn_k=k, lrn_n=local_size,
+                        lrn_alpha=float(f"{alpha / local_size:.7g}"), lrn_beta=beta, layers=layers)
+
+
+def _check_pooling(source: str, layer: CaffeLayer, role: str) -> None:
+    """Refuses a pooling layer other than max-pooling 3x3 / 2 without padding."""
+    p, where = layer.param, f"{source}: layer '{layer.name}'"
+    size = _pair([p.kernel_size] if p.HasField("kernel_size") else [], p.kernel_h, p.kernel_w, None, "kernel", where)
+    stride = _pair([p.stride] if p.HasField("stride") else [], p.stride_h, p.stride_w, 1, "stride", where)
+    pad = _pair([p.pad] if p.HasField("pad") else [], p.pad_h, p.pad_w, 0, "pad", where)
+    if p.pool != 0 or p.global_pooling or (size, stride, pad) != (3, 2, 0):
+        method = {0: "max", 1: "average"}.get(p.pool, "stochastic")
+        raise _differs(source, layer, role, f"{method} pooling {size}x{size} / {stride} pad {pad}"
+                       f"{' (global)' if p.global_pooling else ''}; AlexNet max-pools 3x3 / 2 without padding")
+
+
+def _check_lrn(source: str, layer: CaffeLayer, role: str, first: tuple | None) -> tuple:
+    """Refuses an LRN within channels, with an even window, or with other constants than the first LRN's.
+
+    Returns:
+        (local_size, alpha, beta, k) of this layer, alpha in Caffe's convention (divided by local_size when used).
+    """
+    p = layer.param
+    if p.norm_region != 0:
+        raise _differs(source, layer, role, "LRN within channels; AlexNet normalises across channels")
+    if p.local_size % 2 != 1:
+        raise _differs(source, layer, role, f"local_size {p.local_size}; it must be odd")
+    constants = (int(p.local_size), _short(p.alpha), _short(p.beta), _short(p.k))
+    if first is not None and constants != first:
+        raise _differs(source, layer, role, f"local_size, alpha, beta, k = {constants} differ from the first LRN's "
+                       f"{first}; alexnet_tf uses one set of LRN constants for both")
+    return constants
+
+
+def _check_conv(source: str, layer: CaffeLayer, role: str, kernels: list[int], channels_in: int,
+                with_weights: bool) -> None:
+    """Refuses a convolution whose kernel, stride, padding, groups or outputs are not AlexNet's at its width."""
+    size, stride, pad, group = _CONVS[role]
+    outputs = kernels[CONV_LAYERS.index(role)]
+    p, where = layer.param, f"{source}: layer '{layer.name}'"
+    got_size = _pair(p.kernel_size, p.kernel_h, p.kernel_w, None, "kernel", where)
+    got_stride = _pair(p.stride, p.stride_h, p.stride_w, 1, "stride", where)
+    got_pad = _pair(p.pad, p.pad_h, p.pad_w, 0, "pad", where)
+    dilation = _pair(p.dilation, None, None, 1, "dilation", where)
+    if role == "conv1":
+        pad = got_pad if got_pad <= 100 else 0  # any padding: it becomes model.conv1_padding (227 - 2 pad crops)
+    got = (got_size, got_stride, got_pad, p.group, p.num_output, dilation, p.bias_term)
+    want = (size, stride, pad, group, outputs, 1, True)
+    if got != want:
+        raise _differs(source, layer, role, f"kernel {got_size}, stride {got_stride}, pad {got_pad}, group {p.group}, "
+                       f"{p.num_output} outputs, dilation {dilation}, bias {p.bias_term}; expected kernel {size}, "
+                       f"stride {stride}, pad {pad}, group {group}, {outputs} outputs, no dilation, a bias"
+                       + (f" (for {kernels[0]} conv1 outputs; is a layer missing before it?)" if role != "conv1"
+                          else ""))
+    if with_weights:
+        _check_blobs(source, layer, role, [(outputs, channels_in // group, size, size), (outputs,)])
+
+
+def _check_inner_product(source: str, layer: CaffeLayer, role: str, inputs: int, fc_width: int,
+                         with_weights: bool) -> None:
+    """Refuses an inner product that is transposed, has no bias, or has outputs that do not fit AlexNet."""
+    p = layer.param
+    if p.axis != 1 or p.transpose or not p.bias_term:
+        raise _differs(source, layer, role, f"axis {p.axis}, transpose {p.transpose}, bias {p.bias_term}; expected "
+                       f"axis 1, weights [out, in] and a bias")
+    if role == "fc8" and p.num_output < 2:
+        raise _differs(source, layer, role, f"{p.num_output} outputs; a classifier needs at least 2")
+    if role != "fc8" and (p.num_output != fc_width or p.num_output < 2 or p.num_output % 2):
+        raise _differs(source, layer, role, f"{p.num_output} outputs; expected an even number, the same in fc6 "
+                       f"and fc7 (fc6 has {fc_width})")
+    if with_weights:
+        _check_blobs(source, layer, role, [(p.num_output, inputs), (p.num_output,)])
+
+
+def _check_blobs(source: str, layer: CaffeLayer, role: str, shapes: list[tuple[int, ...]]) -> None:
+    """Refuses a layer whose weight and bias blobs do not have AlexNet's shapes (legacy leading 1s allowed)."""
+    if len(layer.blobs) != len(shapes):
+        raise _differs(source, layer, role, f"{len(layer.blobs)} parameter blobs; expected weights and a bias "
+                       f"(a .caffemodel written by Caffe holds them; a prototxt goes to --prototxt)")
+    for blob, want in zip(layer.blobs, shapes):
+        got = blob_shape(blob)
+        while len(got) > len(want) and got[0] == 1:  # legacy num/channels/height/width pads with leading 1s
+            got = got[1:]
+        if got != want:
+            raise _differs(source, layer, role, f"a parameter blob of shape {list(blob_shape(blob))}; expected "
+                           f"{list(want)}")
+
+
+def cross_check(model: CaffeAlexNet, prototxt: CaffeAlexNet) -> None:
+    """Refuses a prototxt that describes another network than the caffemodel holds, naming the first difference.
+
+    Raises:
+        ModelError: naming the layer and the setting that differ.
+    """
+    for role in CONV_LAYERS + FC_LAYERS:
+        ours, theirs = model.layers[role], prototxt.layers[role]
+        if ours.name != theirs.name or ours.param.num_output != theirs.param.num_output:
+            raise ModelError(f"{prototxt.source}: layer '{theirs.name}' ({theirs.param.num_output} outputs) does not "
+                             f"match {model.source}'s {role} '{ours.name}' ({ours.param.num_output} outputs); give "
+                             f"the deploy.prototxt of the same model, or leave --prototxt out")
+    for setting in ("conv1_padding", "pool_before_lrn", "lrn_k", "lrn_n", "lrn_alpha", "lrn_beta"):
+        if getattr(model, setting) != getattr(prototxt, setting):
+            raise ModelError(f"{prototxt.source}: {setting} {getattr(prototxt, setting)!r} there, "
+                             f"{getattr(model, setting)!r} in {model.source}; give the deploy.prototxt of the same "
+                             f"model, or leave --prototxt out")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Caffe's weights in the two-tower model's layout.
+
+def _conv_kernel(weights: np.ndarray) -> np.ndarray:
+    """Caffe [out, in, kh, kw] -> Keras [kh, kw, in, out]."""
+    return np.ascontiguousarray(weights.transpose(2, 3, 1, 0))
+
+
+def _halves(array: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    half = array.shape[axis] // 2
+    return (np.ascontiguousarray(np.take(array, range(half), axis=axis)),
+            np.ascontiguousarray(np.take(array, range(half, array.shape[axis]), axis=axis)))
+
+
+def model_weights(net: CaffeAlexNet) -> dict[str, list[np.ndarray]]:
+    """Keras layer name (conv1_a, conv1_b, ..., fc7_b, fc8) -> [kernel, bias] in the two-tower model's layout.
+
+    Each tower takes half of every layer's outputs: for conv2, conv4 and conv5 (two groups) that is Caffe's group,
+    whose input channels are its own tower's maps; conv3, fc6 and fc7 read both towers' maps, concatenated tower A
+    first, which is Caffe's channel order. fc6's input rows are reordered from Caffe's C x H x W flattening of pool5
+    to the model's: tower A's pool5 flattened (row, column, channel), then tower B's.
+    """
+    result: dict[str, list[np.ndarray]] = {}
+    for role in CONV_LAYERS:
+        layer = net.layers[role]
+        weights = blob_array(layer.blobs[0], f"{net.source}: layer '{layer.name}'")
+        bias = blob_array(layer.blobs[1], f"{net.source}: layer '{layer.name}'").reshape(-1)
+        weights = weights.reshape(weights.shape[-4:])
+        if role == "conv1":
+            weights = weights[:, ::-1]  # Caffe's input is BGR, the model's RGB
+        for tower, kernel, b in zip("ab", _halves(weights, 0), _halves(bias)):
+            result[f"{role}_{tower}"] = [_conv_kernel(kernel), b]
+    for role in FC_LAYERS:
+        layer = net.layers[role]
+        weights = blob_array(layer.blobs[0], f"{net.source}: layer '{layer.name}'")
+        bias = blob_array(layer.blobs[1], f"{net.source}: layer '{layer.name}'").reshape(-1)
+        outputs, inputs = weights.shape[-2:]
+        weights = weights.reshape(outputs, inputs)
+        if role == "fc6":
+            per_tower = inputs // (2 * POOL5_SIZE * POOL5_SIZE)
+            # [out, tower, c, h, w] -> [tower, h, w, c, out]: row index (tower, h, w, c) is the model's flattening.
+            kernel = weights.reshape(outputs, 2, per_tower, POOL5_SIZE, POOL5_SIZE).transpose(1, 3, 4, 2, 0)
+            kernel = kernel.reshape(inputs, outputs)
+        else:
+            kernel = weights.T
+        if role == "fc8":
+            result["fc8"] = [np.ascontiguousarray(kernel), bias]
+        else:
+            for tower, k, b in zip("ab", _halves(kernel, 1), _halves(bias)):
+                result[f"{role}_{tower}"] = [k, b]
+    return result
+
+
+def assign_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None:
+    """Sets each named layer's [kernel, bias] in a model built by `build_alexnet` with the matching settings.
+
+    `weights` is emptied as it goes, so each layer's arrays are freed once the model holds them (fc6 alone is
+    150 MB; a converter that kept them all would hold the network twice).
+    """
+    for name in list(weights):
+        model.get_layer(name).set_weights(weights.pop(name))
