@@ -20,35 +20,39 @@ The model is written through `keras.export.ExportArchive`: a Keras 3 model saved
 under `tf.saved_model.load` but not under the TF1 session loader that tensorflow_model_server uses.
 
 Versions are written as `OUT/<N>/` into a hidden temporary folder beside them and renamed into place, so a server
-polling OUT never sees a numbered folder without its `saved_model.pb` and variables.
+polling OUT never sees a numbered folder without its `saved_model.pb` and variables. The number is chosen, and the
+folder renamed into place, while holding an OS lock on `OUT/.export.lock`: two exports into one folder never take the
+same number, and a version that exists is replaced only with --force (and only when asked for by number).
+
+TensorFlow is imported inside the functions that need it: `--help` answers at once, and the constants are cheap.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import keras
-import numpy as np
-import tensorflow as tf
+from alexnet_tf import cli
+from alexnet_tf.errors import EXIT_BAD_INPUT, AlexNetError, ExportError  # noqa: F401 (raised here; importable)
+from alexnet_tf.files import exclusive_lock, fsync_path, fsync_tree, remove_stale_temporaries
 
-from alexnet_tf.data import preprocess
-from alexnet_tf.files import remove_stale_temporaries
-from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.progress import progress_bar
-from alexnet_tf.rundir import Run, load_run, run_dir_of_checkpoint
-from alexnet_tf.model import with_features
-from alexnet_tf.errors import AlexNetError, ExportError  # noqa: F401 (raised here; importable from here)
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from alexnet_tf.data.vocab import Vocabulary
+    from alexnet_tf.rundir import Run
 
 SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
-TOP_K = 5
+TOP_K = 5  # classes in the top-k outputs of every signature, and in predict's listing
 # Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; a request of 64 photos
 # took 2.7 GB beyond the loaded full-size model here (see the README's limits).
 MAX_BATCH = 64
@@ -56,6 +60,14 @@ LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, n
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The preprocessing constants in plain JSON, for tools that evaluate an export (the graph holds them as constants).
 PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
+# Held (fcntl.flock) while a version number is chosen and published; hidden and not all digits, so that
+# tensorflow_model_server, which reads only numbered folders, ignores it.
+LOCK_FILE = ".export.lock"
+
+
+def _max_pixels() -> int:
+    from alexnet_tf.data.preprocess import MAX_PIXELS
+    return MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ class ServingSpec:
         crop_size: The network's input side (224 in the paper).
         vocabulary: The classes; written into the SavedModel's assets as classes.tsv.
         labels: Which column `top_k_labels` returns: "name" or "wnid".
-        max_pixels: Images declaring more pixels than this are refused from their header.
+        max_pixels: Images declaring more pixels than this are refused from their header (default:
+            `data.preprocess.MAX_PIXELS`).
         max_batch: Requests with more images than this are refused.
     """
 
@@ -77,7 +90,7 @@ class ServingSpec:
     crop_size: int
     vocabulary: Vocabulary
     labels: str = "name"
-    max_pixels: int = preprocess.MAX_PIXELS
+    max_pixels: int = field(default_factory=_max_pixels)
     max_batch: int = MAX_BATCH
 
 
@@ -90,70 +103,8 @@ def serving_spec(run: Run, labels: str = "name") -> ServingSpec:
                        vocabulary=run.vocabulary, labels=labels)
 
 
-def load_run_for_export(run_dir: str, checkpoint: str | None = None,
-                        labels: str = "name") -> tuple[keras.Model, ServingSpec]:
-    """Reads a run directory (see `rundir.load_run`) into its restored model and its ServingSpec."""
-    run = load_run(run_dir, checkpoint)
-    return run.restore_model(), serving_spec(run, labels)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # The serving graph.
-
-def _check_batch(n: tf.Tensor, max_batch: int) -> tf.Operation:
-    return tf.debugging.assert_less_equal(
-        n, tf.cast(max_batch, n.dtype),
-        message=f"too many images in one request: at most {max_batch} are accepted; split the batch")
-
-
-def squares_from_bytes(image_bytes: tf.Tensor, size: int, max_pixels: int = preprocess.MAX_PIXELS,
-                       max_batch: int = MAX_BATCH) -> tf.Tensor:
-    """Encoded images string [N] -> the uint8 [N, size, size, 3] squares evaluation crops from.
-
-    Raises (when run):
-        tf.errors.InvalidArgumentError: for more than `max_batch` images or any image that `preprocess.decode_rgb`
-            refuses (empty, unknown format, corrupt, truncated, more than `max_pixels` pixels).
-    """
-    with tf.control_dependencies([_check_batch(tf.size(image_bytes), max_batch)]):
-        image_bytes = tf.identity(image_bytes)
-    # Two images in flight at a time bounds a request's memory: a decoded image of max_pixels and its float copy in
-    # the resize are about 16 bytes a pixel (1 GB at the default limit).
-    return tf.map_fn(lambda b: preprocess.eval_square(b, size, max_pixels), image_bytes,
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=2)
-
-
-def squares_from_images(images: tf.Tensor, size: int, max_batch: int = MAX_BATCH) -> tf.Tensor:
-    """Decoded uint8 images [N, H, W, 3] of any size -> the uint8 [N, size, size, 3] squares."""
-    shape = tf.shape(images)
-    checks = [_check_batch(shape[0], max_batch),
-              tf.debugging.assert_positive(shape[1] * shape[2],
-                                           message="images must have a height and width of at least 1 pixel")]
-    with tf.control_dependencies(checks):
-        images = tf.identity(images)
-    return tf.map_fn(lambda im: preprocess.resize_to_square(im, size), images,
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=2)
-
-
-def ten_crop_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
-    """uint8 squares [N, S, S, 3] -> float32 [N * 10, crop, crop, 3]: mean subtracted, each image's ten patches
-    consecutive in `preprocess.TEN_CROP_ORDER`."""
-    centred = preprocess.subtract_mean(squares, tf.constant(mean, tf.float32))
-    patches = tf.map_fn(lambda im: preprocess.ten_crop(im, crop), centred,
-                        fn_output_signature=tf.TensorSpec([10, crop, crop, 3], tf.float32))
-    return tf.reshape(patches, [-1, crop, crop, 3])
-
-
-def center_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
-    """uint8 squares [N, S, S, 3] -> float32 [N, crop, crop, 3]: mean subtracted, the central patch."""
-    patches = preprocess.center_crop(preprocess.subtract_mean(squares, tf.constant(mean, tf.float32)), crop)
-    patches.set_shape([None, crop, crop, 3])
-    return patches
-
-
-def average_over_crops(values: tf.Tensor) -> tf.Tensor:
-    """[N * 10, D] -> [N, D]: the mean over each image's ten patches."""
-    return tf.reduce_mean(tf.reshape(values, [-1, 10, values.shape[-1]]), axis=1)
-
 
 def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> keras.export.ExportArchive:
     """The ExportArchive with the four signatures of the module docstring, `serving_default` first.
@@ -163,6 +114,14 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
         spec: Preprocessing constants, vocabulary and limits.
         asset_dir: A folder for classes.tsv, which must stay until the archive is written out.
     """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from alexnet_tf import crops
+    from alexnet_tf.data import preprocess
+    from alexnet_tf.model import with_features
+
     if spec.labels not in LABEL_COLUMNS:
         raise ExportError(f"labels: got {spec.labels!r}; allowed values: {', '.join(LABEL_COLUMNS)}")
     num_classes = int(model.output.shape[-1])
@@ -181,7 +140,7 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
     size, crop = spec.image_size, spec.crop_size
 
     def from_bytes(image_bytes: tf.Tensor) -> tf.Tensor:
-        return squares_from_bytes(image_bytes, size, spec.max_pixels, spec.max_batch)
+        return preprocess.squares_from_bytes(image_bytes, size, spec.max_pixels, spec.max_batch)
 
     def predictions(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
         scores, classes = tf.math.top_k(probabilities, k=top_k)
@@ -190,22 +149,22 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
                 "top_k_labels": labels.lookup(classes)}
 
     def ten_crop_predictions(squares: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = model(ten_crop_patches(squares, mean, crop), training=False)
-        return predictions(average_over_crops(tf.nn.softmax(logits)))
+        patches = preprocess.ten_crop_patches(squares, mean, crop)
+        return predictions(crops.ten_crop_probabilities(model, patches))
 
     def serving_default(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         return ten_crop_predictions(from_bytes(image_bytes))
 
     def predict_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return ten_crop_predictions(squares_from_images(images, size, spec.max_batch))
+        return ten_crop_predictions(preprocess.squares_from_images(images, size, spec.max_batch))
 
     def center_crop(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = model(center_patches(from_bytes(image_bytes), mean, crop), training=False)
+        logits = model(preprocess.center_patches(from_bytes(image_bytes), mean, crop), training=False)
         return predictions(tf.nn.softmax(logits))
 
     def features(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        _, fc7 = features_model(ten_crop_patches(from_bytes(image_bytes), mean, crop), training=False)
-        return {"features": average_over_crops(fc7)}
+        patches = preprocess.ten_crop_patches(from_bytes(image_bytes), mean, crop)
+        return {"features": crops.ten_crop_features(features_model, patches)}
 
     bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
     endpoints: dict[str, tuple[Callable, list]] = {
@@ -228,6 +187,9 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
 
 def sample_jpegs(count: int, size: int, seed: int = 0) -> list[bytes]:
     """`count` small synthetic JPEG files (smooth colour gradients with noise), for warm-up and examples."""
+    import numpy as np
+    import tensorflow as tf
+
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
     out = []
@@ -245,6 +207,8 @@ def write_warmup_requests(path: str, model_name: str, image_size: int) -> int:
     Returns:
         The number of records written.
     """
+    import numpy as np
+    import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     jpegs = sample_jpegs(2, max(32, image_size // 2))
@@ -267,15 +231,19 @@ def write_warmup_requests(path: str, model_name: str, image_size: int) -> int:
 
 def describe_preprocessing(spec: ServingSpec, num_classes: int) -> dict[str, object]:
     """What `PREPROCESSING_FILE` holds: the constants the graph was built with, for readers of the export."""
+    import numpy as np
+
+    from alexnet_tf.data.preprocess import TEN_CROP_ORDER
+
     return {"image_size": spec.image_size, "crop_size": spec.crop_size,
             "mean": "image" if np.ndim(spec.mean) == 3 else "channel", "num_classes": num_classes,
             "top_k": min(TOP_K, num_classes), "labels": spec.labels, "max_pixels": spec.max_pixels,
-            "max_batch": spec.max_batch, "ten_crop_order": list(preprocess.TEN_CROP_ORDER),
+            "max_batch": spec.max_batch, "ten_crop_order": list(TEN_CROP_ORDER),
             "signatures": list(SIGNATURES)}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Versioned, atomic writing.
+# Versioned, atomic, locked publishing.
 
 def existing_versions(out_dir: str) -> list[int]:
     """The version numbers present in `out_dir` (all-digit folder names, as tensorflow_model_server reads them)."""
@@ -286,6 +254,8 @@ def existing_versions(out_dir: str) -> list[int]:
 
 def target_version(out_dir: str, version: int | None, force: bool) -> str:
     """The folder `out_dir/<version>` to write (default: the next number), checked before any work is done.
+
+    `export_model` checks again, under the lock, when it publishes: another export may have written in between.
 
     Raises:
         ExportError: for a version < 1, or an existing version without `force`.
@@ -301,35 +271,45 @@ def target_version(out_dir: str, version: int | None, force: bool) -> str:
     return final
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def export_lock(out_dir: str) -> contextlib.AbstractContextManager:
+    """The exclusive OS lock on `out_dir/.export.lock` that choosing and publishing a version hold (waiting for
+    another export to release it; the kernel releases it when a process dies)."""
+    os.makedirs(out_dir, exist_ok=True)
+    return exclusive_lock(os.path.join(out_dir, LOCK_FILE))
+
+
+def _publish(saved: str, staging: str, out_dir: str, version: int | None, force: bool) -> str:
+    """Renames the finished SavedModel `saved` to its version folder, with `export_lock` held. The number is chosen
+    now, not when the export began: another export may have published meanwhile (it keeps its number)."""
+    final = target_version(out_dir, version, force)
+    replaced = None
+    if os.path.exists(final):  # --force with --version: move the old version aside (a folder cannot be renamed over)
+        replaced = os.path.join(staging, "replaced")
+        os.rename(final, replaced)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: str) -> None:
-    """Flushes every file and folder under `root` to disk, so the rename never publishes half-written data."""
-    for folder, _, files in os.walk(root):
-        for name in files:
-            _fsync(os.path.join(folder, name))
-        _fsync(folder)
+        os.rename(saved, final)
+    except OSError as e:
+        if replaced:
+            os.rename(replaced, final)
+        raise ExportError(f"could not publish {final!r} ({e}); check the folder's permissions and free space") from None
+    fsync_path(out_dir)
+    return final
 
 
 def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: int | None = None,
                  force: bool = False, model_name: str | None = None, progress: bool = True) -> str:
     """Exports `model` with its serving signatures as `out_dir/<version>/`, atomically.
 
-    The SavedModel and its warm-up file are written to a hidden temporary folder inside `out_dir` (same
-    filesystem) and renamed to the version number only when complete.
+    Written into a hidden temporary folder inside `out_dir`, renamed to its number when complete (`_publish`).
 
     Args:
         model: The unpinned logits model.
         spec: Preprocessing constants, vocabulary and limits.
         out_dir: The model's base folder (tensorflow_model_server's base_path).
-        version: The version number; default: one more than the highest present (1 in an empty folder).
-        force: Replace an existing version. Without it, an existing version is an error.
+        version: The version number; default: one more than the highest present when publishing (1 in an empty
+            folder).
+        force: Replace version `version` if it exists. Without it, an existing version is an error; a version
+            chosen by default never replaces one.
         model_name: The model name written into the warm-up requests (default: the basename of out_dir).
         progress: Show a progress bar.
 
@@ -340,14 +320,15 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
         ExportError: for a version < 1, or an existing version without `force`.
     """
     out_dir = os.path.abspath(out_dir)
-    final = target_version(out_dir, version, force)
-    version = int(os.path.basename(final))
-    os.makedirs(out_dir, exist_ok=True)
-    remove_stale_temporaries(out_dir)  # the staging folders of exports that were killed (up to a model each)
-    steps = progress_bar(4, f"export {final}", progress, unit="step")
+    with export_lock(out_dir):
+        target_version(out_dir, version, force)  # fail before any work
+        remove_stale_temporaries(out_dir)  # the staging folders of exports that were killed (up to a model each)
+    from alexnet_tf.progress import progress_bar
+
+    steps = progress_bar(4, f"export into {out_dir}", progress, unit="step")
     # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written; it
     # ends in .tmp-<pid> so that a later export can tell a dead process's leftovers from a running export.
-    staging = tempfile.mkdtemp(prefix=f".version-{version}-", suffix=f".tmp-{os.getpid()}", dir=out_dir)
+    staging = tempfile.mkdtemp(prefix=".version-", suffix=f".tmp-{os.getpid()}", dir=out_dir)
     try:
         steps.set_postfix_str("tracing signatures")
         archive = build_archive(model, spec, staging)
@@ -361,21 +342,11 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
                               spec.image_size)
         with open(os.path.join(saved, PREPROCESSING_FILE), "w", encoding="utf-8") as f:
             json.dump(describe_preprocessing(spec, int(model.output.shape[-1])), f, indent=2)
-        _fsync_tree(saved)
+        fsync_tree(saved)
         steps.update()
         steps.set_postfix_str("publishing")
-        replaced = None
-        if os.path.exists(final):  # force: move the old version aside first (a directory cannot be renamed over)
-            replaced = os.path.join(staging, "replaced")
-            os.rename(final, replaced)
-        try:
-            os.rename(saved, final)
-        except OSError as e:
-            if replaced:
-                os.rename(replaced, final)
-            raise ExportError(f"could not publish {final!r} ({e}); another export may have written that version "
-                              f"at the same time") from None
-        _fsync(out_dir)
+        with export_lock(out_dir):
+            final = _publish(saved, staging, out_dir, version, force)
         steps.update()
     finally:
         steps.close()
@@ -385,29 +356,28 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
 
 def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bool = False,
                checkpoint: str | None = None, labels: str = "name", max_batch: int = MAX_BATCH,
-               max_pixels: int = preprocess.MAX_PIXELS, model_name: str | None = None,
-               progress: bool = True) -> str:
-    """Exports a run directory's checkpoint as `out_dir/<version>/` (see `export_model`).
+               max_pixels: int | None = None, model_name: str | None = None, progress: bool = True) -> str:
+    """Exports a run directory's checkpoint as `out_dir/<version>/` (see `export_model` for the other arguments).
 
     Args:
-        run_dir: The run directory (config.yaml, checkpoints/, stats.npz, classes.tsv).
-        out_dir: The model's base folder, e.g. exports/alexnet.
-        version: The version number (default: the next one).
-        force: Replace an existing version.
-        checkpoint: A checkpoint prefix or folder (default: the latest in RUN_DIR/checkpoints).
+        run_dir: The run directory written by python -m alexnet_tf.train.
+        checkpoint: A checkpoint prefix or folder (default: the run's latest).
         labels: "name" or "wnid": what `top_k_labels` returns.
-        max_batch: The largest number of images accepted in one request.
-        max_pixels: The largest declared image size accepted, in pixels.
-        model_name: The model name in the warm-up requests (default: the basename of out_dir).
-        progress: Show a progress bar.
+        max_batch, max_pixels: The largest request (images) and image (declared pixels; default:
+            `data.preprocess.MAX_PIXELS`) accepted.
 
-    Returns:
-        The path of the written version.
+    Raises:
+        ExportError: for an existing version without `force`, or a version < 1.
+        RunDirError: for a run directory or checkpoint that cannot be read.
     """
+    from alexnet_tf.rundir import load_run
+
     target_version(out_dir, version, force)  # fail before restoring anything
-    model, spec = load_run_for_export(run_dir, checkpoint, labels)
-    spec = dataclasses.replace(spec, max_batch=max_batch, max_pixels=max_pixels)
-    return export_model(model, spec, out_dir, version, force, model_name=model_name, progress=progress)
+    run = load_run(run_dir, checkpoint)
+    spec = dataclasses.replace(serving_spec(run, labels), max_batch=max_batch)
+    spec = dataclasses.replace(spec, max_pixels=max_pixels) if max_pixels else spec
+    return export_model(run.restore_model(), spec, out_dir, version, force, model_name=model_name,
+                        progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -422,21 +392,27 @@ def _parser() -> argparse.ArgumentParser:
                     "Signatures: serving_default (encoded images -> ten-crop probabilities and top-5), "
                     "predict_images (uint8 [N,H,W,3]), center_crop (single patch), features (fc7, ten-crop "
                     "averaged).",
-        epilog="Example: python -m alexnet_tf.export --run runs/alexnet --out exports/alexnet  "
-               "(then: tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
-               "--rest_api_port=8501)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n"
+               "  python -m alexnet_tf.export --run runs/latest --out exports/alexnet\n"
+               "  tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
+               "--rest_api_port=8501\n\n"
+               "Exports into one --out folder take turns (a lock on OUT/.export.lock) to choose their number and "
+               "publish:\ntwo at once write two versions. The path written is printed on stdout.\n\n"
+               + cli.exit_codes_help(EXIT_BAD_INPUT))
     parser.add_argument("--run", metavar="RUN_DIR",
-                        help="run directory written by python -m alexnet_tf.train (config.yaml, checkpoints/, "
-                             "stats.npz, classes.tsv); its latest checkpoint is exported unless --checkpoint is given")
+                        help="run directory written by python -m alexnet_tf.train; its latest checkpoint is exported "
+                             "unless --checkpoint is given")
     parser.add_argument("--checkpoint", metavar="PATH",
-                        help="a checkpoint prefix (RUN/checkpoints/ckpt-12) or a checkpoints folder; without --run, "
-                             "the run directory is the folder that holds checkpoints/")
+                        help="a checkpoint prefix (a ckpt-N file prefix inside a run directory) or its folder; "
+                             "without --run, the run directory is the one that holds it")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the model's base folder (tensorflow_model_server's --model_base_path), "
                              "e.g. exports/alexnet")
     parser.add_argument("--version", type=int, metavar="N",
-                        help="version number to write (default: one more than the highest in --out)")
-    parser.add_argument("--force", action="store_true", help="replace version N if it already exists")
+                        help="version number to write (default: one more than the highest in --out when the "
+                             "export is published)")
+    parser.add_argument("--force", action="store_true", help="replace version N (given by --version) if it exists")
     parser.add_argument("--model-name", metavar="NAME",
                         help="the model name written into the warm-up requests, as in models.config "
                              "(default: the basename of --out)")
@@ -444,30 +420,31 @@ def _parser() -> argparse.ArgumentParser:
                         help="what top_k_labels returns: the class name or its WordNet id (default: name)")
     parser.add_argument("--max-batch", type=int, default=MAX_BATCH,
                         help=f"largest number of images in one request (default: {MAX_BATCH})")
-    parser.add_argument("--max-pixels", type=int, default=preprocess.MAX_PIXELS,
+    parser.add_argument("--max-pixels", type=int, default=None,
                         help="largest image accepted, in pixels declared by its header; larger ones are refused "
-                             f"before decoding (default: {preprocess.MAX_PIXELS:,})")
+                             "before decoding (default: alexnet_tf.data.preprocess.MAX_PIXELS, 64 million)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the process exit status."""
+    """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.run is None and args.checkpoint is None:
         parser.error("give --run RUN_DIR or --checkpoint PATH")
-    if args.max_batch < 1 or args.max_pixels < 1:
+    if args.max_batch < 1 or (args.max_pixels is not None and args.max_pixels < 1):
         parser.error("--max-batch and --max-pixels must be positive")
+    cli.quiet_tensorflow()
+    from alexnet_tf.rundir import run_dir_of_checkpoint
+
     run_dir = args.run or run_dir_of_checkpoint(args.checkpoint).path
-    try:
-        path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
-                          max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name)
-    except AlexNetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
+                      max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name,
+                      progress=not args.no_progress)
     print(path)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

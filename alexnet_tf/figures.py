@@ -1,4 +1,5 @@
-"""Pictures of the network: the conv1 kernels as image grids, tower A and tower B separately (the paper's Figure 3).
+"""Figure helpers: the conv1 kernels as image grids, tower A and tower B separately (the paper's Figure 3), image
+tiles, fonts and text fitting, and writing a figure as PNG atomically.
 
 Scaling: each kernel is scaled on its own, over its three colour channels together, so that its smallest weight
 becomes 0 and its largest 255 (`(w - min) / (max - min)`). A per-kernel scale shows every kernel's pattern even when
@@ -9,9 +10,12 @@ kernel looks grey and a colour-specific one looks coloured. A kernel whose weigh
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 
 def scale_kernels(kernels: np.ndarray) -> np.ndarray:
@@ -60,10 +64,37 @@ def conv1_grids(model: keras.Model, columns: int = 8, zoom: int = 4) -> dict[str
             for t in ("a", "b")}
 
 
-def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes a uint8 RGB image as PNG, atomically."""
+def image_tile(image_bytes: bytes, tile: int) -> np.ndarray:
+    """The central square of an encoded image at `tile` pixels, uint8 [tile, tile, 3], decoded as models decode it."""
+    from alexnet_tf.data import preprocess
+
+    return preprocess.eval_square(image_bytes, tile).numpy()
+
+
+def font(size: int) -> Any:
+    """Pillow's built-in scalable font (no font files needed)."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def fit_text(draw: Any, text: str, width: int, text_font: Any) -> str:
+    """`text`, cut with an ellipsis to fit `width` pixels."""
+    if draw.textlength(text, font=text_font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=text_font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def save_image(image: Any, path: str | os.PathLike) -> None:
+    """Writes a PIL image or a uint8 RGB array as PNG, atomically (creating its folder)."""
     from PIL import Image
 
-    tmp = f"{path}.tmp-{os.getpid()}"
-    Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    from alexnet_tf.files import atomic_path
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, np.uint8))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")

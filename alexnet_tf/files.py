@@ -1,12 +1,14 @@
-"""Atomic file writes: a temporary name in the same folder, fsync, then os.replace onto the final name."""
+"""Files: atomic writes (a temporary name in the same folder, fsync, then os.replace onto the final name), fsync of
+whole trees, OS file locks, and the image files a user names (paths, folders, glob patterns)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import shutil
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 def temp_name(path: str | os.PathLike) -> str:
@@ -54,3 +56,112 @@ def remove_stale_temporaries(directory: str) -> None:
                     os.remove(path)
         except PermissionError:
             pass
+
+
+def fsync_path(path: str) -> None:
+    """Flushes a file or a folder (its entries: a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: str) -> None:
+    """Flushes every file and folder under `root` to disk, so that a rename never publishes half-written data."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fsync_path(os.path.join(folder, name))
+        fsync_path(folder)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Holds an exclusive OS lock (flock) on the file `path`, created if missing, waiting while another holds it.
+
+    An flock belongs to the open file: the kernel releases it when the process exits, however it dies (SIGKILL
+    too), so no stale lock is ever left behind.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Image files that a user names.
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+def expand_images(arguments: Sequence[str | os.PathLike]) -> tuple[list[str], list[str]]:
+    """Turns IMAGE arguments into image files.
+
+    Args:
+        arguments: Files, folders (their image files with extensions `IMAGE_EXTENSIONS`, recursively, sorted) or
+            glob patterns (`**` allowed).
+
+    Returns:
+        (paths, errors): the files in argument order without repeats, and one message per argument that names
+        nothing.
+    """
+    paths: list[str] = []
+    seen: set[str] = set()  # a list lookup per file would be quadratic: minutes for a folder of 100,000 images
+    errors: list[str] = []
+    for arg in map(os.fspath, arguments):
+        if os.path.isdir(arg):
+            found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(arg) for name in names
+                           if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
+            if not found:
+                errors.append(f"{arg}: folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        elif os.path.exists(arg):
+            found = [arg]
+        elif glob.has_magic(arg):
+            found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
+            if not found:
+                errors.append(f"{arg}: no file matches this pattern")
+        else:
+            found = []
+            errors.append(f"{arg}: no such file or folder")
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                paths.append(p)
+    return paths, errors
+
+
+def expand_image_arguments(arguments: Sequence[str], what: str) -> tuple[list[str], list[str]]:
+    """`expand_images` for a command line: prints each argument that names nothing, as an error line.
+
+    Raises:
+        InputError: when no image is left to work on (`what` names the option, e.g. "IMAGE" or "--query").
+    """
+    import sys
+
+    from alexnet_tf.errors import InputError
+
+    paths, errors = expand_images(arguments)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    if not paths:
+        raise InputError(f"no image found; give {what} as image files, folders or glob patterns")
+    return paths, errors
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The contents of a file."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_images(paths: Sequence[str]) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(contents by path, error by path) for files that cannot be read."""
+    contents, errors = {}, {}
+    for path in paths:
+        try:
+            contents[path] = read_bytes(path)
+        except OSError as e:
+            errors[path] = f"cannot read the file ({e.strerror or e})"
+    return contents, errors

@@ -1,10 +1,13 @@
 """Predictions for image files: the top-5 classes with their probabilities on the terminal, and a figure of the
 images with their top-5 bars like the paper's Figure 4 (left).
 
-Images are named as files, folders (every image file in them, recursively) or glob patterns. Each image is read and
-decoded on its own terms: a missing, unreadable or undecodable file is reported by name and the other images are
-still predicted. The model is a run directory or a SavedModel export (see `alexnet_tf.evaluate.load_model`);
-predictions average the softmax outputs of the paper's ten crops unless --center-crop is given.
+Images are named as files, folders (every image file in them, recursively) or glob patterns (`files.expand_images`).
+Each image is read and decoded on its own terms: a missing, unreadable or undecodable file is reported by name and
+the other images are still predicted (exit status 1). The model is anything `trained.load_model` accepts; predictions
+average the softmax outputs of the paper's ten crops unless --center-crop is given. From Python:
+`alexnet_tf.load(path).predict([...])` (see `TrainedModel.predict`), which is `predict_files` here.
+
+The figure and the JSON go only where --figure and --json say.
 
 Command line: `python -m alexnet_tf.predict IMAGE... --model RUN_OR_EXPORT [--figure out.png]`.
 """
@@ -12,7 +15,6 @@ Command line: `python -m alexnet_tf.predict IMAGE... --model RUN_OR_EXPORT [--fi
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 from dataclasses import dataclass, field
@@ -20,10 +22,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.evaluate import DEFAULT_BATCH, ModelError, load_model, short_tf_error, write_json
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-TOP_K = 5
+from alexnet_tf import cli
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
+from alexnet_tf.export import TOP_K
+from alexnet_tf.files import expand_image_arguments, expand_images, read_images
+from alexnet_tf.trained import DEFAULT_BATCH, TrainedModel, per_image
 
 # Figure layout (pixels). A cell is an image tile, a caption line, then one bar per top-k class.
 TILE = 160
@@ -66,51 +69,6 @@ class Prediction:
                           for c, l, s in zip(self.classes, self.labels, self.scores)]}
 
 
-def expand_images(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Turns IMAGE arguments into image files.
-
-    Args:
-        arguments: Files, folders (their image files with extensions `IMAGE_EXTENSIONS`, recursively, sorted) or
-            glob patterns (`**` allowed).
-
-    Returns:
-        (paths, errors): the files in argument order without repeats, and one message per argument that names
-        nothing.
-    """
-    paths: list[str] = []
-    seen: set[str] = set()  # a list lookup per file would be quadratic: minutes for a folder of 100,000 images
-    errors: list[str] = []
-    for arg in arguments:
-        if os.path.isdir(arg):
-            found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(arg) for name in names
-                           if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
-            if not found:
-                errors.append(f"{arg}: folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-        elif os.path.exists(arg):
-            found = [arg]
-        elif glob.has_magic(arg):
-            found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
-            if not found:
-                errors.append(f"{arg}: no file matches this pattern")
-        else:
-            found = []
-            errors.append(f"{arg}: no such file or folder")
-        for p in found:
-            if p not in seen:
-                seen.add(p)
-                paths.append(p)
-    return paths, errors
-
-
-def report_arguments(errors: Sequence[str], paths: Sequence[str], what: str) -> bool:
-    """Prints `expand_images`' errors; False (after saying so) when no image is left to work on."""
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    if not paths:
-        print(f"error: no image found; give {what} as image files, folders or glob patterns", file=sys.stderr)
-    return bool(paths)
-
-
 def true_class(path: str, vocabulary: Any) -> int | None:
     """The class named by the image's folder (a wnid or class name, as in train/<wnid>/x.jpg), or None."""
     folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
@@ -121,60 +79,53 @@ def true_class(path: str, vocabulary: Any) -> int | None:
     return None
 
 
-def read_images(paths: Sequence[str]) -> tuple[dict[str, bytes], dict[str, str]]:
-    """(contents by path, error by path) for files that cannot be read."""
-    contents, errors = {}, {}
-    for path in paths:
-        try:
-            with open(path, "rb") as f:
-                contents[path] = f.read()
-        except OSError as e:
-            errors[path] = f"cannot read the file ({e.strerror or e})"
-    return contents, errors
-
-
-def run_per_image(fn, contents: dict[str, bytes], batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Applies a batch function of encoded images, in batches; a batch that fails is redone image by image so that
-    one bad file costs only its own result.
-
-    Returns:
-        (output row by path, error message by path).
-    """
-    import tensorflow as tf
-
-    outputs, errors = {}, {}
-    items = list(contents.items())
-    for start in range(0, len(items), batch_size):
-        batch = items[start:start + batch_size]
-        try:
-            rows = fn([data for _, data in batch])
-            outputs.update({path: row for (path, _), row in zip(batch, rows)})
+def _gather(images: Sequence[str | os.PathLike | bytes]) -> tuple[list[str], dict[str, bytes], dict[str, str]]:
+    """(names in order, contents by name, error by name): files, folders and patterns expanded and read; encoded
+    bytes named "<image N>"."""
+    order: list[str] = []
+    contents: dict[str, bytes] = {}
+    errors: dict[str, str] = {}
+    for i, item in enumerate(images):
+        if isinstance(item, bytes):
+            order.append(f"<image {i}>")
+            contents[order[-1]] = item
             continue
-        except tf.errors.InvalidArgumentError:
-            pass
-        for path, data in batch:
-            try:
-                outputs[path] = fn([data])[0]
-            except tf.errors.InvalidArgumentError as e:
-                errors[path] = f"cannot be decoded as an image: {short_tf_error(e)}"
-    return outputs, errors
+        paths, messages = expand_images([item])
+        for message in messages:  # "ARG: what is wrong"
+            order.append(os.fspath(item))
+            errors[order[-1]] = message[len(order[-1]) + 2:]
+        new = [p for p in paths if p not in contents and p not in errors]
+        found, unreadable = read_images(new)
+        order += new
+        contents.update(found)
+        errors.update(unreadable)
+    return order, contents, errors
 
 
-def predict_files(model: Any, paths: Sequence[str], top_k: int = TOP_K, ten_crop: bool = True,
-                  batch_size: int = DEFAULT_BATCH) -> list[Prediction]:
-    """Top-k predictions for image files, in the order of `paths`; failures are Predictions with `error` set."""
-    contents, errors = read_images(paths)
-    probabilities, decode_errors = run_per_image(lambda b: model.predict(b, ten_crop=ten_crop), contents, batch_size)
+def predict_files(model: TrainedModel, images: Sequence[str | os.PathLike | bytes], top_k: int = TOP_K,
+                  ten_crop: bool = True, batch_size: int = DEFAULT_BATCH) -> list[Prediction]:
+    """Top-k predictions for images, in order; failures are Predictions with `error` set.
+
+    Args:
+        model: From `trained.load_model`.
+        images: Image files, folders, glob patterns (see `files.expand_images`) or encoded image bytes.
+        top_k: Classes per image.
+        ten_crop: Average the ten crops' softmax outputs (else the centre crop's).
+        batch_size: Images per step.
+    """
+    order, contents, errors = _gather(images)
+    probabilities, decode_errors = per_image(lambda b: model.probabilities(b, ten_crop=ten_crop), contents,
+                                             batch_size)
     errors.update(decode_errors)
     k = min(top_k, len(model.vocabulary))
     results = []
-    for path in paths:
+    for path in order:
         if path in errors:
             results.append(Prediction(path, error=errors[path]))
             continue
         p = probabilities[path]
         top = np.argsort(-p, kind="stable")[:k]
-        truth = true_class(path, model.vocabulary)
+        truth = true_class(path, model.vocabulary) if path in contents and not path.startswith("<") else None
         results.append(Prediction(path, [int(c) for c in top], [float(p[c]) for c in top],
                                   [model.vocabulary.names[c] for c in top], truth,
                                   None if truth is None else model.vocabulary.names[truth]))
@@ -211,21 +162,6 @@ def figure_size(count: int, columns: int, top_k: int = TOP_K, tile: int = TILE) 
     return columns * w, -(-count // columns) * h
 
 
-def font(size: int):
-    """Pillow's built-in scalable font (no font files needed)."""
-    from PIL import ImageFont
-    return ImageFont.load_default(size=size)
-
-
-def fit_text(draw: Any, text: str, width: int, text_font: Any) -> str:
-    """`text`, cut with an ellipsis to fit `width` pixels."""
-    if draw.textlength(text, font=text_font) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=text_font) > width:
-        text = text[:-1]
-    return text + "…"
-
-
 def prediction_figure(tiles: Sequence[np.ndarray], predictions: Sequence[Prediction], columns: int = 4,
                       top_k: int = TOP_K):
     """Images with their top-k bars (bar length = probability), like the paper's Figure 4 (left).
@@ -240,6 +176,8 @@ def prediction_figure(tiles: Sequence[np.ndarray], predictions: Sequence[Predict
         A PIL RGB image of `figure_size(len(tiles), columns, top_k)`.
     """
     from PIL import Image, ImageDraw
+
+    from alexnet_tf.figures import fit_text, font
 
     size = figure_size(len(tiles), columns, top_k)
     figure = Image.new("RGB", size, BACKGROUND)
@@ -266,21 +204,6 @@ def prediction_figure(tiles: Sequence[np.ndarray], predictions: Sequence[Predict
     return figure
 
 
-def image_tile(image_bytes: bytes, tile: int = TILE) -> np.ndarray:
-    """The central square of an encoded image at `tile` pixels, decoded as the model decodes it."""
-    from alexnet_tf.data import preprocess
-    return preprocess.eval_square(image_bytes, tile).numpy()
-
-
-def save_image(image: Any, path: str) -> None:
-    """Writes a PIL image as PNG, atomically."""
-    from alexnet_tf.files import atomic_path
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Command line.
 
@@ -294,12 +217,14 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""\
 examples:
-  python -m alexnet_tf.predict photo.jpg --model runs/quickstart
+  python -m alexnet_tf.predict photo.jpg --model runs/latest
   python -m alexnet_tf.predict photos/ 'more/**/*.png' --model exports/alexnet/1 --figure top5.png
 
 An image inside a folder named after a class (its wnid or name, as in val/<wnid>/x.jpg) is taken to be of that
-class: the figure shows the class under the image and draws its bar red, as the paper does.
-exit codes: 0 all images predicted; 1 some images failed (the others were predicted); 2 bad model or no image.""")
+class: the figure shows the class under the image and draws its bar red, as the paper does. The figure and the
+JSON are written only where --figure and --json say.
+
+""" + cli.exit_codes_help(EXIT_SOME_FAILED, EXIT_BAD_INPUT))
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files (JPEG, PNG, GIF, BMP), folders (searched recursively) or glob patterns")
     parser.add_argument("--model", required=True, metavar="RUN_OR_EXPORT",
@@ -309,26 +234,27 @@ exit codes: 0 all images predicted; 1 some images failed (the others were predic
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"classes shown per image (default: {TOP_K})")
     parser.add_argument("--center-crop", action="store_true",
                         help="use the single centre crop instead of averaging the paper's ten crops")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per step")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                        help=f"images per step (default: {DEFAULT_BATCH})")
     parser.add_argument("--json", metavar="PATH", help="also write the predictions as JSON ('-' for stdout)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (predict draws none; accepted like every command's)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status."""
+    """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
-    if args.top_k < 1 or args.columns < 1 or args.batch_size < 1:
-        print("error: --top-k, --columns and --batch-size must be >= 1", file=sys.stderr)
-        return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    paths, arg_errors = expand_images(args.images)
-    if not report_arguments(arg_errors, paths, "IMAGE"):
-        return 2
-    try:
-        model = load_model(args.model)
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if min(args.top_k, args.columns, args.batch_size) < 1:
+        raise InputError(f"--top-k, --columns and --batch-size must be >= 1; got {args.top_k}, {args.columns}, "
+                         f"{args.batch_size}")
+    paths, arg_errors = expand_image_arguments(args.images, "IMAGE")
+    cli.quiet_tensorflow()
+    from alexnet_tf.evaluate import write_json
+    from alexnet_tf.figures import image_tile, save_image
+    from alexnet_tf.trained import load_model
+
+    model = load_model(args.model)
     predictions = predict_files(model, paths, args.top_k, ten_crop=not args.center_crop, batch_size=args.batch_size)
     listing = format_predictions(predictions)
     if listing and args.json != "-":
@@ -342,11 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     good = [p for p in predictions if not p.error]
     if args.figure and good:
         contents, _ = read_images([p.path for p in good])
-        tiles = [image_tile(contents[p.path]) for p in good]
+        tiles = [image_tile(contents[p.path], TILE) for p in good]
         save_image(prediction_figure(tiles, good, args.columns, args.top_k), args.figure)
         print(f"figure: {args.figure}", file=sys.stderr)
-    return 1 if failed or arg_errors else 0
+    return EXIT_SOME_FAILED if failed or arg_errors else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -12,6 +12,10 @@ images; one row per query: the query, then its nearest training images, nearest 
 class and distance. The training set's features are computed in batches once and cached in a .npz file keyed by the
 model's weights and the data, so later queries cost only the queries.
 
+Figures go where --out says, else into the model's reports folder (`TrainedModel.reports_dir`: RUN/reports/ for a
+run or an export inside one, reports/ beside the versions of an export outside a run), never into the current folder
+unasked.
+
 Command line: `python -m alexnet_tf.visualize kernels ...` and `python -m alexnet_tf.visualize neighbors ...`.
 """
 
@@ -27,9 +31,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.evaluate import DEFAULT_BATCH, ModelError, data_config_for, load_model
-from alexnet_tf.predict import (expand_images, fit_text, font, image_tile, read_images, report_arguments,
-                                run_per_image, save_image)
+from alexnet_tf import cli
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
+from alexnet_tf.files import expand_image_arguments, read_images
+from alexnet_tf.trained import DEFAULT_BATCH, TrainedModel, load_model, per_image
 
 # Kernel figure layout (pixels).
 HEADING = 20
@@ -69,7 +74,7 @@ def kernel_figure(kernels: dict[str, np.ndarray], columns: int = KERNEL_COLUMNS,
     """
     from PIL import Image, ImageDraw
 
-    from alexnet_tf.figures import kernel_grid
+    from alexnet_tf.figures import fit_text, font, kernel_grid
 
     blocks = {t: kernel_grid(kernels[t], columns=columns, zoom=zoom) for t in ("a", "b")}
     if blocks["a"].shape != blocks["b"].shape:
@@ -113,7 +118,7 @@ class Gallery:
     path: str = ""
 
 
-def gallery_key(model: Any, prepared: Any, split: str, stride: int) -> str:
+def gallery_key(model: TrainedModel, prepared: Any, split: str, stride: int) -> str:
     """A name for the feature cache that changes when the weights, the prepared data or the sampling change."""
     manifest = os.stat(prepared.manifest_path)
     parts = {"model": model.fingerprint(), "data": os.path.abspath(prepared.directory), "split": split,
@@ -121,12 +126,12 @@ def gallery_key(model: Any, prepared: Any, split: str, stride: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def gallery_features(model: Any, prepared: Any, data_cfg: Any, split: str = "train", stride: int = 1,
+def gallery_features(model: TrainedModel, prepared: Any, data_cfg: Any, split: str = "train", stride: int = 1,
                      cache_dir: str | None = None, batch_size: int = DEFAULT_BATCH, progress: bool = True) -> Gallery:
     """The fc7 features of every `stride`-th image of a prepared split, computed in batches or read from the cache.
 
     Args:
-        model: From `evaluate.load_model`.
+        model: From `trained.load_model`.
         prepared: From `data.prepare_data`.
         data_cfg: The data settings the model is evaluated with (`evaluate.data_config_for`).
         split: "train" (the paper's neighbours are training images) or "val".
@@ -197,6 +202,8 @@ def neighbors_figure(rows: Sequence[tuple[np.ndarray, str, list[tuple[np.ndarray
     `neighbors_figure_size(len(rows), k, tile)`."""
     from PIL import Image, ImageDraw
 
+    from alexnet_tf.figures import fit_text, font
+
     figure = Image.new("RGB", neighbors_figure_size(len(rows), k, tile), (255, 255, 255))
     draw = ImageDraw.Draw(figure)
     caption_font = font(11)
@@ -228,10 +235,13 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""\
 examples:
-  python -m alexnet_tf.visualize kernels --model runs/quickstart --out kernels.png
-  python -m alexnet_tf.visualize neighbors --model runs/quickstart --query photo.jpg more/ --out neighbors.png
+  python -m alexnet_tf.visualize kernels --model runs/latest
+  python -m alexnet_tf.visualize neighbors --model runs/latest --query photo.jpg more/ --out neighbors.png
 
-exit codes: 0 done; 1 some query images failed (the others were drawn); 2 bad arguments, model or data.""")
+A figure goes to --out, else into the model's run directory: RUN/reports/kernels-<checkpoint>.png (for an export
+inside RUN/export/N too); for an export outside a run, into reports/ beside its version folders.
+
+""" + cli.exit_codes_help(EXIT_SOME_FAILED, EXIT_BAD_INPUT))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     k = commands.add_parser(
         "kernels", help="the conv1 kernels, tower A above tower B (Figure 3)",
@@ -239,11 +249,13 @@ exit codes: 0 done; 1 some query images failed (the others were drawn); 2 bad ar
                     "the full 0-255 range over its three colours ((w - min) / (max - min)), so colour-agnostic "
                     "kernels look grey and colour-specific ones coloured.")
     k.add_argument("--model", required=True, metavar="RUN_OR_EXPORT", help="a run directory or an export")
-    k.add_argument("--out", required=True, metavar="OUT.png", help="the PNG to write")
+    k.add_argument("--out", metavar="OUT.png",
+                   help="the PNG to write (default: RUN/reports/kernels-<checkpoint>.png, see below)")
     k.add_argument("--columns", type=int, default=KERNEL_COLUMNS,
                    help=f"kernels per row in each tower's block (default: {KERNEL_COLUMNS}, as in the paper)")
     k.add_argument("--zoom", type=int, default=KERNEL_ZOOM,
                    help=f"screen pixels per kernel weight (default: {KERNEL_ZOOM})")
+    k.add_argument("--no-progress", action="store_true", help="no progress bars (kernels draws none)")
 
     n = commands.add_parser(
         "neighbors", help="training images nearest to query images in fc7 space (Figure 4, right)",
@@ -252,7 +264,8 @@ exit codes: 0 done; 1 some query images failed (the others were drawn); 2 bad ar
     n.add_argument("--model", required=True, metavar="RUN_OR_EXPORT", help="a run directory or an export")
     n.add_argument("--query", required=True, nargs="+", metavar="IMAGE",
                    help="query images: files, folders or glob patterns")
-    n.add_argument("--out", required=True, metavar="OUT.png", help="the PNG to write")
+    n.add_argument("--out", metavar="OUT.png",
+                   help="the PNG to write (default: RUN/reports/neighbors-<checkpoint>.png)")
     n.add_argument("--data", metavar="SOURCE", default=None,
                    help="data.source whose training images are searched (default: the model's run config's)")
     n.add_argument("--config", metavar="FILE", default=None,
@@ -271,29 +284,34 @@ exit codes: 0 done; 1 some query images failed (the others were drawn); 2 bad ar
     return parser
 
 
+def _figure_path(args: argparse.Namespace, model: TrainedModel) -> str:
+    """--out, else the model's reports folder (`TrainedModel.reports_dir`)."""
+    return args.out or os.path.join(model.reports_dir, f"{args.command}-{model.report_name}.png")
+
+
 def _kernels(args: argparse.Namespace) -> int:
+    from alexnet_tf.figures import save_image
+
     if args.columns < 1 or args.zoom < 1:
-        print("error: --columns and --zoom must be >= 1", file=sys.stderr)
-        return 2
+        raise InputError(f"--columns and --zoom must be >= 1; got {args.columns} and {args.zoom}")
     model = load_model(args.model)
-    from PIL import Image
-    save_image(Image.fromarray(kernel_figure(model.conv1_kernels(), args.columns, args.zoom, model.description)),
-               args.out)
-    print(args.out)
+    out = _figure_path(args, model)
+    save_image(kernel_figure(model.conv1_kernels(), args.columns, args.zoom, model.description), out)
+    print(out)
     return 0
 
 
 def _neighbors(args: argparse.Namespace) -> int:
+    from alexnet_tf.data import prepare_data
+    from alexnet_tf.evaluate import data_config_for
+    from alexnet_tf.figures import image_tile, save_image
+
     if args.k < 1 or args.max_train < 0 or args.batch_size < 1:
-        print("error: -k and --batch-size must be >= 1, --max-train >= 0", file=sys.stderr)
-        return 2
-    paths, arg_errors = expand_images(args.query)
-    if not report_arguments(arg_errors, paths, "--query"):
-        return 2
+        raise InputError(f"-k and --batch-size must be >= 1, --max-train >= 0; got {args.k}, {args.batch_size} and "
+                         f"{args.max_train}")
+    paths, arg_errors = expand_image_arguments(args.query, "--query")
     model = load_model(args.model)
     data_cfg = data_config_for(model, args.data, args.config, args.overrides)
-    from alexnet_tf.data import prepare_data
-
     prepared = prepare_data(data_cfg, progress=not args.no_progress)
     total = prepared.count("train")
     stride = max(1, -(-total // args.max_train)) if args.max_train else 1
@@ -301,14 +319,14 @@ def _neighbors(args: argparse.Namespace) -> int:
     gallery = gallery_features(model, prepared, data_cfg, "train", stride, cache_dir, args.batch_size,
                                progress=not args.no_progress)
     contents, errors = read_images(paths)
-    query_features, decode_errors = run_per_image(model.features, contents, args.batch_size)
+    query_features, decode_errors = per_image(model.features, contents, args.batch_size)
     errors.update(decode_errors)
     for path in paths:
         if path in errors:
             print(f"error: {path}: {errors[path]}", file=sys.stderr)
     good = [p for p in paths if p in query_features]
     if not good:
-        return 1
+        return EXIT_SOME_FAILED
     rows, dists = nearest(gallery.features, np.stack([query_features[p] for p in good]), args.k)
     tiles = record_tiles(prepared, "train", gallery.indices[rows.ravel()], NEIGHBOR_TILE)
     names = prepared.vocabulary.names
@@ -318,26 +336,20 @@ def _neighbors(args: argparse.Namespace) -> int:
                  for r, d in zip(rows[q], dists[q])]
         drawn.append((image_tile(contents[path], NEIGHBOR_TILE), os.path.basename(path), found))
         print(f"{path}: " + ", ".join(f"{name} ({d:.4g})" for _, name, d in found))
-    save_image(neighbors_figure(drawn, rows.shape[1]), args.out)
-    print(args.out)
+    out = _figure_path(args, model)
+    save_image(neighbors_figure(drawn, rows.shape[1]), out)
+    print(out)
     if gallery.path:
         print(f"training features cached in {gallery.path}", file=sys.stderr)
-    return 1 if errors or arg_errors else 0
+    return EXIT_SOME_FAILED if errors or arg_errors else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status."""
+    """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from alexnet_tf.config import ConfigError
-    from alexnet_tf.data import DataError, StatsError, VocabularyError
-
-    try:
-        return _kernels(args) if args.command == "kernels" else _neighbors(args)
-    except (ModelError, ConfigError, DataError, StatsError, VocabularyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cli.quiet_tensorflow()
+    return _kernels(args) if args.command == "kernels" else _neighbors(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

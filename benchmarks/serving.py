@@ -30,8 +30,10 @@ import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from alexnet_tf import export  # noqa: E402
+from alexnet_tf.data import preprocess  # noqa: E402
 from alexnet_tf.data.vocab import Vocabulary  # noqa: E402
 from alexnet_tf.model import build_alexnet  # noqa: E402
+from alexnet_tf.rundir import load_run  # noqa: E402
 
 
 def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int = 0) -> list[bytes]:
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
 
     if args.run:
-        model, spec = export.load_run_for_export(args.run)
+        run = load_run(args.run)
+        model, spec = run.restore_model(), export.serving_spec(run)
     else:
         model = build_alexnet()
         spec = export.ServingSpec(mean=np.full((256, 256, 3), 115.0, np.float32), image_size=256, crop_size=224,
@@ -102,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             return lambda: sess.run(fetches, {input_info.name: feed})
 
         size, crop = spec.image_size, spec.crop_size
-        ten_preprocess = tf.function(lambda b: export.ten_crop_patches(
-            export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
-        center_preprocess = tf.function(lambda b: export.center_patches(
-            export.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
+        ten_preprocess = tf.function(lambda b: preprocess.ten_crop_patches(
+            preprocess.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
+        center_preprocess = tf.function(lambda b: preprocess.center_patches(
+            preprocess.squares_from_bytes(b, size, spec.max_pixels, spec.max_batch), spec.mean, crop))
         network = tf.function(lambda x: model(x, training=False))
 
         rows, ratios = [], []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf import evaluate
+from alexnet_tf import cli, evaluate, trained
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.model import build_alexnet
 
@@ -77,7 +77,7 @@ def reference_a(tiny_run, tiny_data):
 def test_errors_equal_numpy_from_the_same_weights(tiny_run, tiny_data, reference_a) -> None:
     labels, centre, ten = reference_a
     outputs: list[evaluate.SplitOutputs] = []
-    report = evaluate.evaluate_models([evaluate.load_model(tiny_run.path)], progress=False, outputs=outputs)
+    report = evaluate.evaluate_models([trained.load_model(tiny_run.path)], progress=False, outputs=outputs)
     (out,) = outputs
     np.testing.assert_array_equal(out.labels, labels)
     np.testing.assert_allclose(out.center, centre, atol=2e-6)
@@ -102,9 +102,9 @@ def test_errors_equal_numpy_from_the_same_weights(tiny_run, tiny_data, reference
 def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_path, capsys) -> None:
     run_config = os.path.join(tiny_run.path, "config.yaml")
     run_out, export_out = [], []
-    run = evaluate.evaluate_models([evaluate.load_model(tiny_run.path)], progress=False, outputs=run_out)
+    run = evaluate.evaluate_models([trained.load_model(tiny_run.path)], progress=False, outputs=run_out)
     # an export outside its run directory: the run's config.yaml says which data it was made for
-    exported = evaluate.evaluate_models([evaluate.load_model(tiny_export)], progress=False, outputs=export_out,
+    exported = evaluate.evaluate_models([trained.load_model(tiny_export)], progress=False, outputs=export_out,
                                         config_file=run_config)
     np.testing.assert_allclose(run_out[0].ten, export_out[0].ten, atol=1e-6)
     np.testing.assert_allclose(run_out[0].center, export_out[0].center, atol=1e-6)
@@ -114,7 +114,7 @@ def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_pat
 
     # the command line prints the table and writes the same report as JSON
     path = str(tmp_path / "export.json")
-    assert evaluate.main(["--model", tiny_export, "--config", run_config, "--json", path, "--no-progress"]) == 0
+    assert cli.run(evaluate.main, ["--model", tiny_export, "--config", run_config, "--json", path, "--no-progress"]) == 0
     table = capsys.readouterr().out
     assert "Top-1 (10 crops)" in table and tiny_export in table and path in table
     written = json.load(open(path))["models"][0]
@@ -126,7 +126,7 @@ def test_ensemble_averages_softmax_outputs(tiny_run, tiny_run_b, tiny_data, refe
     labels, centre_a, ten_a = reference_a
     _, centre_b, ten_b = reference_probabilities(tiny_run_b, tiny_data[1])
     outputs: list[evaluate.SplitOutputs] = []
-    report = evaluate.evaluate_models([evaluate.load_model(tiny_run.path), evaluate.load_model(tiny_run_b.path)],
+    report = evaluate.evaluate_models([trained.load_model(tiny_run.path), trained.load_model(tiny_run_b.path)],
                                       progress=False, outputs=outputs)
     assert len(outputs) == 3
     ensemble = outputs[2]
@@ -143,18 +143,18 @@ def test_ensemble_averages_softmax_outputs(tiny_run, tiny_run_b, tiny_data, refe
 
 def test_bad_models_and_arguments(tmp_path, tiny_run, capsys) -> None:
     with pytest.raises(evaluate.ModelError, match="no_such_run.*no such file"):
-        evaluate.load_model(str(tmp_path / "no_such_run"))
+        trained.load_model(str(tmp_path / "no_such_run"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(evaluate.ModelError, match="empty.*neither a run directory"):
-        evaluate.load_model(str(tmp_path / "empty"))
+        trained.load_model(str(tmp_path / "empty"))
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(evaluate.ModelError, match="file.txt.*is a file"):
-        evaluate.load_model(str(tmp_path / "file.txt"))
-    assert evaluate.main(["--model", tiny_run.path, "--model", str(tmp_path / "gone"), "--no-progress"]) == 2
+        trained.load_model(str(tmp_path / "file.txt"))
+    assert cli.run(evaluate.main, ["--model", tiny_run.path, "--model", str(tmp_path / "gone"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "gone" in err and "no such file" in err
 
-    model = evaluate.load_model(tiny_run.path)
+    model = trained.load_model(tiny_run.path)
 
     class OtherData:
         vocabulary = Vocabulary(("x", "y"), ("x", "y"))
@@ -167,8 +167,8 @@ def test_bad_models_and_arguments(tmp_path, tiny_run, capsys) -> None:
 
 def test_checkpoint_prefix_and_export_base_folder(tiny_run, tiny_export) -> None:
     prefix = tf.train.latest_checkpoint(os.path.join(tiny_run.path, "checkpoints"))
-    by_prefix = evaluate.load_model(prefix)
+    by_prefix = trained.load_model(prefix)
     assert by_prefix.kind == "run" and os.path.samefile(by_prefix.path, tiny_run.path)
-    base = evaluate.load_model(os.path.dirname(tiny_export))
+    base = trained.load_model(os.path.dirname(tiny_export))
     assert base.kind == "export" and base.path.endswith(os.path.join("alexnet", "1"))
     assert base.image_size == tiny_run.config.data.image_size  # from the export's preprocessing.json

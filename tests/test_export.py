@@ -21,7 +21,8 @@ from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from alexnet_tf import export, rundir
+import alexnet_tf.export as export
+from alexnet_tf import cli, rundir
 from alexnet_tf.data import preprocess
 from alexnet_tf.config import load_config, replace, save_config
 from alexnet_tf.data.stats import DatasetStats
@@ -485,7 +486,8 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
     assert capsys.readouterr().out.strip() == os.path.join(out_dir, "2")  # the next version number
     assert incomplete == []
     assert "2" in seen and polls[0] > 20  # the watcher really looked while the export ran
-    assert sorted(n for n in os.listdir(out_dir)) == ["1", "2"]  # no temporary folder left behind
+    # no temporary folder left behind; the lock file stays (an flock needs no clean-up)
+    assert sorted(n for n in os.listdir(out_dir)) == [export.LOCK_FILE, "1", "2"]
     warmup = tf.data.TFRecordDataset(os.path.join(out_dir, "2", export.WARMUP_FILE)).as_numpy_iterator()
     assert {prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.model_spec.name
             for r in warmup} == {"alexnet-2"}
@@ -497,7 +499,7 @@ def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path
     shutil.copytree(exported, first)  # an existing version
     marker = os.path.join(first, "marker")
     open(marker, "w").close()
-    assert export.main(["--run", run, "--out", out_dir, "--version", "3"]) == 1
+    assert cli.run(export.main, ["--run", run, "--out", out_dir, "--version", "3"]) == 2
     with pytest.raises(export.ExportError, match="positive integer"):
         export.export_run(run, out_dir, version=0, progress=False)
     assert "already exists" in capsys.readouterr().err and os.path.exists(marker)
@@ -509,15 +511,103 @@ def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path
     os.makedirs(os.path.join(out_dir, f".version-4-abc.tmp-{gone.pid}", "model"))
     assert export.export_run(run, out_dir, version=3, force=True, progress=False) == first
     assert not os.path.exists(marker) and os.path.exists(os.path.join(first, "saved_model.pb"))
-    assert os.listdir(out_dir) == ["3"]
+    assert sorted(os.listdir(out_dir)) == [export.LOCK_FILE, "3"]
+
+
+def test_a_version_published_meanwhile_is_never_replaced(run, exported, tmp_path, monkeypatch):
+    """Another export publishes the number this one chose while this one builds: this one takes the next number
+    (or, with an explicit --version, fails with exit 2 without --force), and the other's version is untouched."""
+    out_dir = str(tmp_path / "alexnet")
+    build = export.build_archive
+
+    def build_while_another_export_publishes(model, spec, asset_dir):
+        taken = os.path.join(out_dir, "1")
+        if not os.path.exists(taken):
+            shutil.copytree(exported, taken)
+            open(os.path.join(taken, "theirs"), "w").close()
+        return build(model, spec, asset_dir)
+
+    monkeypatch.setattr(export, "build_archive", build_while_another_export_publishes)
+    assert export.export_run(run, out_dir, progress=False) == os.path.join(out_dir, "2")  # it chose 1 at the start
+    assert os.path.exists(os.path.join(out_dir, "1", "theirs"))
+    shutil.rmtree(os.path.join(out_dir, "1"))
+    with pytest.raises(export.ExportError, match="already exists.*--force"):
+        export.export_run(run, out_dir, version=1, progress=False)
+    assert os.path.exists(os.path.join(out_dir, "1", "theirs"))
+    assert sorted(os.listdir(out_dir)) == [export.LOCK_FILE, "1", "2"]  # the refused export left nothing behind
+
+
+def test_the_lock_makes_a_second_export_wait_and_is_released_when_its_holder_dies(tmp_path):
+    out_dir = str(tmp_path / "alexnet")
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+import alexnet_tf.export as export
+with export.export_lock({out_dir!r}):
+    print("locked", flush=True)
+    time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        acquired = threading.Event()
+
+        def take() -> None:
+            with export.export_lock(out_dir):
+                acquired.set()
+
+        waiter = threading.Thread(target=take, daemon=True)
+        waiter.start()
+        assert not acquired.wait(1.0)  # held by the other process
+        holder.kill()  # SIGKILL: no clean-up runs; the kernel drops the flock
+        assert acquired.wait(10.0)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.slow
+def test_two_concurrent_exports_into_one_folder_each_write_their_own_version(run, tmp_path):
+    out_dir = str(tmp_path / "alexnet")
+
+    def start(name: str, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "alexnet_tf.export", "--run", run, "--out", out_dir,
+                                 "--model-name", name, "--no-progress", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+
+    def warmup_name(version: str) -> set[str]:
+        records = tf.data.TFRecordDataset(os.path.join(version, export.WARMUP_FILE)).as_numpy_iterator()
+        return {prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.model_spec.name for r in records}
+
+    processes = {name: start(name) for name in ("first", "second")}
+    written = {}
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        written[name] = out.strip()
+    # two versions, and each process printed the one that holds its own warm-up requests
+    assert sorted(written.values()) == [os.path.join(out_dir, "1"), os.path.join(out_dir, "2")]
+    for name, path in written.items():
+        assert warmup_name(path) == {name}
+
+    # an explicit --version that both ask for: one writes it, the other exits 2 and replaces nothing
+    processes = {name: start(name, "--version", "7") for name in ("third", "fourth")}
+    results = {name: (p.wait(timeout=300), p.stdout.read().strip(), p.stderr.read()) for name, p in processes.items()}
+    assert sorted(code for code, _, _ in results.values()) == [0, 2]
+    (winner,) = [name for name, (code, _, _) in results.items() if code == 0]
+    (loser,) = [name for name, (code, _, _) in results.items() if code == 2]
+    assert results[winner][1] == os.path.join(out_dir, "7") and warmup_name(results[winner][1]) == {winner}
+    assert "already exists" in results[loser][2] and results[loser][1] == ""
+    assert sorted(os.listdir(out_dir)) == [export.LOCK_FILE, "1", "2", "7"]
 
 
 def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, capsys):
     with pytest.raises(SystemExit):
         export.main(["--out", str(tmp_path / "o")])
     assert "give --run RUN_DIR or --checkpoint PATH" in capsys.readouterr().err
-    assert export.main(["--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert cli.run(export.main, ["--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert cli.run(export.main, ["--checkpoint", str(tmp_path / "missing" / "ckpt-3"), "--out",
+                                 str(tmp_path / "o")]) == 2
+    assert "not a run directory" in capsys.readouterr().err  # the checkpoint's run directory is checked first
     bad = tmp_path / "bad"
     bad.mkdir()
     for name in ("config.yaml", "stats.npz"):
@@ -542,8 +632,11 @@ def test_help_explains_the_command(capsys):
     assert exit_status.value.code == 0
     text = capsys.readouterr().out
     for option in ("--run", "--checkpoint", "--out", "--version", "--force", "--labels", "--max-batch",
-                   "--max-pixels", "serving_default", "predict_images", "center_crop", "features"):
+                   "--max-pixels", "--no-progress", "serving_default", "predict_images", "center_crop", "features",
+                   "exit codes:", "  2 "):
         assert option in text
+    # the default it states is the real one (argparse wraps lines anywhere)
+    assert f"{preprocess.MAX_PIXELS // 1_000_000} million" in " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from alexnet_tf.figures import conv1_grids, kernel_grid, save_png, scale_kernels
+from alexnet_tf.figures import conv1_grids, kernel_grid, save_image, scale_kernels
 from alexnet_tf.model import build_alexnet
 
 
@@ -37,7 +37,7 @@ def test_conv1_grids_one_per_tower(tmp_path) -> None:
     for t in ("a", "b"):
         np.testing.assert_array_equal(grids[t], kernel_grid(np.asarray(model.get_layer(f"conv1_{t}").kernel),
                                                             columns=3, zoom=2))
-    save_png(grids["a"], tmp_path / "a.png")
+    save_image(grids["a"], tmp_path / "a.png")
     from PIL import Image
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), grids["a"])
 

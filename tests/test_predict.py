@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_tf import predict
-from alexnet_tf.evaluate import load_model
+from alexnet_tf import cli, files, predict
+from alexnet_tf.trained import load_model
 
 pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
 from evaluate_fixtures import encode_image, photo  # noqa: E402
@@ -65,7 +65,7 @@ def test_top5_matches_the_exports_serving_default(images, tiny_export, tiny_run)
 
 
 def test_expand_images_files_folders_globs(images) -> None:
-    paths, errors = predict.expand_images([images["album"], os.path.join(images["root"], "*.gif"),
+    paths, errors = files.expand_images([images["album"], os.path.join(images["root"], "*.gif"),
                                            images["landscape"], os.path.join(images["root"], "nothing*.png"),
                                            os.path.join(images["root"], "missing.jpg")])
     assert paths == sorted([images[n] for n in ("landscape", "portrait", "bitmap", "corrupt")]) + [images["small"]]
@@ -76,7 +76,7 @@ def test_expand_images_files_folders_globs(images) -> None:
 def test_bad_images_are_named_and_the_others_predicted(images, tiny_export, tmp_path, capsys) -> None:
     figure, report = str(tmp_path / "top5.png"), str(tmp_path / "top5.json")
     missing = str(tmp_path / "missing.png")
-    status = predict.main([images["landscape"], images["corrupt"], missing, images["small"], images["bitmap"],
+    status = cli.run(predict.main, [images["landscape"], images["corrupt"], missing, images["small"], images["bitmap"],
                            "--model", tiny_export, "--figure", figure, "--json", report, "--columns", "2"])
     out, err = capsys.readouterr()
     assert status == 1
@@ -111,7 +111,7 @@ def test_bad_images_are_named_and_the_others_predicted(images, tiny_export, tmp_
 
 
 def test_missing_model_is_a_clear_error(images, tmp_path, capsys) -> None:
-    assert predict.main([images["landscape"], "--model", str(tmp_path / "nope")]) == 2
+    assert cli.run(predict.main, [images["landscape"], "--model", str(tmp_path / "nope")]) == 2
     assert "nope: no such file or directory" in capsys.readouterr().err
-    assert predict.main([str(tmp_path / "none*.jpg"), "--model", str(tmp_path)]) == 2
+    assert cli.run(predict.main, [str(tmp_path / "none*.jpg"), "--model", str(tmp_path)]) == 2
     assert "no image found" in capsys.readouterr().err

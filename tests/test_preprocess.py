@@ -130,3 +130,47 @@ def test_eval_square_decodes_and_squares_an_odd_file():
     out = preprocess.eval_square(tf.constant(data), 60).numpy()
     assert np.array_equal(out, photo(60, 80)[:, 10:70])
     assert np.array_equal(in_tf_data(lambda b: preprocess.eval_square(b, 60), data), out)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Batches (what trained models and the export run on encoded files).
+
+def _batch_files() -> list[bytes]:
+    return [encode(photo(60, 80, seed=1), "JPEG"), encode(photo(90, 50, seed=2), "PNG"),
+            odd_files()["png_named.JPEG"]]
+
+
+def test_squares_from_bytes_is_eval_square_of_each_file_and_enforces_max_batch():
+    files = _batch_files()
+    squares = preprocess.squares_from_bytes(tf.constant(files), 32).numpy()
+    assert squares.shape == (3, 32, 32, 3) and squares.dtype == np.uint8
+    for square, data in zip(squares, files):
+        assert np.array_equal(square, preprocess.eval_square(tf.constant(data), 32).numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 2 are accepted"):
+        preprocess.squares_from_bytes(tf.constant(files), 32, max_batch=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG, GIF or BMP"):
+        preprocess.squares_from_bytes(tf.constant([files[0], b"not an image"]), 32)
+
+
+def test_squares_from_images_resize_each_decoded_image():
+    images = np.stack([photo(40, 40, seed=3), photo(40, 40, seed=4)])
+    squares = preprocess.squares_from_images(tf.constant(images), 24).numpy()
+    for square, image in zip(squares, images):
+        assert np.array_equal(square, preprocess.resize_to_square(tf.constant(image), 24).numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 1 are accepted"):
+        preprocess.squares_from_images(tf.constant(images), 24, max_batch=1)
+
+
+@pytest.mark.parametrize("mean_kind", ["image", "channel"])
+def test_ten_crop_and_center_patches_subtract_the_mean_then_crop_each_image(mean_kind):
+    rng = np.random.default_rng(5)
+    squares = rng.integers(0, 256, (2, 12, 12, 3)).astype(np.uint8)
+    mean = rng.uniform(0, 255, (12, 12, 3) if mean_kind == "image" else (3,)).astype(np.float32)
+    ten = preprocess.ten_crop_patches(tf.constant(squares), mean, 8).numpy()
+    center = preprocess.center_patches(tf.constant(squares), mean, 8).numpy()
+    assert ten.shape == (2, 10, 8, 8, 3) and center.shape == (2, 8, 8, 3)
+    for i, square in enumerate(squares):
+        centred = square.astype(np.float32) - mean
+        np.testing.assert_allclose(ten[i], preprocess.ten_crop(tf.constant(centred), 8).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(center[i], centred[2:10, 2:10], rtol=1e-6)
+    np.testing.assert_array_equal(ten[:, 0], center)  # TEN_CROP_ORDER starts with the centre patch

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_tf import visualize
-from alexnet_tf.evaluate import data_config_for, load_model
+from alexnet_tf import cli, visualize
+from alexnet_tf.evaluate import data_config_for
+from alexnet_tf.trained import load_model
 
 pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
 from evaluate_fixtures import encode_image, photo  # noqa: E402
@@ -26,7 +27,7 @@ PAD = 1  # figures.kernel_grid's default padding, which the kernel figure uses
 def test_kernel_figure_tiles_are_the_scaled_conv1_weights(tiny_run, tiny_export, tmp_path) -> None:
     out = str(tmp_path / "kernels.png")
     columns, zoom = 4, 3
-    assert visualize.main(["kernels", "--model", tiny_run.path, "--out", out, "--columns", str(columns),
+    assert cli.run(visualize.main, ["kernels", "--model", tiny_run.path, "--out", out, "--columns", str(columns),
                            "--zoom", str(zoom)]) == 0
     picture = np.asarray(Image.open(out).convert("RGB"))
     n, size = 6, 11  # width 0.125: 6 conv1 kernels of 11x11 per tower
@@ -100,7 +101,7 @@ def test_neighbors_cli_finds_a_training_image_itself(tiny_run, tiny_data, tmp_pa
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     out = str(tmp_path / "neighbors.png")
-    status = visualize.main(["neighbors", "--model", tiny_run.path, "--query", str(query), str(bad), str(other),
+    status = cli.run(visualize.main, ["neighbors", "--model", tiny_run.path, "--query", str(query), str(bad), str(other),
                              "--out", out, "-k", "3", "--cache-dir", str(tmp_path / "features"), "--no-progress"])
     stdout, stderr = capsys.readouterr()
     assert status == 1 and "bad.jpg" in stderr and "cannot be decoded" in stderr
@@ -121,7 +122,7 @@ def test_neighbors_cli_finds_a_training_image_itself(tiny_run, tiny_data, tmp_pa
 
 
 def test_bad_model_is_a_clear_error(tmp_path, capsys) -> None:
-    assert visualize.main(["kernels", "--model", str(tmp_path / "missing_run"), "--out",
+    assert cli.run(visualize.main, ["kernels", "--model", str(tmp_path / "missing_run"), "--out",
                            str(tmp_path / "k.png")]) == 2
     assert "missing_run: no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "k.png").exists()

@@ -1,4 +1,5 @@
-"""Deterministic image ops shared by preparation, evaluation and export: decode, resize, mean, centre and ten crops.
+"""Deterministic image ops shared by preparation, evaluation and export: decode, resize, mean, centre and ten crops,
+one image at a time and in batches (encoded files or decoded images -> squares -> patches).
 
 Every function here is a pure TensorFlow function that works eagerly, inside `tf.data.map` and inside an exported
 SavedModel, so that the served model preprocesses exactly as evaluation does (export imports these, never copies).
@@ -6,6 +7,7 @@ SavedModel, so that the served model preprocesses exactly as evaluation does (ex
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 # A decoded image above this many pixels is refused before decoding (a "decompression bomb": a small file that
@@ -153,3 +155,63 @@ def ten_crop(image: tf.Tensor, crop: int) -> tf.Tensor:
 def eval_square(image_bytes: tf.Tensor, size: int = 256, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     """Encoded image -> the uint8 [size, size, 3] square that evaluation crops from (decode, resize, centre)."""
     return resize_to_square(decode_rgb(image_bytes, max_pixels), size)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Batches: what a trained model (`alexnet_tf.trained`) and the export's signatures run on encoded files.
+
+def _check_batch(n: tf.Tensor, max_batch: int | None) -> list[tf.Operation]:
+    if max_batch is None:
+        return []
+    return [tf.debugging.assert_less_equal(
+        n, tf.cast(max_batch, n.dtype),
+        message=f"too many images in one request: at most {max_batch} are accepted; split the batch")]
+
+
+def squares_from_bytes(image_bytes: tf.Tensor, size: int, max_pixels: int = MAX_PIXELS,
+                       max_batch: int | None = None) -> tf.Tensor:
+    """Encoded images string [N] -> the uint8 [N, size, size, 3] squares evaluation crops from.
+
+    Args:
+        image_bytes: Encoded JPEG, PNG, GIF or BMP files.
+        size: The side of the squares (data.image_size).
+        max_pixels: Images declaring more pixels are refused from their header.
+        max_batch: More images than this are refused (None: no limit; the export sets one per request).
+
+    Raises (when run):
+        tf.errors.InvalidArgumentError: for more than `max_batch` images or any image that `decode_rgb` refuses
+            (empty, unknown format, corrupt, truncated, more than `max_pixels` pixels).
+    """
+    with tf.control_dependencies(_check_batch(tf.size(image_bytes), max_batch)):
+        image_bytes = tf.identity(image_bytes)
+    # Two images in flight at a time bounds a request's memory: a decoded image of max_pixels and its float copy in
+    # the resize are about 16 bytes a pixel (1 GB at the default limit).
+    return tf.map_fn(lambda b: eval_square(b, size, max_pixels), image_bytes,
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=2)
+
+
+def squares_from_images(images: tf.Tensor, size: int, max_batch: int | None = None) -> tf.Tensor:
+    """Decoded uint8 images [N, H, W, 3] of any size -> the uint8 [N, size, size, 3] squares."""
+    shape = tf.shape(images)
+    checks = _check_batch(shape[0], max_batch) + [
+        tf.debugging.assert_positive(shape[1] * shape[2],
+                                     message="images must have a height and width of at least 1 pixel")]
+    with tf.control_dependencies(checks):
+        images = tf.identity(images)
+    return tf.map_fn(lambda im: resize_to_square(im, size), images,
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8), parallel_iterations=2)
+
+
+def ten_crop_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
+    """uint8 squares [N, S, S, 3] -> float32 [N, 10, crop, crop, 3]: mean subtracted, each image's ten patches in
+    `TEN_CROP_ORDER` (the layout `alexnet_tf.crops` and `data.eval_dataset(..., ten_crop=True)` use)."""
+    centred = subtract_mean(squares, tf.constant(mean, tf.float32))
+    return tf.map_fn(lambda im: ten_crop(im, crop), centred,
+                     fn_output_signature=tf.TensorSpec([10, crop, crop, 3], tf.float32))
+
+
+def center_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
+    """uint8 squares [N, S, S, 3] -> float32 [N, crop, crop, 3]: mean subtracted, the central patch."""
+    patches = center_crop(subtract_mean(squares, tf.constant(mean, tf.float32)), crop)
+    patches.set_shape([None, crop, crop, 3])
+    return patches
