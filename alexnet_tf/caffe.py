@@ -92,7 +92,9 @@ _MESSAGES: dict[str, list[tuple]] = {
                          ("inner_product_param", 17, "message", "optional", "InnerProductParameter", None),
                          ("lrn_param", 18, "message", "optional", "LRNParameter", None),
                          ("pooling_param", 19, "message", "optional", "PoolingParameter", None),
-                         ("relu_param", 30, "message", "optional", "ReLUParameter", None)],
+                         ("relu_param", 30, "message", "optional", "ReLUParameter", None),
+                         # V0LayerParameter (Caffe before 2014): only detected, to say how to upgrade the file.
+                         ("layer", 1, "bytes", "optional", None, None)],
     "NetParameter": [("name", 1, "string", "optional", None, None),
                      ("input", 3, "string", "repeated", None, None),
                      ("input_shape", 8, "message", "repeated", "BlobShape", None),
@@ -287,10 +289,17 @@ _PARAM_FIELD = {"Convolution": "convolution_param", "InnerProduct": "inner_produ
                 "Pooling": "pooling_param", "ReLU": "relu_param"}
 
 
-def net_layers(net: Any) -> list[CaffeLayer]:
-    """The layers of a NetParameter, from `layer` (the current format) or else `layers` (the legacy V1 format)."""
+def net_layers(net: Any, source: str) -> list[CaffeLayer]:
+    """The layers of a NetParameter, from `layer` (the current format) or else `layers` (the legacy V1 format).
+
+    Raises:
+        InputError: for the V0 format (V1 layers wrapping V0 ones), which Caffe's own tools upgrade.
+    """
     if len(net.layer):
         items = [(layer, layer.type) for layer in net.layer]
+    elif any(layer.HasField("layer") for layer in net.layers):
+        raise InputError(f"{source}: the network is in Caffe's V0 format (before 2014); convert it to the current one with "
+                         "Caffe's tools/upgrade_net_proto_binary (and upgrade_net_proto_text for a prototxt) first")
     else:
         by_number = {number: name for name, number in _V1_TYPES.items()}
         items = [(layer, _V1_TYPE_NAMES.get(by_number.get(layer.type, ""), by_number.get(layer.type, "NONE")))
@@ -406,7 +415,7 @@ def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlex
         ModelError: naming the first layer that differs from AlexNet (kind, kernel size, stride, padding, groups,
             outputs, blob shapes, LRN or pooling settings), a missing layer, or a layer after fc8.
     """
-    computing = [layer for layer in net_layers(net) if layer.kind not in _IGNORED_TYPES]
+    computing = [layer for layer in net_layers(net, source) if layer.kind not in _IGNORED_TYPES]
     if not computing:
         raise ModelError(f"{source}: no convolution, pooling or inner product layers; it is not AlexNet")
     pool_before_lrn = len(computing) > 2 and computing[2].kind == "Pooling"

@@ -15,7 +15,7 @@ import tensorflow as tf
 from alexnet_tf import caffe, convert
 from alexnet_tf.cli import run
 from alexnet_tf.data import preprocess
-from alexnet_tf.errors import ModelError
+from alexnet_tf.errors import InputError, ModelError
 from alexnet_tf.rundir import load_run
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -68,6 +68,9 @@ def blob_bytes(array: np.ndarray, legacy: bool, packed: bool = True) -> bytes:
 
 V1_TYPES = {"Convolution": 4, "InnerProduct": 14, "LRN": 15, "Pooling": 17, "ReLU": 18, "Dropout": 6, "Data": 5,
             "SoftmaxWithLoss": 21, "Accuracy": 1}
+V1_NAMES = {"Convolution": "CONVOLUTION", "InnerProduct": "INNER_PRODUCT", "LRN": "LRN", "Pooling": "POOLING",
+            "ReLU": "RELU", "Dropout": "DROPOUT", "Data": "DATA", "SoftmaxWithLoss": "SOFTMAX_LOSS",
+            "Accuracy": "ACCURACY"}
 # (field in LayerParameter, field in V1LayerParameter) of each kind's parameters.
 PARAM_FIELDS = {"Convolution": (106, 10), "InnerProduct": (117, 17), "LRN": (118, 18), "Pooling": (121, 19)}
 # Field numbers inside each parameter message; floats are the LRN's alpha, beta, k.
@@ -105,8 +108,9 @@ def caffemodel_bytes(layers: list[Layer], legacy: bool, packed: bool = True) -> 
     return f_str(1, "AlexNet") + b"".join(f_bytes(number, layer_bytes(l, legacy, packed)) for l in layers)
 
 
-def prototxt_text(layers: list[Layer], size: int = 227) -> str:
-    """A deploy.prototxt in the `layer` format, with fields the converter does not read (param, fillers)."""
+def prototxt_text(layers: list[Layer], size: int = 227, legacy: bool = False) -> str:
+    """A deploy.prototxt in the `layer` (or legacy `layers`) format, with fields the converter does not read
+    (param or blobs_lr, fillers)."""
     param_name = {"Convolution": "convolution_param", "InnerProduct": "inner_product_param", "LRN": "lrn_param",
                   "Pooling": "pooling_param"}
     keys = {"pool_kernel": "kernel_size", "pool_stride": "stride"}
@@ -114,10 +118,14 @@ def prototxt_text(layers: list[Layer], size: int = 227) -> str:
              f"input_dim: {size}"]
     for layer in layers:
         inner = " ".join(f"{keys.get(k, k)}: {'MAX' if k == 'pool' else v}" for k, v in layer.params.items())
-        extra = ' param { lr_mult: 1 decay_mult: 1 }' if layer.blobs else ""
+        extra = (" blobs_lr: 1 weight_decay: 1" if legacy else " param { lr_mult: 1 decay_mult: 1 }") \
+            if layer.blobs else ""
         filler = ' weight_filler { type: "gaussian" std: 0.01 }' if layer.kind == "Convolution" else ""
         body = f" {param_name[layer.kind]} {{ {inner}{filler} }}" if layer.kind in param_name else ""
-        lines.append(f'layer {{ name: "{layer.name}" type: "{layer.kind}"{extra}{body} }}')
+        if legacy:
+            lines.append(f'layers {{ name: "{layer.name}" type: {V1_NAMES[layer.kind]}{extra}{body} }}')
+        else:
+            lines.append(f'layer {{ name: "{layer.name}" type: "{layer.kind}"{extra}{body} }}')
     return "\n".join(lines) + "\n"
 
 
@@ -336,10 +344,12 @@ def test_mean_values_are_taken_in_bgr_order_and_classes_default_to_class_n(tmp_p
     assert run_.vocabulary.wnids == ("class_0", "class_1", "class_2")
 
 
-def test_a_prototxt_of_the_same_network_is_accepted_and_other_fields_are_skipped(tmp_path):
-    layers = alexnet_layers(SMALL, fc=64, classes=5, seed=6, train_val=False)
-    args = write_files(tmp_path, layers, False, prototxt=prototxt_text(layers))
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_prototxt_of_the_same_network_is_accepted_and_other_fields_are_skipped(tmp_path, legacy):
+    layers = alexnet_layers(SMALL, fc=64, classes=5, seed=6, pool_first=legacy, train_val=False)
+    args = write_files(tmp_path, layers, legacy, prototxt=prototxt_text(layers, legacy=legacy))
     assert convert.main(args) == 0
+    assert load_run(tmp_path / "run").config.model.pool_before_lrn is legacy
 
 
 @pytest.mark.parametrize("change, layer", [
@@ -383,6 +393,13 @@ def test_unreadable_inputs_are_input_errors(tmp_path, capsys):
     assert run(convert.main, args) == 2
     assert "synset" in capsys.readouterr().err
     assert run(convert.main, write_files(tmp_path, layers, False) + ["--mean-values", "1,2"]) == 2
+
+
+def test_a_v0_model_is_refused_with_the_upgrade_tool_named(tmp_path):
+    v0_layer = f_str(1, "conv1") + f_str(2, "conv")  # V0LayerParameter: name, type
+    (tmp_path / "v0.caffemodel").write_bytes(f_bytes(2, f_bytes(1, v0_layer)))
+    with pytest.raises(InputError, match="v0.caffemodel.*upgrade_net_proto_binary"):
+        convert.main(["caffe", str(tmp_path / "v0.caffemodel"), "--out", str(tmp_path / "run")])
 
 
 def test_the_blob_reader_reads_both_shape_forms_packed_and_unpacked():
