@@ -146,7 +146,6 @@ class TrainConfig:
     export_at_end: bool = False  # export a SavedModel into the run directory when training ends
     nan_max_retries: int = 3  # non-finite loss or weights: go back to the last good checkpoint this often, then stop
     nan_lr_factor: float = 0.5  # each such retry multiplies the learning rate by this
-    nan_inject_steps: tuple[int, ...] = ()  # test hook: make the loss NaN at these (1-based) steps
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", f"got {self.batch_size}; it must be >= 1")

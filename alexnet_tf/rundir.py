@@ -5,17 +5,27 @@ summary). No other module joins these paths.
     RUN/checkpoints/         ckpt-N.index / .data-*, checkpoint                                   mean and classes
     RUN/tensorboard/         event files                          RUN/summary.json                 the last figures
     RUN/export/N/            SavedModel versions                  RUN/worker_checkpoints/          multi-worker copies
+    RUN/checkpoints/damaged/ unreadable checkpoints moved aside  RUN/trainer.lock                 the live trainer's PID
 
 A run is made by `python -m alexnet_tf.train` (or `python -m alexnet_tf.convert`), and read back by export,
 evaluation, prediction and fine-tuning through `load_run`, which reads it once.
+
+Durability: a trainer holds `lock()` for its lifetime (an OS lock: a killed trainer leaves none behind);
+`recover_checkpoints()` moves unreadable checkpoints aside and finds the newest that reads, from the files
+themselves when the state file (checkpoints/checkpoint) is missing or behind; `check_space()` counts only what the
+next checkpoint adds.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
+import re
 import shutil
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alexnet_tf.config import Config, ConfigError, config_to_dict, load_config, save_config
@@ -23,6 +33,7 @@ from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.errors import RunDirError, StatsError, VocabularyError
 from alexnet_tf.files import atomic_path, atomic_write_text
+from alexnet_tf.locks import FileLock, LockHeld
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -32,6 +43,10 @@ SUMMARY_FILE = "summary.json"
 STATS_FILE = "stats.npz"
 VOCABULARY_FILE = "classes.tsv"
 EXPORT_DIR = "export"
+DAMAGED_DIR = "damaged"  # inside checkpoints/: unreadable checkpoints, moved aside (never deleted)
+LOCK_FILE = "trainer.lock"
+STATE_FILE = "checkpoint"  # TensorFlow's name for the list of checkpoints a CheckpointManager keeps
+_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
 
 
 class RunDir:
@@ -126,15 +141,134 @@ class RunDir:
 
     # -- reading -----------------------------------------------------------------------------------------------------
 
-    def latest_checkpoint(self) -> str | None:
-        """The newest checkpoint prefix in checkpoints/, or None."""
-        import tensorflow as tf
+    def checkpoints(self) -> list[str]:
+        """The checkpoint prefixes in checkpoints/, oldest first (from the ckpt-N.index files, not the state file)."""
+        return list_checkpoints(self.checkpoint_dir)
 
-        return tf.train.latest_checkpoint(self.checkpoint_dir)
+    def latest_checkpoint(self) -> str | None:
+        """The newest checkpoint prefix in checkpoints/, or None (it is not read: see `recover_checkpoints`)."""
+        found = self.checkpoints()
+        return found[-1] if found else None
 
     def has_checkpoint(self) -> bool:
         """True when the run holds a checkpoint to resume from."""
         return self.latest_checkpoint() is not None
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """The last summary.json written, or None when there is none (or it cannot be read)."""
+        try:
+            with open(self.summary_path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    # -- durability --------------------------------------------------------------------------------------------------
+
+    def lock(self) -> FileLock:
+        """Takes the run directory for this process's lifetime (an OS lock on RUN/trainer.lock, see `locks`).
+
+        Raises:
+            RunDirError: at once, naming the holder's PID, when another trainer holds the directory.
+        """
+        os.makedirs(self.path, exist_ok=True)
+        try:
+            return FileLock.acquire(self._join(LOCK_FILE))
+        except LockHeld as e:
+            raise RunDirError(f"run directory {self.path!r} is in use by another trainer (PID {e.holder}, see "
+                              f"{e.path}); wait for it to end or stop it, or choose another --run-dir") from None
+
+    def recover_checkpoints(self, move_damaged: bool = True) -> "Recovery":
+        """Finds the newest checkpoint that reads completely; moves newer, damaged ones into checkpoints/damaged/.
+
+        Checkpoints are listed from their ckpt-N.index files, so a missing or stale state file loses nothing. Each
+        candidate, newest first, is read tensor by tensor (which checks every checksum); the first that reads is
+        the one to restore. Afterwards the state file lists exactly the checkpoints on disk (with their times), so a
+        CheckpointManager made from it keeps and rotates them as if nothing had happened.
+
+        Args:
+            move_damaged: False only reads (for multi-worker workers, which do not own the directory).
+        """
+        found = self.checkpoints()
+        recovery = Recovery(None)
+        while found:
+            damage = checkpoint_damage(found[-1])
+            if damage is None:
+                recovery.checkpoint = found[-1]
+                break
+            prefix = found.pop()
+            where = self._move_aside(prefix) if move_damaged else None
+            recovery.damaged.append(f"checkpoint {damage[0]} cannot be read ({damage[1]}); "
+                                    + (f"moved {os.path.basename(prefix)}'s files to {where}" if where else "skipped"))
+        if move_damaged:
+            self._write_state(found)
+        return recovery
+
+    def _move_aside(self, prefix: str) -> str:
+        """Moves a checkpoint's files (never deleting them) into checkpoints/damaged/ (a fresh subfolder when a
+        checkpoint of that name was moved there before); returns the folder."""
+        target = os.path.join(self.checkpoint_dir, DAMAGED_DIR)
+        name = os.path.basename(prefix)
+        if glob.glob(os.path.join(glob.escape(target), glob.escape(name) + ".*")):
+            target = os.path.join(target, time.strftime("%Y%m%d-%H%M%S-") + str(os.getpid()))
+        os.makedirs(target, exist_ok=True)
+        for path in glob.glob(glob.escape(prefix) + ".*"):
+            os.replace(path, os.path.join(target, os.path.basename(path)))
+        return target
+
+    def _write_state(self, prefixes: list[str]) -> None:
+        """Rewrites the state file to list `prefixes` (oldest first), unless it already does."""
+        import tensorflow as tf
+
+        state_path = os.path.join(self.checkpoint_dir, STATE_FILE)
+        state = tf.train.get_checkpoint_state(self.checkpoint_dir) if os.path.isfile(state_path) else None
+        listed = [os.path.abspath(p) for p in state.all_model_checkpoint_paths] if state else None
+        if listed == prefixes and (state.model_checkpoint_path if state else None) == (prefixes or [None])[-1]:
+            return
+        if not prefixes:  # nothing readable is left: a state file naming the moved checkpoints goes with them
+            if state:
+                os.replace(state_path, os.path.join(self.checkpoint_dir, DAMAGED_DIR, STATE_FILE))
+            return
+        # The times let the manager rotate these checkpoints again (without them it would keep them for ever);
+        # last_preserved_timestamp 0 marks none of them as preserved.
+        lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
+        lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in prefixes]
+        lines += [f"all_model_checkpoint_timestamps: {os.path.getmtime(p + '.index')!r}" for p in prefixes]
+        lines.append("last_preserved_timestamp: 0.0")
+        atomic_write_text(state_path, "\n".join(lines) + "\n")
+
+    def check_space(self, bytes_per_checkpoint: int, keep: int) -> None:
+        """Refuses to start when the disk cannot take the checkpoints still to come.
+
+        At most `keep` checkpoints are kept, plus the one being written before rotation removes the oldest; those
+        already on disk are counted as kept, so only the missing ones need free space.
+
+        Raises:
+            RunDirError: naming the space needed and free.
+        """
+        have = min(len(self.checkpoints()), keep)
+        need = bytes_per_checkpoint * (keep + 1 - have)
+        free = shutil.disk_usage(self.path).free
+        if free < need:
+            raise RunDirError(f"not enough free disk space for checkpoints in {self.path!r}: {keep} kept + 1 being "
+                              f"written, {have} already there, need about {need / 2**20:.0f} MiB more, "
+                              f"{free / 2**20:.0f} MiB are free; free some space, lower train.keep_checkpoints or "
+                              f"choose another --run-dir")
+
+    def save_failed(self, step: int, error: BaseException, bytes_per_checkpoint: int) -> "RunDirError":
+        """The error for a checkpoint save that failed (a full disk, mostly); removes the save's partial files.
+
+        The previous checkpoints are untouched (TensorFlow writes a checkpoint under a temporary name first).
+        """
+        for partial in glob.glob(os.path.join(glob.escape(self.checkpoint_dir), f"ckpt-{step}_temp*")):
+            shutil.rmtree(partial, ignore_errors=True)
+        full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+        free = shutil.disk_usage(self.path).free if os.path.isdir(self.path) else 0
+        return RunDirError(f"{'no space left on the disk' if full else 'could not write'} of {self.checkpoint_dir!r} "
+                           f"while saving the checkpoint of step {step} ({str(error).strip().splitlines()[0]}); a "
+                           f"checkpoint needs about {bytes_per_checkpoint / 2**20:.0f} MiB, "
+                           f"{free / 2**20:.0f} MiB are free; the latest good checkpoint is "
+                           f"{self.latest_checkpoint()}, intact: free some space and run the same command to resume "
+                           f"from it")
 
     def read_config(self) -> Config:
         """The run's config.yaml.
@@ -179,14 +313,52 @@ class RunDir:
         Raises:
             RunDirError: when no checkpoint is found.
         """
-        import tensorflow as tf
-
         where = checkpoint or self.checkpoint_dir
-        prefix = tf.train.latest_checkpoint(where) if os.path.isdir(where) else where
+        prefix = (list_checkpoints(where) or [None])[-1] if os.path.isdir(where) else where
         if not prefix or not os.path.isfile(prefix + ".index"):
             raise RunDirError(f"no checkpoint found at {where!r}; train first (python -m alexnet_tf.train) or give a "
                               f"checkpoint prefix such as RUN/checkpoints/ckpt-12, or its folder")
         return prefix
+
+
+@dataclass
+class Recovery:
+    """What `RunDir.recover_checkpoints` found: the checkpoint to restore (None: none reads) and what it moved."""
+
+    checkpoint: str | None
+    damaged: list[str] = field(default_factory=list)
+
+
+def list_checkpoints(folder: str) -> list[str]:
+    """The checkpoint prefixes (ckpt-N with a ckpt-N.index) in `folder`, by step, oldest first."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    steps = sorted(int(m.group(1)) for m in map(_CHECKPOINT_INDEX.match, names) if m)
+    return [os.path.join(os.path.abspath(folder), f"ckpt-{n}") for n in steps]
+
+
+def checkpoint_damage(prefix: str) -> tuple[str, str] | None:
+    """None when every tensor of the checkpoint reads (checksums included); else (the damaged file, why)."""
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as e:  # noqa: BLE001 (an unreadable index raises DataLossError, IndexError, ValueError...)
+        return prefix + ".index", _reason(e)
+    data = sorted(glob.glob(glob.escape(prefix) + ".data-*")) or [prefix + ".data-00000-of-00001"]
+    for key in reader.get_variable_to_shape_map():
+        try:
+            reader.get_tensor(key)
+        except Exception as e:  # noqa: BLE001 (truncated data: IndexError or OutOfRange; bytes changed: DataLoss)
+            return (data[0] if len(data) == 1 else f"{prefix}.data-*"), _reason(e)
+    return None
+
+
+def _reason(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def run_dir_of_checkpoint(prefix: str) -> RunDir:

@@ -1,36 +1,46 @@
-"""Command-line entry for training: `python -m alexnet_tf.train` (the loop itself lives in alexnet_tf.trainer)."""
+"""Command-line entry for training: `python -m alexnet_tf.train` (the loop itself lives in alexnet_tf.trainer).
+
+Nothing heavy is imported before the arguments are parsed: `--help` answers without loading TensorFlow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Sequence
+
+from alexnet_tf import cli
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
+
+if TYPE_CHECKING:
+    from alexnet_tf.config import DataConfig
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                               "quickstart.yaml")
+RUNS = "runs"  # where runs without --run-dir go, each in runs/<UTC timestamp>/, the newest also as runs/latest
+LATEST = os.path.join(RUNS, "latest")
 
 EPILOG = """\
 examples:
   python -m alexnet_tf.train
       the quickstart: generates and prepares the demo data on first use, trains a smaller AlexNet of the same
       shape (64-pixel crops, narrower fc6/fc7) for 16 epochs (2-4 minutes on a 2-core CPU) and exports a
-      SavedModel into RUN_DIR/export/
+      SavedModel into runs/latest/export/
   python -m alexnet_tf.train --config configs/alexnet_ilsvrc2012.yaml --set data.source=/data/imagenet
       the paper's recipe on ImageNet: 90 epochs, batch 128, lr 0.01 divided by 10 on plateaus (three times)
   python -m alexnet_tf.train --run-dir runs/my_run --resume
-      continue a stopped run from its latest checkpoint (the schedule's state included)
+      continue a stopped run from its latest checkpoint (the schedule's state included); a run that is already
+      complete says so and does nothing, unless train.epochs was raised
   tensorboard --logdir runs/
       watch loss, top-1/top-5 error, learning rate, images/s, augmented images and conv1 kernels
 
-exit codes: 0 done; 2 bad configuration, data or run directory (the message says what to change), before any
-  training; 3 the loss or weights stayed NaN/Inf through train.nan_max_retries retries (the message names the
-  step); 75 stopped by SIGTERM or Ctrl-C (SIGINT) after saving a checkpoint at the step boundary: run the same
-  command again to resume.
-"""
+""" + cli.exit_codes_help(EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m alexnet_tf.train",
         description="Train the paper's two-tower AlexNet with its optimiser (momentum 0.9, weight decay 0.0005 "
@@ -45,8 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "train, runtime; an unknown key is an error listing the known ones)")
     parser.add_argument("--run-dir", metavar="DIR", default=None,
                         help="where the run keeps config.yaml, checkpoints/, tensorboard/, stats.npz, classes.tsv "
-                             "and export/ (default: runs/<UTC timestamp>/ in the current directory); a directory "
-                             "that already holds a checkpoint is resumed automatically")
+                             f"and export/ (default: a new {RUNS}/<UTC timestamp>/ in the current directory, also "
+                             f"reachable as {LATEST}); a directory that already holds a checkpoint is resumed "
+                             "automatically; one trainer at a time uses a directory")
     parser.add_argument("--resume", action="store_true",
                         help="require resuming: continue from the latest checkpoint in --run-dir and fail if there "
                              "is none (without it, a checkpoint found there is resumed anyway)")
@@ -62,22 +73,57 @@ def _logical_cpus_needed(tower_devices: tuple[str, ...]) -> int:
     return max(indices, default=0) + 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def new_run_dir() -> str:
+    """Creates runs/<UTC timestamp>/ (with a suffix when that exists) and points runs/latest at it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for n in range(1, 1000):
+        path = os.path.join(RUNS, stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            os.makedirs(path)
+            break
+        except FileExistsError:
+            continue
+    link = f"{LATEST}.tmp-{os.getpid()}"
+    try:  # a relative link, replaced in one step: runs/ can be moved, and runs/latest is never missing
+        os.symlink(os.path.basename(path), link)
+        os.replace(link, LATEST)
+    except OSError as e:  # e.g. runs/latest is a real folder: the run itself does not need the link
+        print(f"warning: could not point {LATEST} at {path} ({e})", file=sys.stderr)
+        if os.path.islink(link):
+            os.remove(link)
+    return path
+
+
+def _demo_images(data_cfg: DataConfig, count: int = 2) -> list[str]:
+    """A few of the demo data's validation images (the first of each class), for the closing hints."""
+    from alexnet_tf.data.demo import demo_dir_name
+
+    root = os.path.join(data_cfg.resolved_cache_dir(), "demo", demo_dir_name(
+        data_cfg.demo_classes, data_cfg.demo_train_per_class, data_cfg.demo_val_per_class, data_cfg.demo_seed))
+    firsts = [sorted(glob.glob(os.path.join(glob.escape(folder), "*.JPEG")))[:1]
+              for folder in sorted(glob.glob(os.path.join(glob.escape(root), "val", "*")))]
+    return [_short(f[0]) for f in firsts if f][:count]
+
+
+def _short(path: str) -> str:
+    """`path` relative to the current directory when it lies inside it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Trains (or resumes) a run; errors propagate as alexnet_tf.errors classes (see `cli.run`)."""
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from alexnet_tf.config import ConfigError, load_config
+    from alexnet_tf.config import load_config
 
-    try:
-        config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     if args.resume and not args.run_dir:
-        print("error: --resume needs --run-dir (the run to continue)", file=sys.stderr)
-        return 2
-    run_dir = args.run_dir or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+        raise InputError("--resume needs --run-dir (the run to continue)")
+    run_dir = args.run_dir or new_run_dir()
+    shown = LATEST if not args.run_dir else run_dir  # the name that stays valid for the newest run
 
-    from alexnet_tf.devices import DeviceError, configure_logical_cpus
+    cli.quiet_tensorflow()  # importing TensorFlow does not yet set up its devices
+    from alexnet_tf.devices import configure_logical_cpus
 
     cpus = _logical_cpus_needed(config.runtime.tower_devices)
     if cpus > 1:  # stand-ins for the paper's two GPUs; must happen before TensorFlow sets up its devices
@@ -85,37 +131,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from alexnet_tf import trainer
 
-    data_errors: tuple[type[Exception], ...] = ()
-    try:
-        from alexnet_tf.data import DataError
-        data_errors = (DataError,)
-    except ImportError:
-        pass
-    try:
-        result = trainer.train(config, run_dir, resume=True if args.resume else None, progress=not args.no_progress)
-    except (ConfigError, DeviceError, trainer.RunDirError, *data_errors) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except trainer.Preempted as e:
-        print(f"preempted: {e}", file=sys.stderr)
-        return trainer.PREEMPTED_EXIT_CODE
-    except trainer.NonFiniteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    print(f"run directory: {result.run_dir}  (tensorboard --logdir {result.run_dir}/tensorboard)")
+    result = trainer.train(config, run_dir, resume=True if args.resume else None, progress=not args.no_progress)
+    print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")
-    if config.train.export_at_end:
-        try:
-            from alexnet_tf.export import export_run
-        except ModuleNotFoundError as e:
-            if e.name != "alexnet_tf.export":
-                raise
-            print("export: alexnet_tf.export is not available in this version; the checkpoint above is the result")
-        else:
-            path = export_run(result.run_dir, os.path.join(result.run_dir, "export"))
-            print(f"exported SavedModel: {path}")
+    if config.train.export_at_end and not result.already_complete:
+        from alexnet_tf.export import export_run
+        from alexnet_tf.rundir import RunDir
+
+        print(f"exported SavedModel: {export_run(result.run_dir, RunDir(result.run_dir).export_dir)}")
+    print("next:")
+    print(f"  python -m alexnet_tf.evaluate --model {shown}")
+    if config.data.source == "demo" and (images := _demo_images(config.data)):
+        print(f"  python -m alexnet_tf.predict {' '.join(images)} --model {shown} "
+              f"--figure {os.path.join(shown, 'predictions.png')}")
+    print(f"  tensorboard --logdir {os.path.join(shown, 'tensorboard')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

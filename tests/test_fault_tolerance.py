@@ -13,7 +13,9 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf.config import load_config
-from alexnet_tf.trainer import PREEMPTED_EXIT_CODE, NonFiniteError, Trainer
+from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
+from alexnet_tf.errors import NonFiniteError, RunDirError
+from alexnet_tf.trainer import Trainer
 
 from test_trainer import TINY, cache_dir, float32_policy  # noqa: F401 (the same fixtures as the trainer's tests)
 
@@ -38,15 +40,28 @@ def all_checkpoints(run_dir: str) -> list[str]:
     return list(state.all_model_checkpoint_paths) if state else []
 
 
+def poison_once(*steps: int):
+    """A `loss_poison` seam that makes the loss NaN at each of `steps` (1-based), the first time each is run."""
+    left = set(steps)
+
+    def poison(step: int) -> float:
+        if step in left:
+            left.discard(step)
+            return float("nan")
+        return 0.0
+
+    return poison
+
+
 def test_nan_loss_recovers_from_last_good_checkpoint(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     config = load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=8", "train.checkpoint_every_steps=2",
-                                "train.nan_inject_steps=5", "train.ten_crop_at_end=false", "train.log_every_steps=4"])
-    trainer = Trainer(config, run_dir, progress=False, verbose=False)
+                                "train.ten_crop_at_end=false", "train.log_every_steps=4"])
+    trainer = Trainer(config, run_dir, progress=False, verbose=False, loss_poison=poison_once(5))
     result = trainer.fit()
     assert result.step == 8
-    assert trainer.schedule.learning_rate == pytest.approx(config.train.learning_rate * config.train.nan_lr_factor)
-    assert all(np.isfinite(np.asarray(v)).all() for v in trainer.model.weights)
+    assert trainer.state.schedule.learning_rate == pytest.approx(config.train.learning_rate * config.train.nan_lr_factor)
+    assert all(np.isfinite(np.asarray(v)).all() for v in trainer.state.model.weights)
     for path in all_checkpoints(run_dir):
         for key, value in checkpoint_tensors(path).items():
             assert np.isfinite(value).all(), (path, key)
@@ -55,12 +70,12 @@ def test_nan_loss_recovers_from_last_good_checkpoint(cache_dir, tmp_path):
 def test_repeated_nans_stop_with_the_step_and_no_bad_checkpoint(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     config = load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=12", "train.checkpoint_every_steps=2",
-                                "train.nan_inject_steps=3,4,5,6,7,8", "train.nan_max_retries=2",
-                                "train.log_every_steps=1", "train.ten_crop_at_end=false"])
+                                "train.nan_max_retries=2", "train.log_every_steps=1",
+                                "train.ten_crop_at_end=false"])
     # Each injected step fires once and every step is checked: step 3 fails (back to checkpoint 2), then step 4
     # (back to 2 again: 4 was never saved), then step 5 (after checkpoint 4): the third failure stops the run.
     with pytest.raises(NonFiniteError, match="at step 5"):
-        Trainer(config, run_dir, progress=False, verbose=False).fit()
+        Trainer(config, run_dir, progress=False, verbose=False, loss_poison=poison_once(3, 4, 5, 6, 7, 8)).fit()
     assert all_checkpoints(run_dir)
     for path in all_checkpoints(run_dir):
         for key, value in checkpoint_tensors(path).items():
@@ -70,8 +85,6 @@ def test_repeated_nans_stop_with_the_step_and_no_bad_checkpoint(cache_dir, tmp_p
 def test_disk_full_is_refused_before_training(cache_dir, tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
-
-    from alexnet_tf.trainer import RunDirError
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
@@ -103,6 +116,7 @@ def _wait_for_checkpoint(run_dir: str, at_least: int, process: subprocess.Popen,
     raise AssertionError(f"no checkpoint >= {at_least} within {timeout} s")
 
 
+@pytest.mark.slow
 def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, tmp_path):
     """Run A uninterrupted; run B stopped by SIGTERM, then SIGKILLed, then finished: bitwise equal weights.
 
@@ -152,6 +166,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_training_matches_single_process(cache_dir, tmp_path):
     """Two workers (MultiWorkerMirroredStrategy on 127.0.0.1) equal one process on the same global batch."""
     sets = [f"data.cache_dir={cache_dir}", "model.dropout=0.0", "train.max_steps=4", "train.checkpoint_every_steps=2",
@@ -198,17 +213,18 @@ from alexnet_tf.trainer import Trainer
 from alexnet_tf.config import load_config
 trainer = Trainer(load_config(sys.argv[1], sys.argv[3:]), sys.argv[2], progress=False, verbose=False)
 big = tf.Variable(tf.zeros([64, 1024, 1024]))  # 256 MiB: a save that takes a while
-trainer.checkpoint.big = big
+trainer.state.checkpoint.big = big
 trainer._save()
 print("saved", flush=True)
 big.assign_add(tf.ones_like(big))
-trainer.step.assign(1)
+trainer.state.step.assign(1)
 while True:  # saves until killed
-    trainer.step.assign_add(1)
+    trainer.state.step.assign_add(1)
     trainer._save()
 """
 
 
+@pytest.mark.slow
 def test_checkpoint_save_killed_midway_leaves_the_previous_one_loadable(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     process = subprocess.Popen([sys.executable, "-c", SAVE_THEN_SAVE_AGAIN, TINY, run_dir,
@@ -228,4 +244,4 @@ def test_checkpoint_save_killed_midway_leaves_the_previous_one_loadable(cache_di
     # And the run resumes from it.
     trainer = Trainer(load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=1"]), run_dir,
                       resume=True, progress=False, verbose=False)
-    assert int(trainer.step.numpy()) == int(latest.rsplit("-", 1)[1])
+    assert int(trainer.state.step.numpy()) == int(latest.rsplit("-", 1)[1])

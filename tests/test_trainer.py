@@ -1,5 +1,6 @@
 """The training loop and its CLI: learning, TensorBoard output, checkpoints and resume, tower placement."""
 
+import importlib
 import os
 
 import keras
@@ -7,11 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf import train as train_cli
+from alexnet_tf import cli
 from alexnet_tf.config import ConfigError, load_config
 from alexnet_tf.data import train_dataset
-from alexnet_tf.trainer import IMAGES, SCALARS, TEN_CROP_SCALARS, RunDirError, Trainer
+from alexnet_tf.errors import RunDirError
+from alexnet_tf.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
+from alexnet_tf.trainer import Trainer
 
+train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
 TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.yaml")
 TINY_OVERRIDES = ("model.init_stddev=0.05", "train.learning_rate=0.0005", "model.dropout=0.0", "model.width=0.25",
                   "model.fc_width=128")
@@ -69,12 +73,13 @@ def test_short_run_learns_logs_and_resumes(cache_dir, tmp_path):
 
     # Resume through the CLI: the run continues from its last checkpoint's step and epoch, not from zero.
     assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith(f"ckpt-{result.step}")
-    weights = [np.asarray(v) for v in trainer.model.trainable_variables]
+    weights = [np.asarray(v) for v in trainer.state.model.trainable_variables]
     resumed = Trainer(tiny(cache_dir, "train.epochs=4", "train.checkpoint_every_steps=5", "train.log_every_steps=2"),
                       run_dir, resume=True, progress=False, verbose=False)
-    assert int(resumed.step.numpy()) == result.step and int(resumed.epoch.numpy()) == 3
-    for w, v in zip(weights, resumed.model.trainable_variables):
+    assert int(resumed.state.step.numpy()) == result.step and int(resumed.state.epoch.numpy()) == 3
+    for w, v in zip(weights, resumed.state.model.trainable_variables):
         np.testing.assert_array_equal(w, np.asarray(v))
+    resumed.close()  # it holds the run directory until it trains or is closed
     sets = [f"data.cache_dir={cache_dir}", *TINY_OVERRIDES, "train.epochs=4", "train.checkpoint_every_steps=5",
             "train.log_every_steps=2"]
     code = train_cli.main(["--config", TINY, "--run-dir", run_dir, "--resume", "--no-progress",
@@ -91,7 +96,7 @@ def test_resume_mid_epoch_continues_at_the_right_step(cache_dir, tmp_path):
     assert first.step == 3 and first.epoch == 0
     again = Trainer(tiny(cache_dir, "train.max_steps=5", "train.ten_crop_at_end=false"), run_dir, progress=False,
                     verbose=False)
-    assert int(again.step.numpy()) == 3
+    assert int(again.state.step.numpy()) == 3
     assert again.fit().step == 5
 
 
@@ -101,12 +106,13 @@ def test_schedule_state_survives_restart(cache_dir, tmp_path):
     trainer = Trainer(config, run_dir, progress=False, verbose=False)
     trainer.fit()
     histograms = [t for t in read_events(os.path.join(run_dir, "tensorboard")) if t.startswith("weights/")]
-    assert len(histograms) == len(trainer.model.trainable_variables)
-    state = (trainer.schedule.learning_rate, float(trainer.schedule.best.numpy()), int(trainer.schedule.drops.numpy()))
+    assert len(histograms) == len(trainer.state.model.trainable_variables)
+    schedule = trainer.state.schedule
+    state = (schedule.learning_rate, float(schedule.best.numpy()), int(schedule.drops.numpy()))
     again = Trainer(tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false", "train.histograms=true"),
                     run_dir, progress=False, verbose=False)
-    assert (again.schedule.learning_rate, float(again.schedule.best.numpy()),
-            int(again.schedule.drops.numpy())) == state
+    assert (again.state.schedule.learning_rate, float(again.state.schedule.best.numpy()),
+            int(again.state.schedule.drops.numpy())) == state
     assert np.isfinite(state[1])  # an evaluation was recorded, not the initial +inf
 
 
@@ -114,13 +120,13 @@ def test_two_logical_devices_put_the_towers_on_separate_devices(cache_dir, tmp_p
     config = tiny(cache_dir, "runtime.tower_devices=/CPU:0,/CPU:1", "train.max_steps=2",
                   "train.ten_crop_at_end=false")
     trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
-    before = {t: np.asarray(trainer.model.get_layer(f"conv1_{t}").kernel) for t in "ab"}
+    before = {t: np.asarray(trainer.state.model.get_layer(f"conv1_{t}").kernel) for t in "ab"}
     trainer.fit()
     for tower, device in (("a", "CPU:0"), ("b", "CPU:1")):
         for layer in ("conv1", "conv2", "conv4", "conv5", "fc6", "fc7"):
-            var = trainer.model.get_layer(f"{layer}_{tower}").kernel
+            var = trainer.state.model.get_layer(f"{layer}_{tower}").kernel
             assert var.value.device.endswith(device), (layer, tower, var.value.device)
-        assert not np.array_equal(before[tower], np.asarray(trainer.model.get_layer(f"conv1_{tower}").kernel))
+        assert not np.array_equal(before[tower], np.asarray(trainer.state.model.get_layer(f"conv1_{tower}").kernel))
     # The traced train step that ran: forward and gradient convolutions of each tower on that tower's device.
     batch, labels = next(iter(train_dataset(trainer.prepared, config.data, config.train.batch_size, 0, 1)))
     graph = trainer._train_step.get_concrete_function(batch, labels, tf.constant(0.0)).graph
@@ -154,12 +160,12 @@ def test_resume_without_checkpoint_and_wrong_class_count_are_errors(cache_dir, t
 def test_mixed_precision_options_train(cache_dir, tmp_path, option, compute_dtype):
     config = tiny(cache_dir, option, "train.max_steps=2", "train.ten_crop_at_end=false")
     trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
-    before = np.asarray(trainer.model.get_layer("fc8").kernel)
+    before = np.asarray(trainer.state.model.get_layer("fc8").kernel)
     result = trainer.fit()
-    assert trainer.model.get_layer("conv1_a").compute_dtype == compute_dtype
-    assert trainer.model.get_layer("fc8").kernel.dtype == "float32"  # variables stay float32
-    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (compute_dtype == "float16")
-    assert not np.array_equal(before, np.asarray(trainer.model.get_layer("fc8").kernel))
+    assert trainer.state.model.get_layer("conv1_a").compute_dtype == compute_dtype
+    assert trainer.state.model.get_layer("fc8").kernel.dtype == "float32"  # variables stay float32
+    assert isinstance(trainer.state.optimizer, keras.optimizers.LossScaleOptimizer) == (compute_dtype == "float16")
+    assert not np.array_equal(before, np.asarray(trainer.state.model.get_layer("fc8").kernel))
     assert np.isfinite(result.val["loss"])
 
 
@@ -172,13 +178,13 @@ def test_help_explains_every_option(capsys):
 
 
 def test_bad_override_is_reported_before_training(capsys):
-    assert train_cli.main(["--set", "train.no_such_key=1"]) == 2
+    assert cli.run(train_cli.main, ["--set", "train.no_such_key=1"]) == 2
     assert "train.no_such_key" in capsys.readouterr().err
 
 
 def test_missing_dataset_is_reported_before_training(tmp_path, capsys):
-    code = train_cli.main(["--config", TINY, "--run-dir", str(tmp_path / "run"), "--set",
-                           f"data.source={tmp_path / 'no_such_folder'}"])
+    code = cli.run(train_cli.main, ["--config", TINY, "--run-dir", str(tmp_path / "run"), "--set",
+                                    f"data.source={tmp_path / 'no_such_folder'}"])
     assert code == 2
     assert "no_such_folder" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(tmp_path, "run", "checkpoints"))
@@ -187,7 +193,7 @@ def test_missing_dataset_is_reported_before_training(tmp_path, capsys):
 def test_mirrored_strategy_trains_unpinned(cache_dir, tmp_path):
     trainer = Trainer(tiny(cache_dir, "runtime.distribute=mirrored", "train.max_steps=2",
                            "train.ten_crop_at_end=false"), str(tmp_path / "run"), progress=False, verbose=False)
-    assert isinstance(trainer.strategy, tf.distribute.MirroredStrategy) and not trainer.placement.pinned
-    before = np.asarray(trainer.model.get_layer("fc8").kernel)
+    assert isinstance(trainer.state.strategy, tf.distribute.MirroredStrategy) and not trainer.state.placement.pinned
+    before = np.asarray(trainer.state.model.get_layer("fc8").kernel)
     assert trainer.fit().step == 2
-    assert not np.array_equal(before, np.asarray(trainer.model.get_layer("fc8").kernel))
+    assert not np.array_equal(before, np.asarray(trainer.state.model.get_layer("fc8").kernel))
