@@ -165,7 +165,8 @@ def evaluate_models(models: Sequence[TrainedModel], source: str | None = None, s
         data_cfg = data_config_for(model, source, config_file, overrides)
         if model.kind == "export" and not model.image_size and progress:
             print(f"note: {model.path} does not say its image size; preparing {data_cfg.source!r} at "
-                  f"data.image_size={data_cfg.image_size} (set --config RUN/config.yaml or --set data.image_size=N)",
+                  f"data.image_size={data_cfg.image_size} (give --config with its run's config, or --set "
+                  f"data.image_size=N)",
                   file=sys.stderr)
         prepared = cache.get(data_cfg)
         check_vocabulary(model, prepared, data_cfg.source)

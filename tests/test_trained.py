@@ -1,0 +1,183 @@
+"""Tests of alexnet_tf.trained (one interface for runs, checkpoints and exports, usable from Python), where reports
+go, and the command-line contract of evaluate, predict, visualize and export: --help in under a second without
+TensorFlow, bad input exits 2, a partly failed prediction exits 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from alexnet_tf import cli, evaluate, trained, visualize
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ModelError
+from alexnet_tf.rundir import RunDir
+
+pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
+from evaluate_fixtures import encode_image, photo  # noqa: E402
+
+# The shared session fixtures (tiny data, runs, export), built once for the evaluation test files.
+pytest_plugins = ("evaluate_fixtures",)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = ("evaluate", "predict", "visualize", "export")
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("pictures")
+    paths = {}
+    for name, (h, w, seed, fmt) in {"a.jpg": (90, 120, 1, "JPEG"), "b.png": (70, 60, 2, "PNG")}.items():
+        paths[name] = str(root / name)
+        with open(paths[name], "wb") as f:
+            f.write(encode_image(photo(h, w, seed), fmt))
+    paths["bad.jpg"] = str(root / "bad.jpg")
+    with open(paths["bad.jpg"], "wb") as f:
+        f.write(b"not an image")
+    paths["root"] = str(root)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def export_in_run(tiny_run, tiny_export) -> str:
+    """tiny_run's export placed where the trainer puts it, RUN/export/1 (a copy of the one outside the run)."""
+    version = os.path.join(RunDir(tiny_run.path).export_dir, "1")
+    if not os.path.isdir(version):
+        shutil.copytree(tiny_export, version)
+    return version
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The Python interface.
+
+def test_predict_from_python_takes_paths_folders_and_bytes_and_names_failures(tiny_run, tiny_export, pictures):
+    for path in (tiny_run.path, tiny_export):
+        model = trained.load_model(path)
+        results = model.predict([pictures["a.jpg"], pictures["bad.jpg"], os.path.join(pictures["root"], "nope.jpg")],
+                                top_k=3)
+        assert [r.path for r in results] == [pictures["a.jpg"], pictures["bad.jpg"],
+                                             os.path.join(pictures["root"], "nope.jpg")]
+        good, bad, missing = results
+        assert good.error is None and len(good.classes) == 3 and good.scores == sorted(good.scores, reverse=True)
+        assert "cannot be decoded" in bad.error and not bad.classes
+        assert "no such file" in missing.error
+        probabilities = model.probabilities([pictures["a.jpg"]])
+        assert probabilities.shape == (1, 8)
+        np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
+        assert good.classes == list(np.argsort(-probabilities[0], kind="stable")[:3])
+        # a folder is its images; encoded bytes are named by their position; repeats are predicted once
+        by_folder = model.predict([pictures["root"], pictures["a.jpg"]])
+        assert sorted(r.path for r in by_folder) == sorted(pictures[n] for n in ("a.jpg", "b.png", "bad.jpg"))
+        (from_bytes,) = model.predict([open(pictures["a.jpg"], "rb").read()])
+        assert from_bytes.path == "<image 0>" and from_bytes.classes[:3] == good.classes
+
+
+def test_evaluate_from_python_is_the_commands_report(tiny_run):
+    model = trained.load_model(tiny_run.path)
+    report = model.evaluate()
+    assert report == evaluate.evaluate_models([model], progress=False)
+    assert report["split"] == "val" and report["images"] == 24 and report["models"][0]["kind"] == "run"
+    assert 0 <= report["models"][0]["ten_crop"]["top1_error"] <= 1
+    assert model.evaluate(split="train")["images"] == 32
+
+
+def test_load_names_the_path_in_every_error(tmp_path):
+    with pytest.raises(ModelError, match="nothing_here: no such file"):
+        trained.load_model(tmp_path / "nothing_here")
+    broken = tmp_path / "broken" / "1"
+    broken.mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="broken/1: cannot load the SavedModel"):
+        trained.load_model(broken)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Where reports go.
+
+def test_reports_go_into_the_models_run_directory_never_the_current_folder(tiny_run, tiny_export, export_in_run,
+                                                                             tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = trained.load_model(tiny_run.path)
+    checkpoint = os.path.basename(run.checkpoint)
+    reports = os.path.join(tiny_run.path, "reports")
+    assert run.reports_dir == reports
+    assert trained.load_model(export_in_run).reports_dir == reports  # an export inside RUN/export/N: its run
+    outside = trained.load_model(tiny_export)  # exports/alexnet/1 outside any run: beside its versions
+    assert outside.reports_dir == os.path.join(os.path.dirname(tiny_export), "reports")
+
+    assert cli.run(evaluate.main, ["--model", tiny_run.path, "--no-progress", "--classes", "0"]) == 0
+    written = os.path.join(reports, f"evaluation-val-{checkpoint}.json")
+    assert json.load(open(written))["images"] == 24 and written in capsys.readouterr().out
+    assert cli.run(evaluate.main, ["--model", export_in_run, "--no-progress", "--classes", "0"]) == 0
+    assert os.path.isfile(os.path.join(reports, "evaluation-val-export-1.json"))
+    assert cli.run(evaluate.main, ["--model", tiny_run.path, "--model", export_in_run, "--no-progress"]) == 0
+    assert os.path.isfile(os.path.join(reports, "evaluation-val-ensemble-of-2.json"))
+    assert cli.run(visualize.main, ["kernels", "--model", tiny_run.path]) == 0
+    assert os.path.isfile(os.path.join(reports, f"kernels-{checkpoint}.png"))
+    # --json PATH is obeyed, relative to the current folder, which otherwise stays empty
+    assert cli.run(evaluate.main, ["--model", tiny_run.path, "--no-progress", "--json", "mine.json"]) == 0
+    assert os.listdir(tmp_path) == ["mine.json"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The command-line contract.
+
+def test_bad_input_exits_2_naming_it(tiny_run, pictures, tmp_path, capsys):
+    missing = str(tmp_path / "no_such_run")
+    cases = [
+        (evaluate.main, ["--model", missing], "no_such_run: no such file"),
+        (evaluate.main, ["--model", tiny_run.path, "--split", "test"], "--split: got 'test'"),
+        (evaluate.main, ["--model", tiny_run.path, "--config", str(tmp_path / "none.yaml")], "none.yaml"),
+        (evaluate.main, ["--model", tiny_run.path, "--data", str(tmp_path / "no_data")], "no_data"),
+        ("predict", [pictures["a.jpg"], "--model", missing], "no_such_run: no such file"),
+        ("predict", [str(tmp_path / "none*.jpg"), "--model", tiny_run.path], "no image found"),
+        ("predict", [pictures["a.jpg"], "--model", tiny_run.path, "--top-k", "0"], "--top-k"),
+        (visualize.main, ["kernels", "--model", missing], "no_such_run: no such file"),
+        (visualize.main, ["neighbors", "--model", tiny_run.path, "--query", str(tmp_path / "q.jpg")],
+         "q.jpg: no such file"),
+        ("export", ["--run", missing, "--out", str(tmp_path / "out")], "no_such_run"),
+    ]
+    from alexnet_tf import predict
+    import alexnet_tf.export as export
+
+    for main, argv, named in cases:
+        main = {"predict": predict.main, "export": export.main}.get(main, main) if isinstance(main, str) else main
+        assert cli.run(main, argv) == EXIT_BAD_INPUT, argv
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err, (argv, err)
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_predict_command_exits_1_when_one_image_fails_and_prints_the_others(tiny_run, pictures, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "alexnet_tf.predict", pictures["a.jpg"], pictures["bad.jpg"],
+                           "--model", tiny_run.path], capture_output=True, text=True, cwd=str(tmp_path),
+                          timeout=300)
+    assert done.returncode == EXIT_SOME_FAILED, done.stderr
+    assert pictures["a.jpg"] in done.stdout and "bad.jpg" in done.stderr and "cannot be decoded" in done.stderr
+    assert "\r" not in done.stdout + done.stderr  # no progress bars in a log
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_answers_in_under_a_second_without_tensorflow(command):
+    probe = (f"import sys, time; t = time.perf_counter(); sys.argv = ['{command}', '--help']\n"
+             f"import runpy\n"
+             f"try:\n    runpy.run_module('alexnet_tf.{command}', run_name='__main__')\n"
+             f"except SystemExit:\n    pass\n"
+             f"print('SECONDS', time.perf_counter() - t)\n"
+             f"print('LOADED', [m for m in ('tensorflow', 'keras', 'PIL', 'numpy') if m in sys.modules])\n")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    wall = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert "exit codes:" in done.stdout and "  2 " in done.stdout
+    assert "LOADED ['numpy']" in done.stdout or "LOADED []" in done.stdout, done.stdout
+    assert wall < 1.0, f"python -m alexnet_tf.{command} --help took {wall:.2f} s"
