@@ -11,19 +11,14 @@ average, and the vocabulary as a SavedModel asset. Signatures:
     center_crop      image_bytes string [N]          -> the same outputs from the single centre patch (faster)
     features         image_bytes string [N]          -> features [N, fc_width]: fc7 after ReLU, ten-crop averaged
 
-K is 5 (or C when there are fewer classes). Preprocessing: shorter side to image_size, central square, minus the
-training mean (per-pixel image or per-channel, as the run was trained), then ten crop_size patches or one centre
-patch. Requests above `max_batch` images, or with an image declaring more than `max_pixels` pixels, are refused with
-InvalidArgument before any decoding.
+K is 5 (or C when there are fewer classes). Preprocessing (`data.preprocess`; the ten-crop average of `crops`):
+shorter side to image_size, central square, minus the training mean, ten crop_size patches or the centre one. Requests above `max_batch` images, or an image declaring more than `max_pixels` pixels, are refused with
+InvalidArgument before any decoding. Written through `keras.export.ExportArchive`: a Keras 3 model saved from a
+plain `tf.Module` does not load under the TF1 session loader that tensorflow_model_server uses.
 
-The model is written through `keras.export.ExportArchive`: a Keras 3 model saved from a plain `tf.Module` loads
-under `tf.saved_model.load` but not under the TF1 session loader that tensorflow_model_server uses.
-
-Versions are written as `OUT/<N>/` into a hidden temporary folder beside them and renamed into place, so a server
-polling OUT never sees a numbered folder without its `saved_model.pb` and variables. The number is chosen, and the
-folder renamed into place, while holding an OS lock on `OUT/.export.lock`: two exports into one folder never take the
-same number, and a version that exists is replaced only with --force (and only when asked for by number).
-
+Versions are written as `OUT/<N>/` into a hidden temporary folder and renamed into place (a polling server never sees
+a numbered folder without its saved_model.pb), under an OS lock on `OUT/.export.lock`: two exports into one folder
+never take the same number, and an existing version is replaced only with --force and an explicit --version.
 TensorFlow is imported inside the functions that need it: `--help` answers at once, and the constants are cheap.
 """
 
@@ -37,12 +32,14 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, AlexNetError, ExportError  # noqa: F401 (raised here; importable)
-from alexnet_tf.files import exclusive_lock, fsync_path, fsync_tree, remove_stale_temporaries
+from alexnet_tf.files import fsync_path, fsync_tree, remove_stale_temporaries
+from alexnet_tf.locks import FileLock, LockHeld
 
 if TYPE_CHECKING:
     import keras
@@ -60,13 +57,12 @@ LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, n
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The preprocessing constants in plain JSON, for tools that evaluate an export (the graph holds them as constants).
 PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
-# Held (fcntl.flock) while a version number is chosen and published; hidden and not all digits, so that
-# tensorflow_model_server, which reads only numbered folders, ignores it.
+# Held while a version is chosen and published; tensorflow_model_server reads only numbered folders and ignores it.
 LOCK_FILE = ".export.lock"
 
 
 def _max_pixels() -> int:
-    from alexnet_tf.data.preprocess import MAX_PIXELS
+    from alexnet_tf.data.preprocess import MAX_PIXELS  # imported when needed: it loads TensorFlow
     return MAX_PIXELS
 
 
@@ -93,9 +89,6 @@ class ServingSpec:
     max_pixels: int = field(default_factory=_max_pixels)
     max_batch: int = MAX_BATCH
 
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Reading a run directory.
 
 def serving_spec(run: Run, labels: str = "name") -> ServingSpec:
     """The preprocessing constants and vocabulary a run's export carries."""
@@ -253,9 +246,8 @@ def existing_versions(out_dir: str) -> list[int]:
 
 
 def target_version(out_dir: str, version: int | None, force: bool) -> str:
-    """The folder `out_dir/<version>` to write (default: the next number), checked before any work is done.
-
-    `export_model` checks again, under the lock, when it publishes: another export may have written in between.
+    """The folder `out_dir/<version>` to write (default: the next number). Checked before any work is done, and
+    again under the lock when publishing (another export may have published in between).
 
     Raises:
         ExportError: for a version < 1, or an existing version without `force`.
@@ -271,11 +263,22 @@ def target_version(out_dir: str, version: int | None, force: bool) -> str:
     return final
 
 
-def export_lock(out_dir: str) -> contextlib.AbstractContextManager:
-    """The exclusive OS lock on `out_dir/.export.lock` that choosing and publishing a version hold (waiting for
-    another export to release it; the kernel releases it when a process dies)."""
+@contextlib.contextmanager
+def export_lock(out_dir: str) -> Iterator[None]:
+    """Holds the OS lock on `out_dir/.export.lock` (a `locks.FileLock`) while a version is chosen and published,
+    waiting while another export holds it: they hold it for a rename, so the wait is short. The kernel drops the
+    lock of a process that dies, however it dies."""
     os.makedirs(out_dir, exist_ok=True)
-    return exclusive_lock(os.path.join(out_dir, LOCK_FILE))
+    lock = None
+    while lock is None:
+        try:
+            lock = FileLock.acquire(os.path.join(out_dir, LOCK_FILE))
+        except LockHeld:
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _publish(saved: str, staging: str, out_dir: str, version: int | None, force: bool) -> str:
@@ -303,13 +306,10 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
     Written into a hidden temporary folder inside `out_dir`, renamed to its number when complete (`_publish`).
 
     Args:
-        model: The unpinned logits model.
-        spec: Preprocessing constants, vocabulary and limits.
+        model, spec: The unpinned logits model; its preprocessing constants, vocabulary and limits.
         out_dir: The model's base folder (tensorflow_model_server's base_path).
-        version: The version number; default: one more than the highest present when publishing (1 in an empty
-            folder).
-        force: Replace version `version` if it exists. Without it, an existing version is an error; a version
-            chosen by default never replaces one.
+        version: The version number; default: one more than the highest present when publishing.
+        force: Replace version `version` if it exists (a version chosen by default never replaces one).
         model_name: The model name written into the warm-up requests (default: the basename of out_dir).
         progress: Show a progress bar.
 
@@ -397,8 +397,7 @@ def _parser() -> argparse.ArgumentParser:
                "  python -m alexnet_tf.export --run runs/latest --out exports/alexnet\n"
                "  tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
                "--rest_api_port=8501\n\n"
-               "Exports into one --out folder take turns (a lock on OUT/.export.lock) to choose their number and "
-               "publish:\ntwo at once write two versions. The path written is printed on stdout.\n\n"
+               "Exports into one --out take turns to publish (OUT/.export.lock); the path written is printed.\n\n"
                + cli.exit_codes_help(EXIT_BAD_INPUT))
     parser.add_argument("--run", metavar="RUN_DIR",
                         help="run directory written by python -m alexnet_tf.train; its latest checkpoint is exported "

@@ -1,10 +1,9 @@
 """Files: atomic writes (a temporary name in the same folder, fsync, then os.replace onto the final name), fsync of
-whole trees, OS file locks, and the image files a user names (paths, folders, glob patterns)."""
+whole trees, and the image files a user names (paths, folders, glob patterns)."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import os
 import shutil
@@ -73,21 +72,6 @@ def fsync_tree(root: str) -> None:
         for name in files:
             fsync_path(os.path.join(folder, name))
         fsync_path(folder)
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: str) -> Iterator[None]:
-    """Holds an exclusive OS lock (flock) on the file `path`, created if missing, waiting while another holds it.
-
-    An flock belongs to the open file: the kernel releases it when the process exits, however it dies (SIGKILL
-    too), so no stale lock is ever left behind.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 # ---------------------------------------------------------------------------------------------------------------------
