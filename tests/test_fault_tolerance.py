@@ -2,22 +2,27 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import namedtuple
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from alexnet_tf import cli
 from alexnet_tf.config import load_config
 from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
-from alexnet_tf.errors import NonFiniteError, RunDirError
+from alexnet_tf.errors import DataError, NonFiniteError, Preempted, RunDirError
+from alexnet_tf.rundir import RunDir, checkpoint_damage
 from alexnet_tf.trainer import Trainer
 
-from test_trainer import TINY, cache_dir, float32_policy  # noqa: F401 (the same fixtures as the trainer's tests)
+from test_rundir import DAMAGE  # noqa: E402 (the same ways of damaging a checkpoint)
+from test_trainer import TINY, cache_dir, float32_policy, train_cli  # noqa: F401 (the trainer tests' fixtures)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,9 +88,6 @@ def test_repeated_nans_stop_with_the_step_and_no_bad_checkpoint(cache_dir, tmp_p
 
 
 def test_disk_full_is_refused_before_training(cache_dir, tmp_path, monkeypatch):
-    import shutil
-    from collections import namedtuple
-
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(RunDirError, match="free disk space"):
@@ -116,16 +118,33 @@ def _wait_for_checkpoint(run_dir: str, at_least: int, process: subprocess.Popen,
     raise AssertionError(f"no checkpoint >= {at_least} within {timeout} s")
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(cache_dir, tmp_path_factory) -> str:
+    """Run A: the determinism-mode command of `_train_command`, never interrupted (its run directory)."""
+    run_dir = str(tmp_path_factory.mktemp("uninterrupted") / "A")
+    done = subprocess.run(_train_command(cache_dir, run_dir), env=_env(), timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return run_dir
+
+
+def assert_same_final_weights(reference: str, run_dir: str) -> None:
+    """The two runs end at the same checkpoint with bitwise equal weights and velocities."""
+    final = {path: tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) for path in (reference, run_dir)}
+    assert len({os.path.basename(p) for p in final.values()}) == 1, final
+    expected, got = (checkpoint_tensors(final[path]) for path in (reference, run_dir))
+    assert expected and set(expected) == set(got)
+    for key in expected:
+        np.testing.assert_array_equal(expected[key], got[key], err_msg=f"uninterrupted vs {run_dir}: {key}")
+
+
 @pytest.mark.slow
-def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, tmp_path):
+def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, tmp_path, uninterrupted):
     """Run A uninterrupted; run B stopped by SIGTERM, then SIGKILLed, then finished: bitwise equal weights.
 
     B is a second run of the same determinism-mode command, so this also shows that two runs give identical weights.
     """
     env = _env()
-    runs = {name: str(tmp_path / name) for name in "AB"}
-    done = subprocess.run(_train_command(cache_dir, runs["A"]), env=env, timeout=300, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    runs = {"A": uninterrupted, "B": str(tmp_path / "B")}
 
     rng = np.random.default_rng()
     # SIGTERM: the current step is finished and saved, the exit code says "preempted".
@@ -148,12 +167,7 @@ def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, t
     third = subprocess.run(_train_command(cache_dir, runs["B"]), env=env, timeout=300, capture_output=True, text=True)
     assert third.returncode == 0, third.stderr[-2000:]
 
-    final = {name: tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) for name, path in runs.items()}
-    assert len({os.path.basename(p) for p in final.values()}) == 1, final
-    weights = {name: checkpoint_tensors(path) for name, path in final.items()}  # weights, velocities
-    assert weights["A"] and set(weights["A"]) == set(weights["B"])
-    for key in weights["A"]:
-        np.testing.assert_array_equal(weights["A"][key], weights["B"][key], err_msg=f"A vs resumed B: {key}")
+    assert_same_final_weights(runs["A"], runs["B"])  # weights and velocities, bitwise
 
 
 def _free_ports(count: int) -> list[int]:
@@ -207,41 +221,129 @@ def test_multi_worker_training_matches_single_process(cache_dir, tmp_path):
     assert moved > len(chief) // 2  # the comparison is between trained weights, not two copies of the initial ones
 
 
-SAVE_THEN_SAVE_AGAIN = """
-import sys, numpy as np, tensorflow as tf
-from alexnet_tf.trainer import Trainer
-from alexnet_tf.config import load_config
-trainer = Trainer(load_config(sys.argv[1], sys.argv[3:]), sys.argv[2], progress=False, verbose=False)
-big = tf.Variable(tf.zeros([64, 1024, 1024]))  # 256 MiB: a save that takes a while
-trainer.state.checkpoint.big = big
-trainer._save()
-print("saved", flush=True)
-big.assign_add(tf.ones_like(big))
-trainer.state.step.assign(1)
-while True:  # saves until killed
-    trainer.state.step.assign_add(1)
-    trainer._save()
-"""
+@pytest.mark.slow
+def test_damaged_or_unlisted_checkpoints_resume_from_the_newest_that_reads(cache_dir, tmp_path, uninterrupted):
+    """Newest checkpoint's data truncated / overwritten, its index truncated, or the state file deleted: the rerun
+    names the damaged file and where it went, resumes from the newest readable checkpoint and ends bitwise equal to
+    the uninterrupted run (the old behaviour: a traceback, or a silent restart from step 0)."""
+    stopped = str(tmp_path / "stopped")
+    first = subprocess.run(_train_command(cache_dir, stopped, "train.max_steps=9"), env=_env(), timeout=300,
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    newest = os.path.join(stopped, "checkpoints", "ckpt-9")
+    assert tf.train.latest_checkpoint(os.path.dirname(newest)) == newest
+    cases = {**{name: damage for name, damage in DAMAGE.items()},
+             "state file deleted": lambda prefix: os.remove(os.path.join(os.path.dirname(prefix), "checkpoint"))}
+    runs, damaged = {}, {}
+    for name, damage in cases.items():
+        runs[name] = str(tmp_path / name.replace(" ", "_"))
+        shutil.copytree(stopped, runs[name])
+        damaged[name] = damage(os.path.join(runs[name], "checkpoints", "ckpt-9"))
+    # The reruns, two at a time (each is mostly TensorFlow's start-up).
+    results = {}
+    names = list(runs)
+    for pair in (names[:2], names[2:]):
+        started = {name: subprocess.Popen(_train_command(cache_dir, runs[name]), env=_env(), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True) for name in pair}
+        results.update({name: (p.communicate(timeout=300), p.returncode) for name, p in started.items()})
+    for name, ((out, err), code) in results.items():
+        assert code == 0, (name, err[-2000:])
+        aside = os.path.join(runs[name], "checkpoints", "damaged")
+        if name == "state file deleted":  # nothing damaged: the newest checkpoint is found from its files
+            assert "resuming" in out and "at step 9" in out, (name, out)
+            assert not os.path.exists(aside)
+        else:
+            assert damaged[name] in err and aside in err, (name, err[-2000:])
+            assert "at step 8" in out, (name, out)  # the previous checkpoint
+            assert sorted(os.listdir(aside)) == ["ckpt-9.data-00000-of-00001", "ckpt-9.index"]
+        assert_same_final_weights(uninterrupted, runs[name])
+        assert ([os.path.basename(p) for p in all_checkpoints(runs[name])]
+                == [os.path.basename(p) for p in all_checkpoints(uninterrupted)])
+
+
+def _tiny_sets(cache_dir: str, *extra: str) -> list[str]:
+    return [f"data.cache_dir={cache_dir}", "train.ten_crop_at_end=false", *extra]
+
+
+def _cli_args(cache_dir: str, run_dir: str, *extra: str) -> list[str]:
+    return ["--config", TINY, "--run-dir", run_dir, "--no-progress",
+            *[a for s in _tiny_sets(cache_dir, *extra) for a in ("--set", s)]]
+
+
+def sigterm_at(step: int):
+    """A `loss_poison` seam that sends this process SIGTERM when `step` (1-based) is about to run."""
+    def poison(s: int) -> float:
+        if s == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0.0
+
+    return poison
 
 
 @pytest.mark.slow
-def test_checkpoint_save_killed_midway_leaves_the_previous_one_loadable(cache_dir, tmp_path):
+def test_second_trainer_is_refused_and_a_killed_one_leaves_the_directory_free(cache_dir, tmp_path, capsys):
     run_dir = str(tmp_path / "run")
-    process = subprocess.Popen([sys.executable, "-c", SAVE_THEN_SAVE_AGAIN, TINY, run_dir,
-                                f"data.cache_dir={cache_dir}"], env=_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    command = _train_command(cache_dir, run_dir, "train.epochs=200")
+    first = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert process.stdout.readline().strip() == "saved"
-        time.sleep(np.random.default_rng().uniform(0.05, 0.5))  # somewhere inside a 256 MiB save
+        _wait_for_checkpoint(run_dir, 1, first)
+        started = time.time()
+        assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir)) == 2
+        assert time.time() - started < 10
+        err = capsys.readouterr().err
+        assert f"PID {first.pid}" in err and "in use" in err, err
+        steps_before = len(os.listdir(os.path.join(run_dir, "checkpoints")))
     finally:
-        process.kill()
-        process.wait(timeout=60)
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    assert latest is not None
-    reader = tf.train.load_checkpoint(latest)  # complete and readable, whichever save it is
-    big = [k for k in reader.get_variable_to_shape_map() if k.startswith("big/")]
-    assert big and reader.get_tensor(big[0]).shape == (64, 1024, 1024)
-    # And the run resumes from it.
-    trainer = Trainer(load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=1"]), run_dir,
-                      resume=True, progress=False, verbose=False)
-    assert int(trainer.state.step.numpy()) == int(latest.rsplit("-", 1)[1])
+        first.kill()
+        first.wait(timeout=60)
+    assert steps_before  # the refused trainer wrote nothing there; the first one did
+    taken = Trainer(load_config(TINY, _tiny_sets(cache_dir)), run_dir, progress=False, verbose=False)
+    taken.close()
+
+
+def test_full_disk_during_a_save_exits_2_and_keeps_the_previous_checkpoint(cache_dir, tmp_path, monkeypatch, capsys):
+    run_dir = str(tmp_path / "run")
+    real_save, calls = tf.train.CheckpointManager.save, []
+
+    def save(manager, *args, **kwargs):
+        calls.append(kwargs.get("checkpoint_number"))
+        if len(calls) == 3:  # steps 0 and 4 are saved, then the disk is full
+            raise tf.errors.ResourceExhaustedError(None, None, "ckpt-8_temp/part-00000: No space left on device "
+                                                               "[Op:SaveV2]")
+        return real_save(manager, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir, "train.epochs=2")) == 2
+    err = capsys.readouterr().err
+    good = os.path.join(run_dir, "checkpoints", "ckpt-4")
+    assert "no space left" in err and good in err and "MiB" in err and "Traceback" not in err, err
+    assert checkpoint_damage(good) is None and RunDir(run_dir).latest_checkpoint() == good
+
+
+def test_run_stopped_on_a_nearly_full_disk_resumes_with_the_same_command(cache_dir, tmp_path, monkeypatch):
+    run_dir = str(tmp_path / "run")
+    config = load_config(TINY, _tiny_sets(cache_dir, "train.epochs=2"))
+    trainer = Trainer(config, run_dir, progress=False, verbose=False, loss_poison=sigterm_at(6))
+    with pytest.raises(Preempted, match="at step 6"):
+        trainer.fit()
+    assert len(all_checkpoints(run_dir)) == 3  # ckpt-0, 4 and 6: as many as train.keep_checkpoints
+    per_checkpoint = trainer.state.bytes_per_checkpoint
+    usage = namedtuple("usage", "total used free")
+    # Room for one more checkpoint, not for the four a fresh run needs (the check used to ask for those).
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12, int(1.5 * per_checkpoint)))
+    assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir, "train.epochs=2")) == 0
+    assert RunDir(run_dir).latest_checkpoint().endswith("ckpt-16")
+
+
+def test_a_damaged_shard_mid_epoch_names_the_data_and_the_repair(tmp_path):
+    cache = str(tmp_path / "cache")
+    config = load_config(TINY, _tiny_sets(cache))
+    trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
+    shard = trainer.prepared.train_files[-1]
+    size = os.path.getsize(shard)
+    with open(shard, "r+b") as f:  # same size, other bytes: only reading the records finds it
+        f.seek(size // 2)
+        f.write(b"\0" * 64)
+    with pytest.raises(DataError, match="--verify") as caught:
+        trainer.fit()
+    assert trainer.prepared.directory in str(caught.value)

@@ -2,6 +2,9 @@
 
 import importlib
 import os
+import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -11,7 +14,7 @@ import tensorflow as tf
 from alexnet_tf import cli
 from alexnet_tf.config import ConfigError, load_config
 from alexnet_tf.data import train_dataset
-from alexnet_tf.errors import RunDirError
+from alexnet_tf.errors import Preempted, RunDirError
 from alexnet_tf.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
 from alexnet_tf.trainer import Trainer
 
@@ -197,3 +200,72 @@ def test_mirrored_strategy_trains_unpinned(cache_dir, tmp_path):
     before = np.asarray(trainer.state.model.get_layer("fc8").kernel)
     assert trainer.fit().step == 2
     assert not np.array_equal(before, np.asarray(trainer.state.model.get_layer("fc8").kernel))
+
+
+def _sets(cache_dir: str, *extra: str) -> list[str]:
+    return [a for s in (f"data.cache_dir={cache_dir}", "train.ten_crop_at_end=false", *extra) for a in ("--set", s)]
+
+
+def test_rerunning_a_finished_run_says_so_and_exports_nothing_new(cache_dir, tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    args = ["--config", TINY, "--run-dir", run_dir, "--no-progress", *_sets(cache_dir, "train.export_at_end=true")]
+    assert cli.run(train_cli.main, args) == 0
+    exports = sorted(os.listdir(os.path.join(run_dir, "export")))
+    assert exports
+    capsys.readouterr()
+    assert cli.run(train_cli.main, args) == 0
+    out = capsys.readouterr().out
+    assert "run already complete (1/1 epochs)" in out and "resuming" not in out, out
+    assert sorted(os.listdir(os.path.join(run_dir, "export"))) == exports
+    # More epochs asked for: it trains on (and exports again).
+    assert cli.run(train_cli.main, [*args, "--set", "train.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2/2" in out and "already complete" not in out
+    assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("ckpt-16")
+    assert len(os.listdir(os.path.join(run_dir, "export"))) > len(exports)
+
+
+def test_resuming_exactly_at_an_epoch_boundary_prints_no_nan(cache_dir, tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    config = tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false")
+
+    def sigterm_at_the_epochs_last_step(step: int) -> float:
+        if step == 8:  # 64 images in batches of 8: step 8 ends epoch 1
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0.0
+
+    with pytest.raises(Preempted, match="at step 8"):
+        Trainer(config, run_dir, progress=False, verbose=False, loss_poison=sigterm_at_the_epochs_last_step).fit()
+    capsys.readouterr()
+    assert Trainer(config, run_dir, progress=False, verbose=True).fit().epoch == 2
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert lines[0].startswith("epoch 1/2") and "resumed at the epoch's end" in lines[0], lines
+    assert not any("nan" in line for line in lines), lines
+
+
+def test_a_run_without_run_dir_is_reachable_as_runs_latest_with_next_steps(cache_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", TINY, "--no-progress", *_sets(cache_dir, "train.max_steps=1")]
+    assert cli.run(train_cli.main, args) == 0
+    first = os.path.realpath("runs/latest")
+    assert os.path.islink("runs/latest") and os.path.isfile(os.path.join(first, "config.yaml"))
+    out = capsys.readouterr().out
+    assert "python -m alexnet_tf.evaluate --model runs/latest" in out
+    assert "tensorboard --logdir runs/latest/tensorboard" in out
+    (predict,) = [line.split() for line in out.splitlines() if "alexnet_tf.predict" in line]
+    images = predict[3:predict.index("--model")]
+    assert len(images) == 2 and all(os.path.isfile(p) and p.endswith(".JPEG") for p in images), predict
+    assert predict[-2:] == ["--figure", "runs/latest/predictions.png"]
+    assert cli.run(train_cli.main, args) == 0  # a second run: runs/latest moves on to it
+    assert os.path.realpath("runs/latest") != first and len(os.listdir("runs")) == 3
+
+
+@pytest.mark.slow
+def test_help_answers_without_importing_tensorflow():
+    code = ("import sys, time\nstart = time.time()\nimport alexnet_tf.train as t\ntry:\n    t.main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint(time.time() - start, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(TINY))})
+    seconds, imported = done.stdout.split()[-2:]
+    assert imported == "False" and float(seconds) < 1, done.stdout
+    assert "exit codes:" in done.stdout and "75" in done.stdout
