@@ -421,9 +421,10 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         ModelError: naming the path and saying what it should be.
     """
     from alexnet_tf.cli import quiet_tensorflow
+
+    quiet_tensorflow()  # before rundir, whose imports load TensorFlow
     from alexnet_tf.rundir import RunDir, is_checkpoint_prefix, run_dir_of_checkpoint
 
-    quiet_tensorflow()
     path = os.path.normpath(os.path.expanduser(os.fspath(path)))
     if is_checkpoint_prefix(path):
         return RunModel(run_dir_of_checkpoint(path).path, path)

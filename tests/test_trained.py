@@ -181,3 +181,16 @@ def test_help_answers_in_under_a_second_without_tensorflow(command):
     assert "exit codes:" in done.stdout and "  2 " in done.stdout
     assert "LOADED ['numpy']" in done.stdout or "LOADED []" in done.stdout, done.stdout
     assert wall < 1.0, f"python -m alexnet_tf.{command} --help took {wall:.2f} s"
+
+
+@pytest.mark.slow
+def test_python_interface_prints_no_tensorflow_start_up_lines(tiny_run, pictures, tmp_path):
+    script = ("import alexnet_tf\n"
+              f"model = alexnet_tf.load({tiny_run.path!r})\n"
+              f"print(model.predict([{pictures['a.jpg']!r}])[0].labels[0])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(tmp_path),
+                          timeout=300, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in trained.load_model(tiny_run.path).vocabulary.names
+    for marker in ("I0000", "E0000", "W0000", "cuda", "oneDNN"):  # absl / TensorFlow C++ logging
+        assert marker not in done.stderr, done.stderr
