@@ -10,10 +10,9 @@ summary). No other module joins these paths.
 A run is made by `python -m alexnet_tf.train` (or `python -m alexnet_tf.convert`), and read back by export,
 evaluation, prediction and fine-tuning through `load_run`, which reads it once.
 
-Durability: a trainer holds `lock()` for its lifetime (an OS lock: a killed trainer leaves none behind);
-`recover_checkpoints()` moves unreadable checkpoints aside and finds the newest that reads, from the files
-themselves when the state file (checkpoints/checkpoint) is missing or behind; `check_space()` counts only what the
-next checkpoint adds.
+Durability: a trainer holds `lock()` for its lifetime (a killed trainer leaves no lock behind); `recover_checkpoints()`
+moves unreadable checkpoints aside and finds the newest that reads, from the ckpt-N files themselves (the state file
+can be missing or behind); `check_space()` counts only the checkpoints still to come.
 """
 
 from __future__ import annotations
@@ -225,8 +224,8 @@ class RunDir:
         if listed == prefixes and (state.model_checkpoint_path if state else None) == (prefixes or [None])[-1]:
             return
         if not prefixes:  # nothing readable is left: a state file naming the moved checkpoints goes with them
-            if state:
-                os.replace(state_path, os.path.join(self.checkpoint_dir, DAMAGED_DIR, STATE_FILE))
+            os.makedirs(os.path.join(self.checkpoint_dir, DAMAGED_DIR), exist_ok=True)
+            os.replace(state_path, os.path.join(self.checkpoint_dir, DAMAGED_DIR, STATE_FILE))
             return
         # The times let the manager rotate these checkpoints again (without them it would keep them for ever);
         # last_preserved_timestamp 0 marks none of them as preserved.
@@ -255,16 +254,14 @@ class RunDir:
                               f"choose another --run-dir")
 
     def save_failed(self, step: int, error: BaseException, bytes_per_checkpoint: int) -> "RunDirError":
-        """The error for a checkpoint save that failed (a full disk, mostly); removes the save's partial files.
-
-        The previous checkpoints are untouched (TensorFlow writes a checkpoint under a temporary name first).
-        """
+        """The error for a failed checkpoint save (a full disk, mostly); removes the save's partial files (TensorFlow
+        writes under a temporary name first, so the previous checkpoints are untouched)."""
         for partial in glob.glob(os.path.join(glob.escape(self.checkpoint_dir), f"ckpt-{step}_temp*")):
             shutil.rmtree(partial, ignore_errors=True)
         full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
         free = shutil.disk_usage(self.path).free if os.path.isdir(self.path) else 0
         return RunDirError(f"{'no space left on the disk' if full else 'could not write'} of {self.checkpoint_dir!r} "
-                           f"while saving the checkpoint of step {step} ({str(error).strip().splitlines()[0]}); a "
+                           f"while saving the checkpoint of step {step} ({_first_line(error)}); a "
                            f"checkpoint needs about {bytes_per_checkpoint / 2**20:.0f} MiB, "
                            f"{free / 2**20:.0f} MiB are free; the latest good checkpoint is "
                            f"{self.latest_checkpoint()}, intact: free some space and run the same command to resume "
@@ -346,19 +343,18 @@ def checkpoint_damage(prefix: str) -> tuple[str, str] | None:
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as e:  # noqa: BLE001 (an unreadable index raises DataLossError, IndexError, ValueError...)
-        return prefix + ".index", _reason(e)
+        return prefix + ".index", _first_line(e)
     data = sorted(glob.glob(glob.escape(prefix) + ".data-*")) or [prefix + ".data-00000-of-00001"]
     for key in reader.get_variable_to_shape_map():
         try:
             reader.get_tensor(key)
         except Exception as e:  # noqa: BLE001 (truncated data: IndexError or OutOfRange; bytes changed: DataLoss)
-            return (data[0] if len(data) == 1 else f"{prefix}.data-*"), _reason(e)
+            return (data[0] if len(data) == 1 else f"{prefix}.data-*"), _first_line(e)
     return None
 
 
-def _reason(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"[:300]
 
 
 def run_dir_of_checkpoint(prefix: str) -> RunDir:

@@ -54,10 +54,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "--set runtime.tower_devices=/CPU:0,/CPU:1 (repeatable; sections: model, data, "
                              "train, runtime; an unknown key is an error listing the known ones)")
     parser.add_argument("--run-dir", metavar="DIR", default=None,
-                        help="where the run keeps config.yaml, checkpoints/, tensorboard/, stats.npz, classes.tsv "
-                             f"and export/ (default: a new {RUNS}/<UTC timestamp>/ in the current directory, also "
-                             f"reachable as {LATEST}); a directory that already holds a checkpoint is resumed "
-                             "automatically; one trainer at a time uses a directory")
+                        help="where the run keeps its config, checkpoints, TensorBoard events, data statistics, "
+                             f"classes and exports (default: a new {RUNS}/<UTC timestamp>/ in the current "
+                             f"directory, also reachable as {LATEST}); a directory that already holds a checkpoint is "
+                             "resumed automatically; one trainer at a time uses a directory")
     parser.add_argument("--resume", action="store_true",
                         help="require resuming: continue from the latest checkpoint in --run-dir and fail if there "
                              "is none (without it, a checkpoint found there is resumed anyway)")

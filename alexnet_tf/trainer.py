@@ -217,7 +217,8 @@ class Trainer:
             if self._complete():
                 return self._already_complete()
             if self.resuming and self.verbose:
-                write(f"resuming {self.run_dir} at step {int(state.step.numpy())} (epoch {int(state.epoch.numpy()) + 1})")
+                write(f"resuming {self.run_dir} at step {int(state.step.numpy())} "
+                      f"(epoch {int(state.epoch.numpy()) + 1})")
             if not self.resuming:
                 self._save()  # step 0: there is always a good checkpoint to go back to
             retries = 0
@@ -365,7 +366,7 @@ class Trainer:
 
     def _final_evaluation(self) -> TrainResult:
         """The centre-crop figures of the final weights (reused from the last epoch when they are its), the ten-crop
-        evaluation, and summary.json."""
+        evaluation, and the run's summary."""
         state, step = self.state, int(self.state.step.numpy())
         last = self.history[-1] if self.history else {}
         val = last["val"] if "val" in last and last["step"] == step else None
@@ -387,8 +388,8 @@ class Trainer:
         return result
 
     def _already_complete(self) -> TrainResult:
-        """A rerun of a finished run: says so and returns the figures of summary.json (evaluating only when it is
-        missing); nothing is trained, saved or written."""
+        """A rerun of a finished run: says so and returns the figures of the run's summary (evaluating only when
+        there is none); nothing is trained, saved or written."""
         train, state = self.config.train, self.state
         step, epoch = int(state.step.numpy()), int(state.epoch.numpy())
         done = f"{epoch}/{train.epochs} epochs" if epoch >= train.epochs else f"step {step} of train.max_steps"

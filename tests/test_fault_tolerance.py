@@ -65,7 +65,8 @@ def test_nan_loss_recovers_from_last_good_checkpoint(cache_dir, tmp_path):
     trainer = Trainer(config, run_dir, progress=False, verbose=False, loss_poison=poison_once(5))
     result = trainer.fit()
     assert result.step == 8
-    assert trainer.state.schedule.learning_rate == pytest.approx(config.train.learning_rate * config.train.nan_lr_factor)
+    expected_rate = config.train.learning_rate * config.train.nan_lr_factor
+    assert trainer.state.schedule.learning_rate == pytest.approx(expected_rate)
     assert all(np.isfinite(np.asarray(v)).all() for v in trainer.state.model.weights)
     for path in all_checkpoints(run_dir):
         for key, value in checkpoint_tensors(path).items():
