@@ -217,15 +217,15 @@ class RunDir:
     def _write_state(self, prefixes: list[str]) -> None:
         """Rewrites the state file to list `prefixes` (oldest first), unless it already does."""
         import tensorflow as tf
-
         state_path = os.path.join(self.checkpoint_dir, STATE_FILE)
         state = tf.train.get_checkpoint_state(self.checkpoint_dir) if os.path.isfile(state_path) else None
         listed = [os.path.abspath(p) for p in state.all_model_checkpoint_paths] if state else None
         if listed == prefixes and (state.model_checkpoint_path if state else None) == (prefixes or [None])[-1]:
             return
         if not prefixes:  # nothing readable is left: a state file naming the moved checkpoints goes with them
-            os.makedirs(os.path.join(self.checkpoint_dir, DAMAGED_DIR), exist_ok=True)
-            os.replace(state_path, os.path.join(self.checkpoint_dir, DAMAGED_DIR, STATE_FILE))
+            if state:
+                os.makedirs(os.path.join(self.checkpoint_dir, DAMAGED_DIR), exist_ok=True)
+                os.replace(state_path, os.path.join(self.checkpoint_dir, DAMAGED_DIR, STATE_FILE))
             return
         # The times let the manager rotate these checkpoints again (without them it would keep them for ever);
         # last_preserved_timestamp 0 marks none of them as preserved.
