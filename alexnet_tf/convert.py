@@ -87,7 +87,7 @@ def mean_statistics(mean_file: str | None, mean_values: str | None) -> tuple[Any
     """
     import numpy as np
 
-    from alexnet_tf.caffe import read_mean_binaryproto
+    from alexnet_tf.caffe_proto import read_mean_binaryproto
     from alexnet_tf.data.stats import DatasetStats
 
     kind = "channel"
@@ -141,7 +141,7 @@ def convert_caffe(weights: str, out: str, mean: str | None = None, mean_values: 
             AlexNet (naming the layer), a synset list of the wrong length, or an `out` that is already a run.
     """
     quiet_tensorflow()  # alexnet_tf.caffe imports the model (and so TensorFlow)
-    from alexnet_tf import caffe
+    from alexnet_tf import caffe, caffe_proto
     from alexnet_tf.config import Config, replace
     from alexnet_tf.model import build_alexnet
     from alexnet_tf.progress import progress_bar
@@ -153,13 +153,13 @@ def convert_caffe(weights: str, out: str, mean: str | None = None, mean_values: 
     bar = progress_bar(6, "convert", enabled=progress, unit="step")
     try:
         bar.set_postfix_str("reading the caffemodel")
-        net = caffe.parse_alexnet(caffe.read_caffemodel(weights), weights)
+        net = caffe.parse_alexnet(caffe_proto.read_caffemodel(weights), weights)
         bar.update()
         if prototxt:
             bar.set_postfix_str("checking the prototxt")
-            definition = caffe.read_prototxt(prototxt)
+            definition = caffe_proto.read_prototxt(prototxt)
             caffe.cross_check(net, caffe.parse_alexnet(definition, prototxt, with_weights=False))
-            stated = caffe.input_size(definition)
+            stated = caffe_proto.input_size(definition)
             if stated is not None and stated != net.crop_size:
                 raise InputError(f"{prototxt}: the input is {stated}x{stated}, but Caffe's AlexNet with conv1 pad "
                                  f"{net.conv1_padding} needs {net.crop_size} to reach its 6x6 pool5; alexnet_tf "

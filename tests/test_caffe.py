@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf import caffe, convert
+from alexnet_tf import caffe_proto, convert
 from alexnet_tf.cli import run
 from alexnet_tf.data import preprocess
 from alexnet_tf.errors import InputError, ModelError
 from alexnet_tf.rundir import load_run
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Protocol-buffer wire format, written by hand (independent of alexnet_tf.caffe's message descriptions).
+# Protocol-buffer wire format, written by hand (independent of alexnet_tf.caffe_proto's message descriptions).
 
 
 def varint(n: int) -> bytes:
@@ -406,8 +406,8 @@ def test_the_blob_reader_reads_both_shape_forms_packed_and_unpacked():
     array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     for legacy in (False, True):
         for packed in (True, False):
-            blob = caffe.messages()["BlobProto"].FromString(blob_bytes(array, legacy, packed))
-            got = caffe.blob_array(blob, "test")
+            blob = caffe_proto.messages()["BlobProto"].FromString(blob_bytes(array, legacy, packed))
+            got = caffe_proto.blob_array(blob, "test")
             np.testing.assert_array_equal(got.reshape(2, 3, 4), array)
             assert got.shape == ((1, 2, 3, 4) if legacy else (2, 3, 4))
 
