@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_cfg = load_config(args.config, args.overrides).data
 
     cli.quiet_tensorflow()  # after the arguments and the config are checked: errors in them answer at once
-    from alexnet_tf.data.shards import prepare_data, verify_prepared
+    from alexnet_tf.data.shards import prepare_data
+    from alexnet_tf.data.verify import verify_prepared
 
     if args.verify:
         report = verify_prepared(data_cfg, progress=not args.quiet, workers=args.workers)
