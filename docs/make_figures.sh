@@ -46,10 +46,10 @@ mapfile -t QUERIES < <(ls -d "$VAL"/*/ | sed -n '1~2p' | head -5 | while read -r
 python3 -m alexnet_tf.visualize neighbors --model "$RUN" --query "${QUERIES[@]}" --out "$OUT/neighbors.png" \
   --no-progress
 
-# The run, then its export through the SavedModel's signatures: the same numbers.
-python3 -m alexnet_tf.evaluate --model "$RUN" --json "$RUN/evaluation-val.json" --no-progress \
+# The run, then its export through the SavedModel's signatures: the same numbers (the JSON reports go to RUN/reports/).
+python3 -m alexnet_tf.evaluate --model "$RUN" --no-progress \
   | tee "$OUT/evaluation.txt"
 if [ -n "$EXPORT" ]; then
-  python3 -m alexnet_tf.evaluate --model "$EXPORT" --json "$RUN/evaluation-export-val.json" --no-progress --classes 0 \
+  python3 -m alexnet_tf.evaluate --model "$EXPORT" --no-progress --classes 0 \
     | tee -a "$OUT/evaluation.txt"
 fi
