@@ -63,8 +63,8 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
     Returns:
         A dataset of (batch, labels): batch = {"image": uint8 [B, crop, crop, 3], "offset": int32 [B, 2],
         "flip": bool [B], "alpha": float32 [B, 3]}, labels int32 [B]. Iterating it raises one of
-        `data.prepared.READ_ERRORS` when a shard was damaged or removed after `load_prepared` checked it; the error names
-        no file: raise `data.prepared.read_error(prepared, e) from e`.
+        `data.prepared.READ_ERRORS` when a shard was damaged or removed after `load_prepared` checked it; the
+        error names no file: raise `data.prepared.read_error(prepared, e) from e` instead.
     """
     size, crop = prepared.image_size, data_cfg.crop_size
     if drop_remainder and prepared.num_train < batch_size:
