@@ -175,3 +175,30 @@ def test_readme_commands_run_as_written(tmp_path):
         print(ran[-1], flush=True)
     print("ran:\n  " + "\n  ".join(ran) + "\nskipped:\n  " + "\n  ".join(skipped))
     assert ran
+
+
+@pytest.mark.slow
+def test_tiny_run_logs_quietly_is_reachable_as_runs_latest_and_evaluate_leaves_the_folder_clean(tmp_path):
+    """Issue 13's check: `python -m alexnet_tf.train --config configs/tiny.yaml > log 2>&1` in an empty folder writes
+    no carriage returns and no TensorFlow C++ lines; runs/latest exists; evaluate on it writes nothing outside runs/."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ALEXNET_TF_CACHE", "TF_CPP_MIN_LOG_LEVEL", "ALEXNET_TF_VERBOSE")}
+    env.update(HOME=str(home), PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    with open(tmp_path / "log", "w") as log:
+        done = subprocess.run([sys.executable, "-m", "alexnet_tf.train", "--config", str(REPO / "configs" / "tiny.yaml")],
+                              cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=SECONDS_PER_COMMAND)
+    text = (tmp_path / "log").read_text()
+    assert done.returncode == 0, text[-3000:]
+    assert "\r" not in text
+    assert not TF_NOISE.search(text), text[:2000]
+    assert (work / "runs" / "latest").is_symlink() and (work / "runs" / "latest" / "config.yaml").is_file()
+    assert sorted(os.listdir(work)) == ["runs"]
+    done = subprocess.run([sys.executable, "-m", "alexnet_tf.evaluate", "--model", "runs/latest"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=SECONDS_PER_COMMAND)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not TF_NOISE.search(done.stdout + done.stderr) and "\r" not in done.stdout + done.stderr
+    assert sorted(os.listdir(work)) == ["runs"]
+    assert sorted(os.listdir(work / "runs")) == sorted(["latest", os.readlink(work / "runs" / "latest")])
