@@ -29,13 +29,18 @@ def average_over_crops(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(values, axis=1)
 
 
-def crop_probabilities(model: Callable[..., tf.Tensor], crops: tf.Tensor) -> tf.Tensor:
-    """Softmax probabilities of every patch, float32 [B, 10, C] (index 0 along axis 1 is the centre patch).
+def patch_probabilities(model: Callable[..., tf.Tensor], patches: tf.Tensor) -> tf.Tensor:
+    """Softmax probabilities of single patches [N, S, S, 3] (e.g. the centre crop), float32 [N, C].
 
     Logits are cast to float32 before the softmax: under mixed precision they come out as float16 or bfloat16, whose
     softmax loses the small probabilities that the top-5 ranking and the average need.
     """
-    return per_crop(lambda flat: tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32)), crops)
+    return tf.nn.softmax(tf.cast(model(patches, training=False), tf.float32))
+
+
+def crop_probabilities(model: Callable[..., tf.Tensor], crops: tf.Tensor) -> tf.Tensor:
+    """Softmax probabilities of every patch, float32 [B, 10, C] (index 0 along axis 1 is the centre patch)."""
+    return per_crop(lambda flat: patch_probabilities(model, flat), crops)
 
 
 def ten_crop_probabilities(model: Callable[..., tf.Tensor], crops: tf.Tensor) -> tf.Tensor:

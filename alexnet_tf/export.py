@@ -12,8 +12,9 @@ average, and the vocabulary as a SavedModel asset. Signatures:
     features         image_bytes string [N]          -> features [N, fc_width]: fc7 after ReLU, ten-crop averaged
 
 K is 5 (or C when there are fewer classes). Preprocessing (`data.preprocess`; the ten-crop average of `crops`):
-shorter side to image_size, central square, minus the training mean, ten crop_size patches or the centre one. Requests above `max_batch` images, or an image declaring more than `max_pixels` pixels, are refused with
-InvalidArgument before any decoding. Written through `keras.export.ExportArchive`: a Keras 3 model saved from a
+shorter side to image_size, central square, minus the training mean, ten crop_size patches or the centre one.
+Requests above `max_batch` images, or an image declaring more than `max_pixels` pixels, are refused (InvalidArgument)
+before any decoding. Written through `keras.export.ExportArchive`: a Keras 3 model saved from a
 plain `tf.Module` does not load under the TF1 session loader that tensorflow_model_server uses.
 
 Versions are written as `OUT/<N>/` into a hidden temporary folder and renamed into place (a polling server never sees
@@ -152,8 +153,8 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
         return ten_crop_predictions(preprocess.squares_from_images(images, size, spec.max_batch))
 
     def center_crop(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = model(preprocess.center_patches(from_bytes(image_bytes), mean, crop), training=False)
-        return predictions(tf.nn.softmax(logits))
+        return predictions(crops.patch_probabilities(model, preprocess.center_patches(from_bytes(image_bytes), mean,
+                                                                                      crop)))
 
     def features(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         patches = preprocess.ten_crop_patches(from_bytes(image_bytes), mean, crop)

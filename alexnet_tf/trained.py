@@ -239,7 +239,8 @@ class RunModel(TrainedModel):
     def __init__(self, run_dir: str, checkpoint: str | None = None) -> None:
         import tensorflow as tf
 
-        from alexnet_tf.crops import average_over_crops, crop_probabilities, ten_crop_features, ten_crop_probabilities
+        from alexnet_tf.crops import (average_over_crops, crop_probabilities, patch_probabilities, ten_crop_features,
+                                      ten_crop_probabilities)
         from alexnet_tf.data import preprocess
         from alexnet_tf.export import serving_spec
         from alexnet_tf.model import with_features
@@ -270,7 +271,7 @@ class RunModel(TrainedModel):
         @tf.function(input_signature=bytes_spec)
         def center(image_bytes: tf.Tensor) -> tf.Tensor:
             patches = preprocess.center_patches(squares(image_bytes), spec.mean, spec.crop_size)
-            return tf.nn.softmax(model(patches, training=False))
+            return patch_probabilities(model, patches)
 
         @tf.function(input_signature=bytes_spec)
         def fc7(image_bytes: tf.Tensor) -> tf.Tensor:

@@ -69,3 +69,11 @@ def test_ten_crop_features_average_fc7_over_the_patches() -> None:
 
     got = np.asarray(crops.ten_crop_features(features_model, tf.constant(patches)))
     np.testing.assert_allclose(got, patches.reshape(2, 10, -1).mean(axis=1), rtol=1e-6)
+
+
+def test_patch_probabilities_are_the_float32_softmax_of_single_patches() -> None:
+    patches = np.random.default_rng(2).uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32)
+    got = crops.patch_probabilities(_Linear(5, tf.float16), tf.constant(patches))
+    assert got.dtype == tf.float32 and got.shape == (4, 5)
+    want = _softmax(patches.mean(axis=(1, 2, 3))[:, None] * np.linspace(-2.0, 3.0, 5))
+    np.testing.assert_allclose(got, want, atol=2e-3)
