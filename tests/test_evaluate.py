@@ -114,7 +114,8 @@ def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_pat
 
     # the command line prints the table and writes the same report as JSON
     path = str(tmp_path / "export.json")
-    assert cli.run(evaluate.main, ["--model", tiny_export, "--config", run_config, "--json", path, "--no-progress"]) == 0
+    argv = ["--model", tiny_export, "--config", run_config, "--json", path, "--no-progress"]
+    assert cli.run(evaluate.main, argv) == 0
     table = capsys.readouterr().out
     assert "Top-1 (10 crops)" in table and tiny_export in table and path in table
     written = json.load(open(path))["models"][0]

@@ -101,8 +101,9 @@ def test_neighbors_cli_finds_a_training_image_itself(tiny_run, tiny_data, tmp_pa
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     out = str(tmp_path / "neighbors.png")
-    status = cli.run(visualize.main, ["neighbors", "--model", tiny_run.path, "--query", str(query), str(bad), str(other),
-                             "--out", out, "-k", "3", "--cache-dir", str(tmp_path / "features"), "--no-progress"])
+    status = cli.run(visualize.main, ["neighbors", "--model", tiny_run.path, "--query", str(query), str(bad),
+                                      str(other), "--out", out, "-k", "3", "--cache-dir", str(tmp_path / "features"),
+                                      "--no-progress"])
     stdout, stderr = capsys.readouterr()
     assert status == 1 and "bad.jpg" in stderr and "cannot be decoded" in stderr
     picture = Image.open(out)
