@@ -26,9 +26,9 @@ import tensorflow as tf
 
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config, ConfigError
-from alexnet_tf.data import shards
+from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.devices import make_strategy, seed_everything, set_precision
-from alexnet_tf.errors import DataError, NonFiniteError, Preempted, RunDirError
+from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
 from alexnet_tf.metrics import RunningSums
 from alexnet_tf.progress import progress_bar, write
 from alexnet_tf.rundir import RunDir
@@ -98,20 +98,14 @@ def _split_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-# What reading a damaged or vanished prepared shard raises mid-epoch (tf.data names no file).
-_READ_ERRORS = getattr(shards, "READ_ERRORS", (tf.errors.DataLossError, tf.errors.NotFoundError))
-
-
 @contextlib.contextmanager
 def _reading(prepared: data_lib.PreparedData) -> Iterator[None]:
-    """Turns a prepared shard that fails to read into a DataError naming the shard (`data.shards.read_error`)."""
+    """Turns a prepared shard that fails to read mid-epoch (tf.data names no file) into a DataError naming the shard
+    and the command that repairs it."""
     try:
         yield
-    except _READ_ERRORS as e:
-        if hasattr(shards, "read_error"):
-            raise shards.read_error(prepared, e) from e
-        raise DataError(f"reading the prepared data in {prepared.directory!r} failed ({e}); check it with python -m "
-                        f"alexnet_tf.prepare --verify") from e
+    except READ_ERRORS as e:
+        raise read_error(prepared, e) from e
 
 
 def _fmt(metrics: dict[str, float], prefix: str) -> str:
