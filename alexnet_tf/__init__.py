@@ -53,7 +53,7 @@ def train(config: Any, run_dir: str, resume: bool | None = None, progress: bool 
 
 def export(run_dir: str, out_dir: str | None = None, **kwargs: Any) -> str:
     """Exports a run's checkpoint as a versioned SavedModel (default: into RUN_DIR/export/); returns its path."""
-    from alexnet_tf.export import export_run
+    from alexnet_tf.savedmodel import export_run
     from alexnet_tf.rundir import RunDir
 
     return export_run(run_dir, out_dir or RunDir(run_dir).export_dir, **kwargs)

@@ -24,8 +24,8 @@ import numpy as np
 
 from alexnet_tf import cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
-from alexnet_tf.export import TOP_K
 from alexnet_tf.files import expand_image_arguments, expand_images, read_images
+from alexnet_tf.savedmodel import TOP_K
 from alexnet_tf.trained import DEFAULT_BATCH, TrainedModel, per_image
 
 # Figure layout (pixels). A cell is an image tile, a caption line, then one bar per top-k class.

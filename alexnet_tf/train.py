@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")
     if config.train.export_at_end and not result.already_complete:
-        from alexnet_tf.export import export_run
+        from alexnet_tf.savedmodel import export_run
         from alexnet_tf.rundir import RunDir
 
         print(f"exported SavedModel: {export_run(result.run_dir, RunDir(result.run_dir).export_dir)}")

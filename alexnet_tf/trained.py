@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from alexnet_tf.errors import ModelError, RunDirError
-from alexnet_tf.export import PREPROCESSING_FILE, SIGNATURES, TOP_K
+from alexnet_tf.savedmodel import PREPROCESSING_FILE, SIGNATURES, TOP_K
 
 DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches
 REPORTS_DIR = "reports"  # inside a run directory (or beside an export's versions): evaluation JSON
@@ -242,7 +242,7 @@ class RunModel(TrainedModel):
         from alexnet_tf.crops import (average_over_crops, crop_probabilities, patch_probabilities, ten_crop_features,
                                       ten_crop_probabilities)
         from alexnet_tf.data import preprocess
-        from alexnet_tf.export import serving_spec
+        from alexnet_tf.savedmodel import serving_spec
         from alexnet_tf.model import with_features
         from alexnet_tf.rundir import load_run
 

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from alexnet_tf import export  # noqa: E402
+from alexnet_tf import savedmodel as export  # noqa: E402
 from alexnet_tf.data import preprocess  # noqa: E402
 from alexnet_tf.data.vocab import Vocabulary  # noqa: E402
 from alexnet_tf.model import build_alexnet  # noqa: E402

@@ -2,8 +2,8 @@
 
 The logical devices must be configured before TensorFlow initialises its devices (its first op), but importing
 TensorFlow costs seconds: a run of pure-Python tests (e.g. `pytest tests/test_config.py`) should not pay it. So
-nothing here imports TensorFlow; once the test modules are imported (collection), the devices are configured if
-any of them imported it, and again before each test in case a test imported it late.
+nothing here imports TensorFlow at import time. Test modules marked `pytestmark = pytest.mark.pure_python` never
+load it; before any other test runs, TensorFlow is loaded and the two devices configured (once).
 
 Plain helper functions (pictures, tiny folders and shards) are in helpers.py.
 """
@@ -19,9 +19,9 @@ _configured = False
 
 
 def _two_logical_cpus() -> None:
-    """Splits the CPU into two logical devices, once, if TensorFlow is loaded."""
+    """Loads TensorFlow and splits the CPU into two logical devices, once."""
     global _configured
-    if _configured or "tensorflow" not in sys.modules:
+    if _configured:
         return
     import tensorflow as tf
 
@@ -32,11 +32,15 @@ def _two_logical_cpus() -> None:
     _configured = True
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "pure_python: the test module never loads TensorFlow")
+
+
 def pytest_collection_finish(session) -> None:
-    del session
-    _two_logical_cpus()
+    if "tensorflow" in sys.modules:  # a test module imported it: configure before anything runs an op
+        _two_logical_cpus()
 
 
 def pytest_runtest_setup(item) -> None:
-    del item
-    _two_logical_cpus()
+    if item.get_closest_marker("pure_python") is None:
+        _two_logical_cpus()

@@ -452,9 +452,8 @@ def test_full_size_caffenet_order_in_the_legacy_format_with_37_classes_matches_c
 
 @pytest.mark.slow
 def test_a_converted_run_exports_and_serves_what_it_evaluates(tmp_path):
-    import importlib
+    from alexnet_tf import savedmodel as export
 
-    export = importlib.import_module("alexnet_tf.export")  # the module (alexnet_tf.export is also a function)
     layers = alexnet_layers(SMALL, fc=64, classes=7, pool_first=True, seed=15)
     images, mean_bgr = random_inputs(16, 2)
     assert convert.main(write_files(tmp_path, layers, True, mean_bgr, classes=7)) == 0

@@ -14,6 +14,8 @@ from alexnet_tf.errors import (EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, 
                                ExportError, InputError, ModelError, NonFiniteError, Preempted, RunDirError, StatsError,
                                VocabularyError)
 
+pytestmark = pytest.mark.pure_python  # no TensorFlow: these tests start in well under a second
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "configs", "tiny.yaml")
 COMMANDS = ("train", "prepare", "evaluate", "predict", "visualize", "export", "convert")

@@ -8,6 +8,8 @@ import pytest
 
 from alexnet_tf.config import Config, ConfigError, load_config, replace, save_config
 
+pytestmark = pytest.mark.pure_python  # no TensorFlow: these tests start in well under a second
+
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 

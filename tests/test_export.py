@@ -1,4 +1,4 @@
-"""Tests of alexnet_tf.export: the SavedModel's signatures under the TF1 session loader (tensorflow_model_server's
+"""Tests of alexnet_tf.savedmodel and its command (alexnet_tf.export): the SavedModel's signatures under the TF1 session loader (tensorflow_model_server's
 path), equality with the in-Python ten-crop evaluation, hostile input, device-free graphs, atomic versioning."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-import alexnet_tf.export as export
+import alexnet_tf.export as export_command
+import alexnet_tf.savedmodel as export
 from alexnet_tf import cli, rundir
 from alexnet_tf.data import preprocess
 from alexnet_tf.config import load_config, replace, save_config
@@ -477,7 +478,7 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
     watcher.start()
     try:
         # --checkpoint alone: the run directory is the folder holding checkpoints/.
-        status = export.main(["--checkpoint", rundir.RunDir(run).resolve_checkpoint(), "--out", out_dir,
+        status = export_command.main(["--checkpoint", rundir.RunDir(run).resolve_checkpoint(), "--out", out_dir,
                               "--max-batch", str(MAX_BATCH), "--model-name", "alexnet-2"])
     finally:
         done.set()
@@ -499,7 +500,7 @@ def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path
     shutil.copytree(exported, first)  # an existing version
     marker = os.path.join(first, "marker")
     open(marker, "w").close()
-    assert cli.run(export.main, ["--run", run, "--out", out_dir, "--version", "3"]) == 2
+    assert cli.run(export_command.main, ["--run", run, "--out", out_dir, "--version", "3"]) == 2
     with pytest.raises(export.ExportError, match="positive integer"):
         export.export_run(run, out_dir, version=0, progress=False)
     assert "already exists" in capsys.readouterr().err and os.path.exists(marker)
@@ -541,7 +542,7 @@ def test_the_lock_makes_a_second_export_wait_and_is_released_when_its_holder_die
     out_dir = str(tmp_path / "alexnet")
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
-import alexnet_tf.export as export
+import alexnet_tf.savedmodel as export
 with export.export_lock({out_dir!r}):
     print("locked", flush=True)
     time.sleep(60)
@@ -601,11 +602,11 @@ def test_two_concurrent_exports_into_one_folder_each_write_their_own_version(run
 
 def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, capsys):
     with pytest.raises(SystemExit):
-        export.main(["--out", str(tmp_path / "o")])
+        export_command.main(["--out", str(tmp_path / "o")])
     assert "give --run RUN_DIR or --checkpoint PATH" in capsys.readouterr().err
-    assert cli.run(export.main, ["--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert cli.run(export_command.main, ["--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "not a run directory" in capsys.readouterr().err
-    assert cli.run(export.main, ["--checkpoint", str(tmp_path / "missing" / "ckpt-3"), "--out",
+    assert cli.run(export_command.main, ["--checkpoint", str(tmp_path / "missing" / "ckpt-3"), "--out",
                                  str(tmp_path / "o")]) == 2
     assert "not a run directory" in capsys.readouterr().err  # the checkpoint's run directory is checked first
     bad = tmp_path / "bad"
@@ -628,7 +629,7 @@ def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, caps
 
 def test_help_explains_the_command(capsys):
     with pytest.raises(SystemExit) as exit_status:
-        export.main(["--help"])
+        export_command.main(["--help"])
     assert exit_status.value.code == 0
     text = capsys.readouterr().out
     for option in ("--run", "--checkpoint", "--out", "--version", "--force", "--labels", "--max-batch",

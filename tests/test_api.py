@@ -1,0 +1,54 @@
+"""The public API of `import alexnet_tf`: load_config, build_alexnet, train, export and load, end to end on the
+tiny config, as the README's Python example uses them."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import alexnet_tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(ROOT, "configs", "tiny.yaml")
+
+
+def test_build_alexnet_is_the_papers_network():
+    model = alexnet_tf.build_alexnet(num_classes=1000)
+    assert model.count_params() == 60_965_224  # SPEC.md: the same count as Caffe's grouped reference model
+    assert tuple(model.input.shape) == (None, 224, 224, 3)
+
+
+def test_load_config_applies_file_then_overrides():
+    config = alexnet_tf.load_config(TINY, ["train.epochs=3"])
+    assert config.model.num_classes == 4 and config.train.epochs == 3
+
+
+@pytest.mark.slow
+def test_train_export_load_predict_evaluate(tmp_path):
+    config = alexnet_tf.load_config(TINY, [f"data.cache_dir={tmp_path / 'cache'}", "runtime.tower_devices=",
+                                           "train.ten_crop_at_end=false"])
+    run_dir = str(tmp_path / "run")
+    result = alexnet_tf.train(config, run_dir, progress=False)
+    assert result.epoch == config.train.epochs and result.checkpoint
+
+    version = alexnet_tf.export(run_dir, progress=False)
+    assert version == os.path.join(run_dir, "export", "1")
+    assert os.path.isfile(os.path.join(version, "saved_model.pb"))
+
+    images = sorted(glob.glob(str(tmp_path / "cache" / "**" / "val" / "*" / "*.JPEG"), recursive=True))[:3]
+    assert len(images) == 3
+    for path in (run_dir, version):
+        model = alexnet_tf.load(path)
+        predictions = model.predict(images)
+        assert [p.path for p in predictions] == images and all(p.error is None for p in predictions)
+        assert all(len(p.classes) == 4 and np.isclose(sum(p.scores), 1.0, atol=1e-4) for p in predictions)
+        report = model.evaluate()
+        assert report["images"] == 16 and 0.0 <= report["models"][0]["ten_crop"]["top1_error"] <= 1.0
+    # The run and its export preprocess alike, so they agree on every image.
+    run_p = alexnet_tf.load(run_dir).probabilities(images)
+    export_p = alexnet_tf.load(version).probabilities(images)
+    np.testing.assert_allclose(run_p, export_p, rtol=1e-4, atol=1e-5)
+    assert callable(alexnet_tf.export), "loading a model must not shadow alexnet_tf.export with a module"
