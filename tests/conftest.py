@@ -13,6 +13,13 @@ from __future__ import annotations
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from helpers import TinyRun
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _configured = False
@@ -44,3 +51,46 @@ def pytest_collection_finish(session) -> None:
 def pytest_runtest_setup(item) -> None:
     if item.get_closest_marker("pure_python") is None:
         _two_logical_cpus()
+
+
+# Session-scoped, so that the evaluation, prediction, visualisation and trained-model tests build them once: tiny
+# prepared data with 8 classes, two tiny run directories written as the trainer writes them, and an export of the
+# first (outside its run directory, so only the export's own files describe it).
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("evaluate"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_root: str):
+    """(config, prepared data) of the tiny demo."""
+    import helpers
+    from alexnet_tf.data import prepare_data
+
+    config = helpers.tiny_config(os.path.join(tiny_root, "cache"))
+    return config, prepare_data(config.data, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_root: str, tiny_data) -> "TinyRun":
+    import helpers
+
+    config, prepared = tiny_data
+    return helpers.make_run(os.path.join(tiny_root, "run_a"), config, prepared, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_b(tiny_root: str, tiny_data) -> "TinyRun":
+    import helpers
+
+    config, prepared = tiny_data
+    return helpers.make_run(os.path.join(tiny_root, "run_b"), config, prepared, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_root: str, tiny_run: "TinyRun") -> str:
+    """tiny_run exported outside its run directory (so only the export's own files describe it)."""
+    from alexnet_tf.savedmodel import export_run
+
+    return export_run(tiny_run.path, os.path.join(tiny_root, "exports", "alexnet"), progress=False)

@@ -1,15 +1,20 @@
 """Shared test helpers (plain functions; the fixtures are in conftest.py): pictures, small images in every odd and
-bad encoding, tiny folders and shards.
+bad encoding, tiny folders and shards, and tiny run directories written as the trainer writes them.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from alexnet_tf.config import Config
 
 
 def photo(height: int, width: int, seed: int = 0, textured: bool = False) -> np.ndarray:
@@ -42,6 +47,11 @@ def encode(image: Image.Image | np.ndarray, fmt: str, **kwargs) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **kwargs)
     return buf.getvalue()
+
+
+def encode_image(array: np.ndarray, fmt: str) -> bytes:
+    """`encode` with the quality the prediction tests use (JPEG 92)."""
+    return encode(array, fmt, **({"quality": 92} if fmt == "JPEG" else {}))
 
 
 def odd_files(seed: int = 0) -> dict[str, bytes]:
@@ -123,3 +133,50 @@ def read_shards(files) -> list[dict]:
                     "synset": ex["image/class/synset"].bytes_list.value[0].decode(),
                     "filename": ex["image/filename"].bytes_list.value[0].decode()})
     return out
+
+
+# Tiny runs for the evaluation, prediction and visualisation tests (8 classes, so that top-5 means something).
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = 8
+
+
+@dataclass
+class TinyRun:
+    """A run directory and the weights its checkpoint holds (by variable path, e.g. 'conv1_a/kernel')."""
+
+    path: str
+    config: "Config"
+    weights: dict[str, np.ndarray]
+
+
+def tiny_config(cache_dir: str) -> "Config":
+    """configs/tiny.yaml with 8 demo classes of 4 training and 3 validation images, cached under `cache_dir`."""
+    from alexnet_tf.config import load_config, replace
+
+    return replace(load_config(os.path.join(ROOT, "configs", "tiny.yaml")),
+                   model={"num_classes": NUM_CLASSES},
+                   data={"demo_classes": NUM_CLASSES, "demo_train_per_class": 4, "demo_val_per_class": 3,
+                         "cache_dir": cache_dir, "shard_size": 8})
+
+
+def make_run(run_dir: str, config: "Config", prepared, seed: int) -> TinyRun:
+    """Writes a run directory as the trainer does, with He-scaled random weights (the paper's N(0, 0.01^2) gives
+    near-uniform outputs in a tiny untrained net, which would hide ranking mistakes)."""
+    from alexnet_tf.model import build_alexnet
+    from alexnet_tf.rundir import RunDir
+
+    model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for variable in model.weights:
+        fan_in = int(np.prod(variable.shape[:-1])) if len(variable.shape) > 1 else 1
+        scale = np.sqrt(2.0 / fan_in) if len(variable.shape) > 1 else 0.1
+        value = rng.normal(0, scale, variable.shape).astype(np.float32)
+        variable.assign(value)
+        weights[variable.path] = value
+    os.makedirs(run_dir)
+    directory = RunDir(run_dir)
+    directory.write_files(config, prepared.stats_path, prepared.vocab_path)
+    directory.save_weights(model, step=3)
+    return TinyRun(run_dir, config, weights)

@@ -15,11 +15,9 @@ from alexnet_tf import cli, evaluate, trained
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.model import build_alexnet
 
-pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
-from evaluate_fixtures import TinyRun  # noqa: E402
+from helpers import TinyRun
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
-pytest_plugins = ("evaluate_fixtures",)
 
 
 def _records(prepared, split: str) -> tuple[list[bytes], np.ndarray]:

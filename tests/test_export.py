@@ -1,5 +1,6 @@
-"""Tests of alexnet_tf.savedmodel and its command (alexnet_tf.export): the SavedModel's signatures under the TF1 session loader (tensorflow_model_server's
-path), equality with the in-Python ten-crop evaluation, hostile input, device-free graphs, atomic versioning."""
+"""Tests of alexnet_tf.savedmodel and its command (alexnet_tf.export): the SavedModel's signatures under the TF1
+session loader (tensorflow_model_server's path), equality with the in-Python ten-crop evaluation, hostile input,
+device-free graphs, atomic versioning."""
 
 from __future__ import annotations
 

@@ -14,11 +14,9 @@ from PIL import Image
 from alexnet_tf import cli, files, predict
 from alexnet_tf.trained import load_model
 
-pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
-from evaluate_fixtures import encode_image, photo  # noqa: E402
+from helpers import encode_image, photo
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
-pytest_plugins = ("evaluate_fixtures",)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +28,11 @@ def images(tmp_path_factory, tiny_run) -> dict[str, str]:
     root = tmp_path_factory.mktemp("images")
     (root / "album" / wnid).mkdir(parents=True)
     files = {
-        "landscape": (root / "album" / "landscape.jpg", encode_image(photo(90, 140, 1), "JPEG")),
-        "portrait": (root / "album" / "portrait.png", encode_image(photo(130, 80, 2), "PNG")),
-        "small": (root / "small.gif", encode_image(photo(40, 50, 3), "GIF")),
-        "bitmap": (root / "album" / wnid / "bitmap.bmp", encode_image(photo(70, 110, 4), "BMP")),
-        "corrupt": (root / "album" / "corrupt.jpg", encode_image(photo(60, 60, 5), "JPEG")[:40]),
+        "landscape": (root / "album" / "landscape.jpg", encode_image(photo(90, 140, 1, textured=True), "JPEG")),
+        "portrait": (root / "album" / "portrait.png", encode_image(photo(130, 80, 2, textured=True), "PNG")),
+        "small": (root / "small.gif", encode_image(photo(40, 50, 3, textured=True), "GIF")),
+        "bitmap": (root / "album" / wnid / "bitmap.bmp", encode_image(photo(70, 110, 4, textured=True), "BMP")),
+        "corrupt": (root / "album" / "corrupt.jpg", encode_image(photo(60, 60, 5, textured=True), "JPEG")[:40]),
     }
     for path, data in files.values():
         path.write_bytes(data)

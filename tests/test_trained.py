@@ -18,11 +18,9 @@ from alexnet_tf import cli, evaluate, trained, visualize
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ModelError
 from alexnet_tf.rundir import RunDir
 
-pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
-from evaluate_fixtures import encode_image, photo  # noqa: E402
+from helpers import encode_image, photo
 
 # The shared session fixtures (tiny data, runs, export), built once for the evaluation test files.
-pytest_plugins = ("evaluate_fixtures",)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("evaluate", "predict", "visualize", "export")
@@ -35,7 +33,7 @@ def pictures(tmp_path_factory) -> dict[str, str]:
     for name, (h, w, seed, fmt) in {"a.jpg": (90, 120, 1, "JPEG"), "b.png": (70, 60, 2, "PNG")}.items():
         paths[name] = str(root / name)
         with open(paths[name], "wb") as f:
-            f.write(encode_image(photo(h, w, seed), fmt))
+            f.write(encode_image(photo(h, w, seed, textured=True), fmt))
     paths["bad.jpg"] = str(root / "bad.jpg")
     with open(paths["bad.jpg"], "wb") as f:
         f.write(b"not an image")

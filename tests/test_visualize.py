@@ -15,11 +15,9 @@ from alexnet_tf import cli, visualize
 from alexnet_tf.evaluate import data_config_for
 from alexnet_tf.trained import load_model
 
-pytest.register_assert_rewrite("evaluate_fixtures")  # it holds fixtures; before the import below
-from evaluate_fixtures import encode_image, photo  # noqa: E402
+from helpers import encode_image, photo
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
-pytest_plugins = ("evaluate_fixtures",)
 
 PAD = 1  # figures.kernel_grid's default padding, which the kernel figure uses
 
@@ -97,7 +95,7 @@ def test_neighbors_cli_finds_a_training_image_itself(tiny_run, tiny_data, tmp_pa
     query = tmp_path / "train_07.jpg"
     query.write_bytes(_train_record(prepared, 7))
     other = tmp_path / "other.png"
-    other.write_bytes(encode_image(photo(80, 100, 9), "PNG"))
+    other.write_bytes(encode_image(photo(80, 100, 9, textured=True), "PNG"))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     out = str(tmp_path / "neighbors.png")
