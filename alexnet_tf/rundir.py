@@ -146,8 +146,7 @@ class RunDir:
 
     def latest_checkpoint(self) -> str | None:
         """The newest checkpoint prefix in checkpoints/, or None (it is not read: see `recover_checkpoints`)."""
-        found = self.checkpoints()
-        return found[-1] if found else None
+        return (self.checkpoints() or [None])[-1]
 
     def has_checkpoint(self) -> bool:
         """True when the run holds a checkpoint to resume from."""
@@ -169,20 +168,21 @@ class RunDir:
         Raises:
             RunDirError: at once, naming the holder's PID, when another trainer holds the directory.
         """
-        os.makedirs(self.path, exist_ok=True)
         try:
+            os.makedirs(self.path, exist_ok=True)
             return FileLock.acquire(self._join(LOCK_FILE))
         except LockHeld as e:
             raise RunDirError(f"run directory {self.path!r} is in use by another trainer (PID {e.holder}, see "
                               f"{e.path}); wait for it to end or stop it, or choose another --run-dir") from None
+        except OSError as e:  # a file in the way, no permission, a read-only disk
+            raise RunDirError(f"cannot use {self.path!r} as a run directory ({e}); choose another --run-dir") from None
 
     def recover_checkpoints(self, move_damaged: bool = True) -> "Recovery":
         """Finds the newest checkpoint that reads completely; moves newer, damaged ones into checkpoints/damaged/.
 
-        Checkpoints are listed from their ckpt-N.index files, so a missing or stale state file loses nothing. Each
-        candidate, newest first, is read tensor by tensor (which checks every checksum); the first that reads is
-        the one to restore. Afterwards the state file lists exactly the checkpoints on disk (with their times), so a
-        CheckpointManager made from it keeps and rotates them as if nothing had happened.
+        Checkpoints are listed from their ckpt-N.index files (a missing or stale state file loses nothing) and read
+        newest first, tensor by tensor (every checksum checked). Afterwards the state file lists exactly those on
+        disk, with their times, so a CheckpointManager made from it keeps and rotates them as if nothing happened.
 
         Args:
             move_damaged: False only reads (for multi-worker workers, which do not own the directory).
@@ -332,8 +332,8 @@ def list_checkpoints(folder: str) -> list[str]:
         names = os.listdir(folder)
     except OSError:
         return []
-    steps = sorted(int(m.group(1)) for m in map(_CHECKPOINT_INDEX.match, names) if m)
-    return [os.path.join(os.path.abspath(folder), f"ckpt-{n}") for n in steps]
+    return [os.path.join(os.path.abspath(folder), f"ckpt-{n}")
+            for n in sorted(int(m.group(1)) for m in map(_CHECKPOINT_INDEX.match, names) if m)]
 
 
 def checkpoint_damage(prefix: str) -> tuple[str, str] | None:

@@ -214,3 +214,9 @@ def test_summary_round_trip(tmp_path):
     assert run.read_summary() is None
     run.write_summary({"step": 3})
     assert run.read_summary() == {"step": 3}
+
+
+def test_a_run_directory_that_cannot_be_created_is_a_run_dir_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(RunDirError, match="cannot use"):
+        RunDir(tmp_path / "file" / "run").lock()
