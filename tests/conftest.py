@@ -53,6 +53,21 @@ def pytest_runtest_setup(item) -> None:
         _two_logical_cpus()
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A data cache shared by one test module's tiny runs (the demo data is generated and prepared once)."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def float32_policy():
+    """Puts Keras' global precision policy back to float32 after a test (a run may set a mixed policy globally)."""
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
 # Session-scoped, so that the evaluation, prediction, visualisation and trained-model tests build them once: tiny
 # prepared data with 8 classes, two tiny run directories written as the trainer writes them, and an export of the
 # first (outside its run directory, so only the export's own files describe it).

@@ -135,9 +135,46 @@ def read_shards(files) -> list[dict]:
     return out
 
 
+# Damage to a checkpoint, as a disk or a careless user does it ----------------------------------
+
+def data_file(prefix: str) -> str:
+    return prefix + ".data-00000-of-00001"
+
+
+def truncate_data(prefix: str) -> str:
+    path = data_file(prefix)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    return path
+
+
+def overwrite_data(prefix: str) -> str:
+    """Overwrites up to 4 KiB in the middle of the data file with other bytes (the size stays the same)."""
+    path = data_file(prefix)
+    size = os.path.getsize(path)
+    start, length = size // 4, min(4096, size // 2)
+    with open(path, "r+b") as f:
+        f.seek(start)
+        old = f.read(length)
+        f.seek(start)
+        f.write(bytes(b ^ 0x5A for b in old))
+    return path
+
+
+def truncate_index(prefix: str) -> str:
+    path = prefix + ".index"
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    return path
+
+
+DAMAGE = {"data truncated": truncate_data, "data overwritten": overwrite_data, "index truncated": truncate_index}
+
+
 # Tiny runs for the evaluation, prediction and visualisation tests (8 classes, so that top-5 means something).
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(ROOT, "configs", "tiny.yaml")  # the whole program in seconds
 NUM_CLASSES = 8
 
 
@@ -154,7 +191,7 @@ def tiny_config(cache_dir: str) -> "Config":
     """configs/tiny.yaml with 8 demo classes of 4 training and 3 validation images, cached under `cache_dir`."""
     from alexnet_tf.config import load_config, replace
 
-    return replace(load_config(os.path.join(ROOT, "configs", "tiny.yaml")),
+    return replace(load_config(TINY),
                    model={"num_classes": NUM_CLASSES},
                    data={"demo_classes": NUM_CLASSES, "demo_train_per_class": 4, "demo_val_per_class": 3,
                          "cache_dir": cache_dir, "shard_size": 8})

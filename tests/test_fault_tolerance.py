@@ -1,5 +1,6 @@
 """Fault tolerance: NaN guard, SIGTERM, SIGKILL and exact resume, determinism, early errors."""
 
+import importlib
 import json
 import os
 import shutil
@@ -21,8 +22,10 @@ from alexnet_tf.errors import DataError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.rundir import RunDir, checkpoint_damage
 from alexnet_tf.trainer import Trainer
 
-from test_rundir import DAMAGE  # noqa: E402 (the same ways of damaging a checkpoint)
-from test_trainer import TINY, cache_dir, float32_policy, train_cli  # noqa: F401 (the trainer tests' fixtures)
+from helpers import DAMAGE, TINY
+
+train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -290,7 +293,9 @@ def test_second_trainer_is_refused_and_a_killed_one_leaves_the_directory_free(ca
         _wait_for_checkpoint(run_dir, 1, first)
         started = time.time()
         assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir)) == 2
-        assert time.time() - started < 10
+        # Refused at once rather than waiting for the first trainer (200 epochs: many minutes); the bound is loose
+        # because this machine is shared: it tells "did not wait" from "waited", it does not measure speed.
+        assert time.time() - started < 60
         err = capsys.readouterr().err
         assert f"PID {first.pid}" in err and "in use" in err, err
         steps_before = len(os.listdir(os.path.join(run_dir, "checkpoints")))

@@ -16,43 +16,11 @@ import tensorflow as tf
 from alexnet_tf.errors import RunDirError
 from alexnet_tf.rundir import RunDir, checkpoint_damage, list_checkpoints
 
+from helpers import DAMAGE, data_file, truncate_data, truncate_index
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# -- damage, as a disk or a careless user does it (shared with test_fault_tolerance) ----------------------------------
-
-def data_file(prefix: str) -> str:
-    return prefix + ".data-00000-of-00001"
-
-
-def truncate_data(prefix: str) -> str:
-    path = data_file(prefix)
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
-    return path
-
-
-def overwrite_data(prefix: str) -> str:
-    """Overwrites up to 4 KiB in the middle of the data file with other bytes (the size stays the same)."""
-    path = data_file(prefix)
-    size = os.path.getsize(path)
-    start, length = size // 4, min(4096, size // 2)
-    with open(path, "r+b") as f:
-        f.seek(start)
-        old = f.read(length)
-        f.seek(start)
-        f.write(bytes(b ^ 0x5A for b in old))
-    return path
-
-
-def truncate_index(prefix: str) -> str:
-    path = prefix + ".index"
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
-    return path
-
-
-DAMAGE = {"data truncated": truncate_data, "data overwritten": overwrite_data, "index truncated": truncate_index}
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------------------

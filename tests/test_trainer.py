@@ -18,21 +18,14 @@ from alexnet_tf.errors import Preempted, RunDirError
 from alexnet_tf.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
 from alexnet_tf.trainer import Trainer
 
+from helpers import TINY
+
 train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
-TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.yaml")
 TINY_OVERRIDES = ("model.init_stddev=0.05", "train.learning_rate=0.0005", "model.dropout=0.0", "model.width=0.25",
                   "model.fc_width=128")
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(autouse=True)
-def float32_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")  # a run may set a mixed policy globally
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 def tiny(cache_dir: str, *overrides: str):
