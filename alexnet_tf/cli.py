@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable, Iterator, Sequence
+import types
+from typing import Any, Callable, Iterator, Sequence
 
 from alexnet_tf.errors import (EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_PREEMPTED, EXIT_SOME_FAILED, AlexNetError,
                                Preempted)
@@ -78,3 +79,18 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except AlexNetError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+
+
+def callable_module(module_name: str, function: Callable[..., Any]) -> None:
+    """Makes the command module `module_name` callable as `function`.
+
+    `alexnet_tf.train` and `alexnet_tf.export` are public functions (`alexnet_tf.api`) and also command modules
+    (`python -m alexnet_tf.train`). Importing a submodule makes Python set the package attribute of the same name to
+    the module, so in a program that imported the command module, `alexnet_tf.train(config, run_dir)` would call a
+    module. Calling the module calls the function instead, whichever of the two the attribute names.
+    """
+    class CallableCommand(types.ModuleType):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+    sys.modules[module_name].__class__ = CallableCommand

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from alexnet_tf import cli
+from alexnet_tf import api, cli
 from alexnet_tf.errors import EXIT_BAD_INPUT
 from alexnet_tf.savedmodel import LABEL_COLUMNS, MAX_BATCH
 
@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(path)
     return 0
 
+
+cli.callable_module(__name__, api.export)  # alexnet_tf.export(...) is the API function even after this module is imported
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Sequence
 
-from alexnet_tf import cli
+from alexnet_tf import api, cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
 if TYPE_CHECKING:
@@ -147,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  tensorboard --logdir {os.path.join(shown, 'tensorboard')}")
     return 0
 
+
+cli.callable_module(__name__, api.train)  # alexnet_tf.train(...) is the API function even after this module is imported
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))
