@@ -282,7 +282,8 @@ def net_layers(net: Any, source: str) -> list[CaffeLayer]:
         items = [(layer, layer.type) for layer in net.layer]
     elif any(layer.HasField("layer") for layer in net.layers):
         raise InputError(f"{source}: the network is in Caffe's V0 format (before 2014); convert it to the current "
-                         "one with Caffe's tools/upgrade_net_proto_binary (and upgrade_net_proto_text for a prototxt) first")
+                         "one with Caffe's tools/upgrade_net_proto_binary (and upgrade_net_proto_text for a "
+                         "prototxt) first")
     else:
         by_number = {number: name for name, number in _V1_TYPES.items()}
         items = [(layer, _V1_TYPE_NAMES.get(by_number.get(layer.type, ""), by_number.get(layer.type, "NONE")))

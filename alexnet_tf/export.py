@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-cli.callable_module(__name__, api.export)  # alexnet_tf.export(...) is the API function even after this module is imported
+# alexnet_tf.export(...) stays the API function even in a program that imported this module
+cli.callable_module(__name__, api.export)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))
