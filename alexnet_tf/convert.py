@@ -182,7 +182,7 @@ def convert_caffe(weights: str, out: str, mean: str | None = None, mean_values: 
         bar.update()
         bar.set_postfix_str("writing the checkpoint")
         os.makedirs(run_dir.path, exist_ok=True)
-        # The checkpoint first: the folder counts as a run (config.yaml) only once the weights are there.
+        # The checkpoint first: the folder counts as a run (it has a config) only once the weights are there.
         prefix = run_dir.save_weights(model)
         bar.update()
         bar.set_postfix_str("writing config, stats and classes")

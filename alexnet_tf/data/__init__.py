@@ -1,12 +1,27 @@
-"""Data: sources (folder, TFRecord, tfds, generated demo), offline preparation, statistics and the input pipelines."""
+"""Data: sources (folder, TFRecord, tfds, generated demo), offline preparation, statistics and the input pipelines.
 
-from alexnet_tf.data.pipeline import eval_dataset, parse_record, record_dataset, train_dataset
-from alexnet_tf.data.prepared import PreparedData, load_prepared
-from alexnet_tf.data.shards import prepare_data, prepare_source
-from alexnet_tf.data.sources import DataError
-from alexnet_tf.data.stats import DatasetStats, StatsAccumulator, StatsError
-from alexnet_tf.data.vocab import Vocabulary, VocabularyError
+The names below are imported from their modules on first use, so that importing a light module of this package
+(`alexnet_tf.data.vocab`, `alexnet_tf.data.stats`) does not load TensorFlow with the pipelines.
+"""
 
-__all__ = ["DataError", "DatasetStats", "PreparedData", "StatsAccumulator", "StatsError", "Vocabulary",
-           "VocabularyError", "eval_dataset", "load_prepared", "parse_record", "prepare_data",
-           "prepare_source", "record_dataset", "train_dataset"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "eval_dataset": "pipeline", "parse_record": "pipeline", "record_dataset": "pipeline", "train_dataset": "pipeline",
+    "PreparedData": "prepared", "load_prepared": "prepared",
+    "prepare_data": "shards", "prepare_source": "shards",
+    "DataError": "sources",
+    "DatasetStats": "stats", "StatsAccumulator": "stats", "StatsError": "stats",
+    "Vocabulary": "vocab", "VocabularyError": "vocab",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'alexnet_tf.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"alexnet_tf.data.{_HOMES[name]}"), name)
