@@ -146,6 +146,11 @@ class TrainConfig:
     export_at_end: bool = False  # export a SavedModel into the run directory when training ends
     nan_max_retries: int = 3  # non-finite loss or weights: go back to the last good checkpoint this often, then stop
     nan_lr_factor: float = 0.5  # each such retry multiplies the learning rate by this
+    # Fine-tuning (python -m alexnet_tf.train --init-from): the run or checkpoint whose weights the run started from
+    # ("" = the paper's random init); the trainer sets it from --init-from.
+    init_from: str = ""
+    freeze: str = "none"  # "conv5", "fc6", "fc7": train only the layers after it (fc7: only fc8); "none": all
+    new_layer_lr_mult: float = 1.0  # multiplies the rate of a re-initialised fc8 (Caffe's convention: 10)
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", f"got {self.batch_size}; it must be >= 1")
@@ -172,6 +177,8 @@ class TrainConfig:
         _require(self.nan_max_retries >= 0, "train.nan_max_retries", f"got {self.nan_max_retries}; it must be >= 0")
         _require(0 < self.nan_lr_factor <= 1, "train.nan_lr_factor",
                  f"got {self.nan_lr_factor}; it must be in (0, 1]")
+        _require_choice(self.freeze, "train.freeze", ("none", "conv5", "fc6", "fc7"))
+        _require_positive(self.new_layer_lr_mult, "train.new_layer_lr_mult")
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,14 @@ Krizhevsky et al. (2012), section 5, for every weight w with learning rate eps:
 The decay term enters the momentum, so it is accumulated like a gradient (unlike Keras' decoupled `weight_decay`,
 which shrinks the weight outside the momentum). Biases: cuda-convnet and Caffe decay only the weights, and the
 paper's text does not say; `decay_biases=False` (the default) leaves every 1-D variable (the biases) undecayed.
+
+Fine-tuning gives some variables a learning-rate multiplier m (Caffe's `lr_mult`, 10 for a re-initialised fc8): their
+rate is m * eps in both terms, v <- 0.9 * v - 0.0005 * m * eps * w - m * eps * <dL/dw>.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import keras
 from keras import ops
@@ -30,13 +33,16 @@ class PaperSGD(keras.optimizers.Optimizer):
         momentum: The momentum coefficient (0.9).
         decay: The weight decay coefficient, multiplied by eps inside the update (0.0005).
         decay_biases: Whether 1-D variables (biases) are decayed too.
+        lr_multipliers: {variable path (e.g. "fc8/kernel"): m}: those variables learn at m times the rate
+            (default 1); every path must name a variable the optimiser is built for.
         name: The optimiser's name.
         **kwargs: Passed on to `keras.optimizers.Optimizer` (e.g. `global_clipnorm`); its own `weight_decay`
             (decoupled decay) is refused because it is not the paper's rule.
     """
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, decay: float = 0.0005,
-                 decay_biases: bool = False, name: str = "paper_sgd", **kwargs: Any) -> None:
+                 decay_biases: bool = False, lr_multipliers: Mapping[str, float] | None = None,
+                 name: str = "paper_sgd", **kwargs: Any) -> None:
         if kwargs.get("weight_decay"):
             raise ValueError("PaperSGD: use `decay` (the paper's coupled decay), not Keras' decoupled `weight_decay`")
         kwargs.pop("weight_decay", None)
@@ -48,23 +54,33 @@ class PaperSGD(keras.optimizers.Optimizer):
         self.momentum = float(momentum)
         self.decay = float(decay)
         self.decay_biases = bool(decay_biases)
+        self.lr_multipliers = {str(k): float(m) for k, m in (lr_multipliers or {}).items()}
+        if any(not m > 0 for m in self.lr_multipliers.values()):
+            raise ValueError(f"PaperSGD: learning-rate multipliers must be > 0, got {self.lr_multipliers}")
 
     def build(self, var_list: list) -> None:
-        """Creates one velocity v per variable, initialised to zero."""
+        """Creates one velocity v per variable, initialised to zero, and looks up each variable's rate multiplier."""
         if self.built:
             return
+        unknown = set(self.lr_multipliers) - {v.path for v in var_list}
+        if unknown:
+            raise ValueError(f"PaperSGD: lr_multipliers name variables it does not train: {sorted(unknown)}")
         super().build(var_list)
         self.velocities = [self.add_variable_from_reference(v, name="velocity") for v in var_list]
+        self._multipliers = [self.lr_multipliers.get(v.path, 1.0) for v in var_list]
 
     def decays(self, variable: Any) -> bool:
         """Whether `variable` gets weight decay: every weight, and biases (1-D variables) only if `decay_biases`."""
         return self.decay > 0 and (self.decay_biases or len(variable.shape) >= 2)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        """v <- momentum * v - decay * lr * w - lr * g;  w <- w + v."""
+        """v <- momentum * v - decay * m * lr * w - m * lr * g;  w <- w + v (m: the variable's rate multiplier)."""
+        index = self._get_variable_index(variable)
         lr = ops.cast(learning_rate, variable.dtype)
+        if self._multipliers[index] != 1.0:
+            lr = ops.multiply(lr, ops.cast(self._multipliers[index], variable.dtype))
         gradient = ops.cast(gradient, variable.dtype)
-        v = self.velocities[self._get_variable_index(variable)]
+        v = self.velocities[index]
         step = ops.multiply(gradient, lr)
         if self.decays(variable):
             step = ops.add(step, ops.multiply(variable, ops.multiply(lr, ops.cast(self.decay, variable.dtype))))
@@ -73,19 +89,22 @@ class PaperSGD(keras.optimizers.Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "decay": self.decay,
-                "decay_biases": self.decay_biases}
+                "decay_biases": self.decay_biases, "lr_multipliers": dict(self.lr_multipliers)}
 
 
 def paper_sgd(learning_rate: float, momentum: float, weight_decay: float, decay_biases: bool,
-              precision: str = "float32") -> keras.optimizers.Optimizer:
+              precision: str = "float32",
+              lr_multipliers: Mapping[str, float] | None = None) -> keras.optimizers.Optimizer:
     """The optimiser for a run: `PaperSGD`, wrapped for dynamic loss scaling under `mixed_float16`.
 
     Args:
         learning_rate, momentum, weight_decay, decay_biases: As `config.TrainConfig`.
         precision: `runtime.precision`; "mixed_float16" needs loss scaling so small gradients do not underflow
             (bfloat16 has float32's exponent range and needs none).
+        lr_multipliers: Per-variable rate multipliers, as `PaperSGD`'s.
     """
-    opt = PaperSGD(learning_rate=learning_rate, momentum=momentum, decay=weight_decay, decay_biases=decay_biases)
+    opt = PaperSGD(learning_rate=learning_rate, momentum=momentum, decay=weight_decay, decay_biases=decay_biases,
+                   lr_multipliers=lr_multipliers)
     if precision == "mixed_float16":
         return keras.optimizers.LossScaleOptimizer(opt)
     return opt

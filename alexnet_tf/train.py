@@ -18,8 +18,9 @@ from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, I
 if TYPE_CHECKING:
     from alexnet_tf.config import DataConfig
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
-                              "quickstart.yaml")
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+DEFAULT_CONFIG = os.path.join(CONFIGS, "quickstart.yaml")
+FINETUNE_CONFIG = os.path.join(CONFIGS, "finetune.yaml")  # the default with --init-from
 RUNS = "runs"  # where runs without --run-dir go, each in runs/<UTC timestamp>/, the newest also as runs/latest
 LATEST = os.path.join(RUNS, "latest")
 
@@ -34,6 +35,10 @@ examples:
   python -m alexnet_tf.train --run-dir runs/my_run --resume
       continue a stopped run from its latest checkpoint (the schedule's state included); a run that is already
       complete says so and does nothing, unless train.epochs was raised
+  python -m alexnet_tf.train --init-from runs/caffe_alexnet --set data.source=/data/my_images
+      fine-tune a trained or converted AlexNet on a folder of your own images (configs/finetune.yaml: fc8
+      replaced and trained at 10x the rate, the layers before it frozen); the network and its preprocessing (mean,
+      image and crop size) come from the source, the class count from your data
   tensorboard --logdir runs/
       watch loss, top-1/top-5 error, learning rate, images/s, augmented images and conv1 kernels
 
@@ -61,6 +66,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="require resuming: continue from the latest checkpoint in --run-dir and fail if there "
                              "is none (without it, a checkpoint found there is resumed anyway)")
+    parser.add_argument("--init-from", metavar="RUN_DIR|CHECKPOINT", default=None,
+                        help="fine-tune: start from this run's weights (a run directory, trained or converted, or a "
+                             "checkpoint prefix); the model section and data.image_size/crop_size/mean come from it "
+                             "unless given with --set, model.num_classes from the data (fc8 starts afresh when it "
+                             "differs), the source's mean is subtracted; default config: "
+                             f"{os.path.relpath(FINETUNE_CONFIG)}; rerun the same command to resume")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (for logs); the one-line summary per epoch is still printed")
     return parser.parse_args(argv)
@@ -116,7 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from alexnet_tf.config import load_config
 
-    config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+    config = load_config(args.config or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.overrides)
+    init = None
+    if args.init_from or config.train.init_from:
+        from alexnet_tf.finetune import start_from
+
+        config, init = start_from(args.init_from or config.train.init_from, config, args.overrides)
     if args.resume and not args.run_dir:
         raise InputError("--resume needs --run-dir (the run to continue)")
     run_dir = args.run_dir or new_run_dir()
@@ -131,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from alexnet_tf import trainer
 
-    result = trainer.train(config, run_dir, resume=True if args.resume else None, progress=not args.no_progress)
+    result = trainer.train(config, run_dir, resume=True if args.resume else None, progress=not args.no_progress,
+                           init=init)
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")
     if config.train.export_at_end and not result.already_complete:

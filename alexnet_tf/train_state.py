@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -20,6 +21,31 @@ from alexnet_tf.devices import UNPINNED, TowerPlacement, tower_placement
 from alexnet_tf.model import build_alexnet
 from alexnet_tf.optim import base_optimizer, paper_sgd
 from alexnet_tf.schedule import Schedule, make_schedule
+
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")  # Keras layers are named conv1_a, ...
+
+
+def layer_of(name: str) -> str:
+    """The paper's layer a Keras layer belongs to: "conv3_b" -> "conv3", "fc8" -> "fc8"."""
+    return name.split("_")[0]
+
+
+def freeze_layers(model: keras.Model, freeze: str) -> list[str]:
+    """Makes every layer up to and including `freeze` ("conv5", "fc6", "fc7"; "none": none) untrainable, so the
+    optimiser never sees its variables (no gradient, no decay: they stay bitwise unchanged; dropout still drops).
+
+    Returns:
+        The names of the Keras layers frozen.
+    """
+    if freeze == "none":
+        return []
+    frozen = set(LAYERS[:LAYERS.index(freeze) + 1])
+    names = []
+    for layer in model.layers:
+        if layer.weights and layer_of(layer.name) in frozen:
+            layer.trainable = False
+            names.append(layer.name)
+    return names
 
 
 @dataclass
@@ -72,21 +98,28 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def build_state(strategy: tf.distribute.Strategy, model_cfg: ModelConfig, crop_size: int, train: TrainConfig,
-                runtime: RuntimeConfig, checkpoint_dir: str) -> TrainState:
+                runtime: RuntimeConfig, checkpoint_dir: str, new_layers: Sequence[str] = ()) -> TrainState:
     """Builds the model, optimiser, counters, schedule and checkpoint manager of a run (nothing is restored).
+
+    The layers up to `train.freeze` do not train; the Keras layers named in `new_layers` (fine-tuning: fc8 when it
+    starts afresh) learn at `train.new_layer_lr_mult` times the rate.
 
     Args:
         strategy: The strategy made by `devices.make_strategy` (first, before other TF ops: multi-worker needs it).
         model_cfg, crop_size: The network and its input size.
         train, runtime: The optimiser's and schedule's settings; placement, precision and distribution.
         checkpoint_dir: Where the manager writes (the run's checkpoints, or a worker's throwaway folder).
+        new_layers: Re-initialised layers of a fine-tuning run.
     """
     placement = UNPINNED if (runtime.distribute != "none" or not runtime.pin_towers) else \
         tower_placement(runtime.tower_devices, runtime.pin_towers)
     with strategy.scope():
         model = build_alexnet(**dataclasses.asdict(model_cfg), input_size=crop_size, placement=placement)
+        freeze_layers(model, train.freeze)
+        multipliers = {v.path: train.new_layer_lr_mult for name in new_layers
+                       for v in model.get_layer(name).trainable_weights} if train.new_layer_lr_mult != 1 else {}
         optimizer = paper_sgd(train.learning_rate, train.momentum, train.weight_decay, train.decay_biases,
-                              runtime.precision)
+                              runtime.precision, multipliers)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")

@@ -4,8 +4,9 @@ until the run is done, going back to the last good checkpoint when the loss turn
 One call, `train(config, run_dir)`, does a whole run:
 
     prepare the data (alexnet_tf.data) -> build the state (alexnet_tf.train_state) -> restore the newest readable
-    checkpoint of run_dir if there is one -> for each epoch: train steps over the augmented batches, checkpoint every
-    N steps, evaluate the centre crop, let the schedule see the validation error, checkpoint -> ten-crop evaluation.
+    checkpoint of run_dir if there is one (else, fine-tuning, the source's weights: alexnet_tf.finetune) -> for each
+    epoch: train steps over the augmented batches, checkpoint every N steps, evaluate the centre crop, let the
+    schedule see the validation error, checkpoint -> ten-crop evaluation.
 
 The run directory (its files, its lock, damaged checkpoints, disk space) is `alexnet_tf.rundir`'s; TensorBoard is
 `alexnet_tf.summaries`'s. A resumed run skips the batches of the epoch that were already used.
@@ -14,6 +15,7 @@ The run directory (its files, its lock, damaged checkpoints, disk space) is `ale
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import sys
@@ -29,6 +31,7 @@ from alexnet_tf.config import Config, ConfigError
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
+from alexnet_tf.finetune import FineTune
 from alexnet_tf.metrics import RunningSums
 from alexnet_tf.progress import progress_bar, write
 from alexnet_tf.rundir import RunDir
@@ -126,10 +129,12 @@ class Trainer:
         progress: Show tqdm progress bars on the terminal.
         verbose: Print the one-line summary per epoch (and the resume and ten-crop lines).
         loss_poison: A test seam: step number (1-based) -> a value added to that step's loss (NaN to poison it).
+        init: Fine-tuning: the run to start from (`alexnet_tf.finetune`); `config` already layered on it.
     """
 
     def __init__(self, config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
-                 verbose: bool = True, loss_poison: Callable[[int], float] | None = None) -> None:
+                 verbose: bool = True, loss_poison: Callable[[int], float] | None = None,
+                 init: FineTune | None = None) -> None:
         self.config, self.progress, self.verbose = config, progress, verbose
         self.loss_poison = loss_poison or (lambda step: 0.0)
         self.directory = RunDir(run_dir)
@@ -141,18 +146,27 @@ class Trainer:
             latest = self._checkpoint_to_resume(resume, move_damaged=chief)
             seed_everything(runtime.seed, runtime.deterministic)
             set_precision(runtime.precision)
-            self.prepared = self._prepare_data()
+            self.prepared = self._prepare_data(init)
+            config = self.config
+            self.directory.check_fits(config)
             self.global_batch = train.batch_size
             self.steps_per_epoch = self.prepared.num_train // self.global_batch
             if chief:
-                self.directory.write_files(config, self.prepared.stats_path, self.prepared.vocab_path)
+                self.directory.write_files(config, self.prepared.stats if init else self.prepared.stats_path,
+                                           self.prepared.vocab_path)
+            new_layers = init.new_layers(config) if init else ()
             # Every worker must take part in a save; the others write throwaway copies into their own folder.
             self.state = build_state(strategy, config.model, config.data.crop_size, train, runtime,
                                      self.directory.checkpoint_dir if chief else
-                                     self.directory.worker_checkpoint_dir(strategy.cluster_resolver.task_id))
+                                     self.directory.worker_checkpoint_dir(strategy.cluster_resolver.task_id),
+                                     new_layers)
             self.directory.check_space(self.state.bytes_per_checkpoint, train.keep_checkpoints)
             if latest:  # every worker restores the chief's checkpoint
                 self.state.restore(latest)
+            elif init:  # a new fine-tuning run: the source's weights, a fresh optimiser, step 0
+                restored = init.restore_into(self.state.model, new_layers)
+                if verbose:
+                    write(init.describe(restored, new_layers, config))
             self.resuming = latest is not None
             self.summaries = Summaries(self.directory.tensorboard_dir if chief else None)
             self._train_step = make_train_step(self.state, self.prepared.stats, config.data, self.global_batch,
@@ -182,12 +196,15 @@ class Trainer:
         if resume is False and recovery.checkpoint:
             raise RunDirError(f"run directory {self.run_dir!r} already holds a checkpoint; resume it (--resume) or "
                               f"choose another --run-dir")
-        self.directory.check_fits(self.config)
         return recovery.checkpoint
 
-    def _prepare_data(self) -> data_lib.PreparedData:
+    def _prepare_data(self, init: FineTune | None) -> data_lib.PreparedData:
+        """Prepares the data; fine-tuning takes the class count from it and the mean from the source."""
+        prepared = data_lib.prepare_data(self.config.data, progress=self.progress)
+        if init:
+            self.config = init.with_data_classes(self.config, len(prepared.vocabulary))
+            prepared = dataclasses.replace(prepared, stats=init.statistics(prepared.stats, self.config))
         config = self.config
-        prepared = data_lib.prepare_data(config.data, progress=self.progress)
         if len(prepared.vocabulary) != config.model.num_classes:
             raise ConfigError(f"config key 'model.num_classes': got {config.model.num_classes}, but the data "
                               f"({config.data.source!r}) has {len(prepared.vocabulary)} classes; set "
@@ -424,6 +441,6 @@ class Trainer:
 
 
 def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
-          verbose: bool = True) -> TrainResult:
+          verbose: bool = True, init: FineTune | None = None) -> TrainResult:
     """Runs (or resumes) a training run in `run_dir`; see `Trainer`."""
-    return Trainer(config, run_dir, resume=resume, progress=progress, verbose=verbose).fit()
+    return Trainer(config, run_dir, resume=resume, progress=progress, verbose=verbose, init=init).fit()

@@ -18,10 +18,11 @@ WEIGHT_AFTER = (0.94995, 0.8798575025)
 BIAS_AFTER = {False: (1.95, 1.88), True: (1.9499, 1.879712505)}
 
 
-def _run_two_steps(decay_biases: bool, in_function: bool) -> list[tuple[float, float]]:
+def _run_two_steps(decay_biases: bool, in_function: bool, kernel_lr_mult: float = 1.0) -> list[tuple[float, float]]:
     kernel = keras.Variable(np.full((2, 3), 1.0, np.float32), name="kernel")
     bias = keras.Variable(np.full((3,), 2.0, np.float32), name="bias")
-    opt = PaperSGD(learning_rate=0.1, momentum=0.9, decay=0.0005, decay_biases=decay_biases)
+    opt = PaperSGD(learning_rate=0.1, momentum=0.9, decay=0.0005, decay_biases=decay_biases,
+                   lr_multipliers={kernel.path: kernel_lr_mult})
     opt.build([kernel, bias])
 
     def apply(g: float) -> None:
@@ -83,3 +84,20 @@ def test_float16_wrapper_scales_loss() -> None:
 def test_rejects_decoupled_weight_decay() -> None:
     with pytest.raises(ValueError, match="decay"):
         PaperSGD(weight_decay=0.1)
+
+
+@pytest.mark.parametrize("in_function", [False, True])
+def test_lr_multiplier_scales_both_terms_of_its_variables(in_function: bool) -> None:
+    # With m = 10 the weight's rate is 1.0: v1 = -0.0005*1.0*1.0 - 1.0*0.5 = -0.5005, w1 = 0.4995;
+    # v2 = 0.9*v1 - 0.0005*1.0*0.4995 - 1.0*0.25 = -0.70069975, w2 = -0.20119975. The bias keeps m = 1.
+    seen = _run_two_steps(decay_biases=False, in_function=in_function, kernel_lr_mult=10.0)
+    np.testing.assert_allclose([s[0] for s in seen], (0.4995, -0.20119975), rtol=0, atol=1e-6)
+    np.testing.assert_allclose([s[1] for s in seen], BIAS_AFTER[False], rtol=0, atol=2e-7)
+
+
+def test_lr_multipliers_are_checked() -> None:
+    w = keras.Variable(np.zeros((2, 2), np.float32), name="w")
+    with pytest.raises(ValueError, match="> 0"):
+        PaperSGD(lr_multipliers={w.path: 0.0})
+    with pytest.raises(ValueError, match="no_such"):
+        PaperSGD(lr_multipliers={"no_such/kernel": 10.0}).build([w])
