@@ -1,7 +1,7 @@
 """Fine-tuning: a new run that starts from another run's weights (`python -m alexnet_tf.train --init-from SOURCE`).
 
-The source is a run directory (trained, or converted from Caffe), a checkpoint prefix in one, or its checkpoints/
-folder. The new run's config is layered as follows (`layer_config`):
+The source is a run directory (trained, or converted from Caffe), a checkpoint prefix in one, or the folder of its
+checkpoints. The new run's config is layered as follows (`layer_config`):
 
     the user's config (--config FILE, default configs/finetune.yaml, then --set)
     <- the source's model section except num_classes, and its data.image_size, data.crop_size and data.mean,
@@ -26,25 +26,24 @@ from typing import Any, Sequence
 from alexnet_tf.config import Config, ConfigError, parse_override, replace
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.errors import RunDirError
-from alexnet_tf.rundir import Run, is_checkpoint_prefix, list_checkpoints, load_run, run_dir_of_checkpoint
+from alexnet_tf.rundir import Run, RunDir, is_checkpoint_prefix, list_checkpoints, load_run, run_dir_of_checkpoint
 
 SOURCE_DATA_KEYS = ("image_size", "crop_size", "mean")  # the preprocessing the source's weights expect
 NEW_LAYER = "fc8"  # the layer that starts afresh when the class count differs
 
 
 def open_source(path: str) -> Run:
-    """Reads the run to fine-tune from: a run directory, a checkpoint prefix (RUN/checkpoints/ckpt-N) or a
-    checkpoints folder.
+    """Reads the run to fine-tune from: a run directory, a checkpoint prefix in one (ckpt-N) or the folder of its
+    checkpoints.
 
     Raises:
         RunDirError: naming `path` when it does not exist or is not a run with a checkpoint.
     """
-    if is_checkpoint_prefix(path) or (os.path.isdir(path) and list_checkpoints(path)
-                                      and not os.path.isfile(os.path.join(path, "config.yaml"))):
+    if is_checkpoint_prefix(path) or (os.path.isdir(path) and list_checkpoints(path) and not RunDir(path).is_run()):
         return load_run(run_dir_of_checkpoint(path).path, checkpoint=path)
     if not os.path.exists(path):
         raise RunDirError(f"--init-from {path!r} does not exist; give a run directory (trained, or converted with "
-                          f"python -m alexnet_tf.convert) or a checkpoint prefix such as RUN/checkpoints/ckpt-12")
+                          f"python -m alexnet_tf.convert) or a checkpoint prefix in one (its ckpt-N)")
     return load_run(path)
 
 

@@ -6,7 +6,7 @@ applies the paper's update and flags a non-finite loss or gradient, so the loop 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import tensorflow as tf
 
@@ -15,7 +15,9 @@ from alexnet_tf.crops import ten_crop_probabilities
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.metrics import batch_sums
-from alexnet_tf.train_state import TrainState
+
+if TYPE_CHECKING:  # the state is built later on the path (train_state); steps only use it
+    from alexnet_tf.train_state import TrainState
 
 
 def make_train_step(state: TrainState, stats: DatasetStats, data_cfg: DataConfig, global_batch: int,
