@@ -48,6 +48,7 @@ SKIPPED = {
     "python -m alexnet_tf.evaluate --model runs/ilsvrc2012": "needs the ImageNet run above",
     "python -m alexnet_tf.convert caffe bvlc_alexnet.caffemodel": "bvlc_alexnet.caffemodel cannot be downloaded here",
     "python -m alexnet_tf.evaluate --model runs/bvlc_alexnet": "needs the converted bvlc_alexnet",
+    "python -m alexnet_tf.train --init-from runs/bvlc_alexnet": "needs the converted bvlc_alexnet",
 }
 SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*skip\b")
 # TensorFlow's C++ start-up lines, which every command must keep out of its output (see docs/troubleshooting.md).
@@ -147,7 +148,7 @@ def test_readme_commands_run_as_written(tmp_path):
     ran, skipped = [], []
     for kind, code, reason in planned_steps():
         if reason:
-            skipped.append(f"{code.split(' ')[0]} ...: {reason}")
+            skipped.append(f"{code[:60]}...: {reason}")
             continue
         code = code.replace(DEMO_FOLDER, SMALL_DEMO_FOLDER)
         if kind == "python":
