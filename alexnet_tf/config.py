@@ -322,20 +322,46 @@ def parse_override(text: str) -> tuple[str, str, str]:
     return section, key, value
 
 
+# The configs that come with alexnet_tf (quickstart, tiny, finetune, alexnet_ilsvrc2012), beside the package.
+SHIPPED_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def shipped_config_names() -> list[str]:
+    """The names of the shipped configs (without .yaml)."""
+    if not os.path.isdir(SHIPPED_CONFIGS):
+        return []
+    return sorted(n[:-len(".yaml")] for n in os.listdir(SHIPPED_CONFIGS) if n.endswith(".yaml"))
+
+
+def find_config(path: str | os.PathLike) -> str:
+    """`path` when it exists; else, for a bare name or a path under configs/ ("tiny", "tiny.yaml",
+    "configs/tiny.yaml"), the shipped config of that name, so that the README's commands work from any folder."""
+    path = os.fspath(path)
+    if os.path.exists(path) or os.path.dirname(os.path.normpath(path)) not in ("", "configs"):
+        return path
+    name = os.path.basename(path)
+    shipped = os.path.join(SHIPPED_CONFIGS, name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return shipped if os.path.isfile(shipped) else path
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
                 base: Config | None = None) -> Config:
     """Resolves a config: `base` (default: the paper's) <- YAML file at `path` <- `overrides` ('section.key=value').
+
+    `path` may also name a shipped config (see `find_config`).
 
     Raises:
         ConfigError: on a missing file, bad YAML, an unknown key, a wrong type or an impossible value.
     """
     config = base or Config()
     if path:
+        path = find_config(path)
         try:
             with open(path, encoding="utf-8") as f:
                 raw = yaml.safe_load(f)
         except FileNotFoundError:
-            raise ConfigError(f"config file {str(path)!r} does not exist; see configs/ for examples") from None
+            raise ConfigError(f"config file {str(path)!r} does not exist; give a YAML file, or one of the shipped "
+                              f"configs by name: {', '.join(shipped_config_names())} (in {SHIPPED_CONFIGS})") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
         if raw is None:

@@ -13,14 +13,14 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 from alexnet_tf import api, cli
+from alexnet_tf.config import SHIPPED_CONFIGS
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
 if TYPE_CHECKING:
     from alexnet_tf.config import DataConfig
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-DEFAULT_CONFIG = os.path.join(CONFIGS, "quickstart.yaml")
-FINETUNE_CONFIG = os.path.join(CONFIGS, "finetune.yaml")  # the default with --init-from
+DEFAULT_CONFIG = os.path.join(SHIPPED_CONFIGS, "quickstart.yaml")
+FINETUNE_CONFIG = os.path.join(SHIPPED_CONFIGS, "finetune.yaml")  # the default with --init-from
 RUNS = "runs"  # where runs without --run-dir go, each in runs/<UTC timestamp>/, the newest also as runs/latest
 LATEST = os.path.join(RUNS, "latest")
 
@@ -52,8 +52,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     "inside the update) and learning-rate schedule, on the demo data or your own.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", default=None,
-                        help="YAML config to start from; every key it does not set keeps the paper's default "
-                             f"(default: {os.path.relpath(DEFAULT_CONFIG)}, the quickstart on demo data)")
+                        help="YAML config to start from, or a shipped one by name (quickstart, tiny, finetune, "
+                             "alexnet_ilsvrc2012; configs/NAME.yaml works from any folder); every key it does not "
+                             "set keeps the paper's default (default: quickstart, the quickstart on demo data)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one config key after the file, e.g. --set train.batch_size=64 "
                              "--set runtime.tower_devices=/CPU:0,/CPU:1 (repeatable; sections: model, data, "

@@ -158,3 +158,17 @@ def test_every_shipped_config_loads():
     assert len(files) >= 2
     for path in files:
         assert isinstance(load_config(path), Config)
+
+
+def test_shipped_configs_are_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an empty folder: no configs/ here
+    by_path = load_config("configs/tiny.yaml")
+    assert by_path == load_config("tiny") == load_config("tiny.yaml") == load_config(CONFIGS / "tiny.yaml")
+    assert by_path.model.num_classes == 4  # tiny.yaml's, not the paper's 1000
+    (tmp_path / "configs").mkdir()  # a folder of the user's own configs wins over the shipped ones
+    (tmp_path / "configs" / "tiny.yaml").write_text("model:\n  num_classes: 7\n")
+    assert load_config("configs/tiny.yaml").model.num_classes == 7
+    with pytest.raises(ConfigError, match="shipped configs by name: .*quickstart.*tiny"):
+        load_config("configs/tinny.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "elsewhere" / "tiny.yaml"))  # only bare names and configs/ fall back
