@@ -127,6 +127,15 @@ def test_readme_is_short_and_links_every_docs_page():
     assert DEMO_FOLDER in text  # the demo path that the slow test renames to its smaller demo's
 
 
+def test_layout_section_names_every_module():
+    text = README.read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):text.index("## Documentation")]
+    package = REPO / "alexnet_tf"
+    missing = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+               if "__pycache__" not in path.parts and f"`{path.name}`" not in layout]
+    assert missing == [], f"README's Layout section does not name {missing}"
+
+
 def test_every_skipped_command_is_in_the_list_and_every_marked_block_is_skipped():
     steps = planned_steps()
     assert any(kind == "bash" and reason is None for kind, _, reason in steps)
