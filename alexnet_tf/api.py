@@ -1,9 +1,12 @@
 """The public API's functions, re-exported by `alexnet_tf/__init__.py`; each imports what it needs when called, so
-`import alexnet_tf` loads nothing heavy."""
+`import alexnet_tf` loads nothing heavy, and those that load TensorFlow load it without its C++ start-up lines
+(`cli.quiet_tensorflow`)."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
+
+from alexnet_tf.cli import quiet_tensorflow
 
 
 def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Any:
@@ -15,6 +18,7 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Any:
 
 def build_alexnet(**kwargs: Any) -> Any:
     """The two-tower Keras AlexNet; see `alexnet_tf.model.build_alexnet` for the arguments."""
+    quiet_tensorflow()
     from alexnet_tf.model import build_alexnet as _build_alexnet
 
     return _build_alexnet(**kwargs)
@@ -26,6 +30,7 @@ def train(config: Any, run_dir: str, resume: bool | None = None, progress: bool 
     Returns:
         The trainer's result (run directory, step, epoch, checkpoint, validation figures, history).
     """
+    quiet_tensorflow()
     from alexnet_tf.config import Config
     from alexnet_tf.trainer import train as _train
 
@@ -36,8 +41,9 @@ def train(config: Any, run_dir: str, resume: bool | None = None, progress: bool 
 
 def export(run_dir: str, out_dir: str | None = None, **kwargs: Any) -> str:
     """Exports a run's checkpoint as a versioned SavedModel (default: into RUN_DIR/export/); returns its path."""
-    from alexnet_tf.savedmodel import export_run
+    quiet_tensorflow()
     from alexnet_tf.rundir import RunDir
+    from alexnet_tf.savedmodel import export_run
 
     return export_run(run_dir, out_dir or RunDir(run_dir).export_dir, **kwargs)
 

@@ -242,7 +242,7 @@ def read_mean_binaryproto(path: str) -> np.ndarray:
     squeezed = shape[1:] if len(shape) == 4 and shape[0] == 1 else shape
     if len(squeezed) != 3 or squeezed[0] != 3:
         raise InputError(f"mean file {path!r} holds a blob of shape {list(shape)}; expected a 3-channel mean image "
-                         f"[1, 3, H, W] (Caffe's ilsvrc_2012_mean.binaryproto is [1, 3, 256, 256])")
+                         f"[1, 3, H, W] (Caffe's imagenet_mean.binaryproto is [1, 3, 256, 256])")
     # Caffe's channels are B, G, R and its layout C x H x W.
     return np.ascontiguousarray(values.reshape(squeezed)[::-1].transpose(1, 2, 0))
 

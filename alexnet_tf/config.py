@@ -45,7 +45,7 @@ class ModelConfig:
     fc_width: int = 4096  # units in fc6 and fc7, both towers together
     dropout: float = 0.5
     init_stddev: float = 0.01
-    conv1_padding: int = 2  # the paper's 224 -> 55 needs 2 pixels of zero padding (see README)
+    conv1_padding: int = 2  # the paper's 224 -> 55 needs 2 pixels of zero padding (docs/choices.md)
     lrn_k: float = 2.0
     lrn_n: int = 5
     lrn_alpha: float = 1e-4  # the paper's alpha, NOT divided by n (Caffe/PyTorch: 5e-4 divided by 5)

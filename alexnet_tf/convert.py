@@ -106,7 +106,7 @@ def mean_statistics(mean_file: str | None, mean_values: str | None) -> tuple[Any
         else:
             channel = np.zeros(3, np.float32)
             print("warning: no --mean or --mean-values: the converted run subtracts nothing, unlike the Caffe model "
-                  "(bvlc_alexnet subtracts ilsvrc_2012_mean.binaryproto, from Caffe's data/ilsvrc12)", file=sys.stderr)
+                  "(bvlc_alexnet subtracts imagenet_mean.binaryproto, from Caffe's data/ilsvrc12)", file=sys.stderr)
         image = np.broadcast_to(channel, (MEAN_IMAGE_SIZE, MEAN_IMAGE_SIZE, 3))
     stats = DatasetStats(mean_image=image, channel_mean=channel, eigvals=np.zeros(3), eigvecs=np.eye(3), count=0)
     return stats, kind

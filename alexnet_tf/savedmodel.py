@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
 TOP_K = 5  # classes in the top-k outputs of every signature, and in predict's listing
 # Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; a request of 64 photos
-# took 2.7 GB beyond the loaded full-size model here (see the README's limits).
+# took 2.7 GB beyond the loaded full-size model here (docs/serving.md, limits).
 MAX_BATCH = 64
 LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, name
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -57,3 +59,14 @@ def test_train_export_load_predict_evaluate(tmp_path):
     run_p = alexnet_tf.load(run_dir).probabilities(images)
     export_p = alexnet_tf.load(version).probabilities(images)
     np.testing.assert_allclose(run_p, export_p, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_api_loads_tensorflow_without_its_start_up_lines():
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ALEXNET_TF_VERBOSE")}
+    env["PYTHONPATH"] = ROOT
+    done = subprocess.run([sys.executable, "-c", "import alexnet_tf; print(alexnet_tf.build_alexnet("
+                           "num_classes=10).count_params())"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["56909194"], done.stderr[-2000:]
+    assert not [line for line in done.stderr.splitlines() if "oneDNN" in line or "cuda" in line.lower()
+                or line.startswith(("I0000", "W0000", "E0000", "WARNING: All log messages"))], done.stderr
