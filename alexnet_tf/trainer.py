@@ -31,13 +31,13 @@ from alexnet_tf.config import Config, ConfigError
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
-from alexnet_tf.finetune import FineTune
+from alexnet_tf.finetune import FineTune, start_from
 from alexnet_tf.metrics import RunningSums
 from alexnet_tf.progress import progress_bar, write
 from alexnet_tf.rundir import RunDir
 from alexnet_tf.steps import make_eval_step, make_train_step
 from alexnet_tf.summaries import Summaries
-from alexnet_tf.train_state import TrainState, build_state, is_chief
+from alexnet_tf.train_state import build_state, is_chief
 
 
 class _StopSignals:
@@ -442,5 +442,8 @@ class Trainer:
 
 def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
           verbose: bool = True, init: FineTune | None = None) -> TrainResult:
-    """Runs (or resumes) a training run in `run_dir`; see `Trainer`."""
+    """Runs (or resumes) a training run in `run_dir`; see `Trainer`. A config's train.init_from (from a file or
+    the Python API) fine-tunes as `train --init-from` does."""
+    if init is None and config.train.init_from:
+        config, init = start_from(config.train.init_from, config, ())
     return Trainer(config, run_dir, resume=resume, progress=progress, verbose=verbose, init=init).fit()

@@ -193,3 +193,23 @@ def test_a_source_checkpoint_with_only_the_model_is_restored(source, cache, tmp_
                 np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
     assert int(trainer.state.step.numpy()) == 0
     trainer.close()
+
+
+def test_init_from_in_a_config_fine_tunes_through_the_python_api(source, cache, tmp_path, monkeypatch):
+    import alexnet_tf
+
+    config = load_config(TINY, [f"data.cache_dir={cache}", *TARGET, f"train.init_from={source}", "train.max_steps=1"])
+    # The weights the run starts from, seen before its first step changes them.
+    started = {}
+    real_fit = Trainer.fit
+
+    def fit(self):
+        started.update(weights(self))
+        return real_fit(self)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    result = alexnet_tf.train(config, str(tmp_path / "api"), progress=False)
+    assert result.step == 1
+    expected = source_weights(source)
+    assert np.array_equal(started["conv1_a/kernel"], expected["conv1_a/kernel"])  # not a fresh initialisation
+    assert load_config(os.path.join(result.run_dir, "config.yaml")).model.width == 0.25  # the source's, not tiny's
