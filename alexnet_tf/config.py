@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import yaml
+
 from alexnet_tf.errors import ConfigError  # noqa: F401 (raised here; importable from here)
+from alexnet_tf.files import atomic_write_text
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -388,12 +390,7 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Writes the resolved config as YAML, atomically (a temporary file renamed into place)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config_to_dict(config), f, sort_keys=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def replace(config: Config, **sections: Mapping[str, Any]) -> Config:

@@ -88,25 +88,25 @@ def check_vocabulary(model: TrainedModel, prepared: Any, source: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # Metrics.
 
-def top_k_wrong(probabilities: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per-image 1.0 where the true class is not among the top `k` (ties count for the true class)."""
+def top_k_wrong(probabilities: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """{1: per-image top-1 error, 5: top-5 error}, each 0, 1 or in between for a tie with the true class (its
+    expected error: `metrics.top_k_wrong`)."""
     from alexnet_tf import metrics
-    return metrics.top_k_wrong(probabilities, labels, k).numpy().astype(np.float64)  # float64: exact means
+    return {k: metrics.top_k_wrong(probabilities, labels, k).numpy().astype(np.float64)  # float64: exact means
+            for k in (1, 5)}
 
 
-def summarize(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """{"top1_error", "top5_error"} over all images, as fractions."""
-    return {"top1_error": float(top_k_wrong(probabilities, labels, 1).mean()),
-            "top5_error": float(top_k_wrong(probabilities, labels, 5).mean())}
+def summarize(wrong: dict[int, np.ndarray]) -> dict[str, float]:
+    """{"top1_error", "top5_error"} over all images, as fractions, from `top_k_wrong`."""
+    return {f"top{k}_error": float(wrong[k].mean()) for k in (1, 5)}
 
 
-def per_class(probabilities: np.ndarray, labels: np.ndarray, vocabulary: Any) -> list[dict[str, Any]]:
-    """Top-1 and top-5 accuracy of each class (NaN for a class without images)."""
+def per_class(wrong: dict[int, np.ndarray], labels: np.ndarray, vocabulary: Any) -> list[dict[str, Any]]:
+    """Top-1 and top-5 accuracy of each class (NaN for a class without images), from `top_k_wrong`."""
     n = len(vocabulary)
     count = np.bincount(labels, minlength=n)
     rows = []
-    right = {k: np.bincount(labels, weights=1.0 - top_k_wrong(probabilities, labels, k), minlength=n)
-             for k in (1, 5)}
+    right = {k: np.bincount(labels, weights=1.0 - wrong[k], minlength=n) for k in (1, 5)}
     for c in range(n):
         acc = {f"top{k}_accuracy": float(right[k][c] / count[c]) if count[c] else float("nan") for k in (1, 5)}
         rows.append({"index": c, "wnid": vocabulary.wnids[c], "name": vocabulary.names[c], "images": int(count[c]),
@@ -116,9 +116,9 @@ def per_class(probabilities: np.ndarray, labels: np.ndarray, vocabulary: Any) ->
 
 def _result(name: str, center: np.ndarray, ten: np.ndarray, labels: np.ndarray, vocabulary: Any,
             **extra: Any) -> dict[str, Any]:
-    return {"model": name, **extra, "center_crop": summarize(center, labels), "ten_crop": summarize(ten, labels),
-            "per_class": {"center_crop": per_class(center, labels, vocabulary),
-                          "ten_crop": per_class(ten, labels, vocabulary)}}
+    wrong = {"center_crop": top_k_wrong(center, labels), "ten_crop": top_k_wrong(ten, labels)}
+    return {"model": name, **extra, **{crop: summarize(w) for crop, w in wrong.items()},
+            "per_class": {crop: per_class(w, labels, vocabulary) for crop, w in wrong.items()}}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

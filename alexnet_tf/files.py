@@ -22,8 +22,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     try:
         yield tmp
         if os.path.isfile(tmp):
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

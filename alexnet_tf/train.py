@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from alexnet_tf import api, cli
 from alexnet_tf.config import SHIPPED_CONFIGS
+from alexnet_tf.files import temp_name
+from alexnet_tf.rundir import TENSORBOARD_DIR
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
 if TYPE_CHECKING:
@@ -95,7 +97,7 @@ def new_run_dir() -> str:
             break
         except FileExistsError:
             continue
-    link = f"{LATEST}.tmp-{os.getpid()}"
+    link = temp_name(LATEST)
     try:  # a relative link, replaced in one step: runs/ can be moved, and runs/latest is never missing
         os.symlink(os.path.basename(path), link)
         os.replace(link, LATEST)
@@ -153,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")
     if config.train.export_at_end and not result.already_complete:
-        from alexnet_tf.savedmodel import export_run
         from alexnet_tf.rundir import RunDir
+        from alexnet_tf.savedmodel import export_run
 
         print(f"exported SavedModel: {export_run(result.run_dir, RunDir(result.run_dir).export_dir)}")
     print("next:")
@@ -162,11 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.data.source == "demo" and (images := _demo_images(config.data)):
         print(f"  python -m alexnet_tf.predict {' '.join(images)} --model {shown} "
               f"--figure {os.path.join(shown, 'predictions.png')}")
-    print(f"  tensorboard --logdir {os.path.join(shown, 'tensorboard')}")
+    print(f"  tensorboard --logdir {os.path.join(shown, TENSORBOARD_DIR)}")
     return 0
 
 
-cli.callable_module(__name__, api.train)  # alexnet_tf.train(...) is the API function even after this module is imported
+# alexnet_tf.train(...) stays the API function even in a program that imported this module
+cli.callable_module(__name__, api.train)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

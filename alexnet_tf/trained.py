@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from alexnet_tf.errors import ModelError, RunDirError
-from alexnet_tf.savedmodel import PREPROCESSING_FILE, SIGNATURES, TOP_K
+from alexnet_tf.savedmodel import PREPROCESSING_FILE, SIGNATURES, TOP_K, existing_versions
 
 DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches
 REPORTS_DIR = "reports"  # inside a run directory (or beside an export's versions): evaluation JSON
@@ -407,9 +407,9 @@ class ExportModel(TrainedModel):
 
 
 def _latest_version(base: str) -> str | None:
-    versions = sorted((int(n) for n in os.listdir(base)
-                       if n.isdigit() and os.path.isfile(os.path.join(base, n, "saved_model.pb"))), reverse=True)
-    return os.path.join(base, str(versions[0])) if versions else None
+    """The highest complete version folder (one with its saved_model.pb) of an export base folder, or None."""
+    complete = [v for v in existing_versions(base) if os.path.isfile(os.path.join(base, str(v), "saved_model.pb"))]
+    return os.path.join(base, str(complete[-1])) if complete else None
 
 
 def load_model(path: str | os.PathLike) -> TrainedModel:

@@ -111,8 +111,7 @@ def load_prepared(directory: str) -> PreparedData:
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
     files, checks = manifest_shards(directory, manifest)
-    missing = [(p, "is missing") for p in files["train"] + files["val"] if not os.path.isfile(p)]
-    problems = missing or size_problems(checks.values())
+    problems = shard_problems(files["train"] + files["val"], checks.values())
     if problems:
         raise DataError(f"prepared data in {directory!r} is damaged: {list_problems(problems)}. "
                         f"{verify_hint(directory)}")
@@ -171,6 +170,12 @@ def verify_hint(directory: str) -> str:
 def list_problems(problems: list[tuple[str, str]], limit: int = 5) -> str:
     listed = "; ".join(f"shard {os.path.basename(path)} {reason}" for path, reason in problems[:limit])
     return listed + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
+
+
+def shard_problems(paths: Iterable[str], checks: Iterable[ShardCheck]) -> list[tuple[str, str]]:
+    """(shard path, what is wrong): the shards that are missing, else those not of their recorded size (shards of a
+    manifest from before checks were recorded can only be missing)."""
+    return [(p, "is missing") for p in paths if not os.path.isfile(p)] or size_problems(checks)
 
 
 def size_problems(checks: Iterable[ShardCheck]) -> list[tuple[str, str]]:
@@ -259,7 +264,7 @@ def read_error(prepared: PreparedData, error: Exception) -> DataError:
     head = f"reading the prepared data in {prepared.directory!r} failed ({what or type(error).__name__})"
     paths = list(prepared.train_files + prepared.val_files)
     checks = {c.path: c for c in prepared.shards}
-    problems = [(p, "is missing") for p in paths if not os.path.isfile(p)] or size_problems(prepared.shards)
+    problems = shard_problems(paths, prepared.shards)
     if not problems:
         problems = [(p, reason) for p, (reason, _) in zip(paths, examine_all(paths, checks)) if reason]
     if problems:

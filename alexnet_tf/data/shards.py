@@ -34,9 +34,8 @@ import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import demo
-from alexnet_tf.files import atomic_write_text, remove_stale_temporaries, temp_name
+from alexnet_tf.files import atomic_write_text, fsync_path, remove_stale_temporaries, temp_name
 from alexnet_tf.data.prepared import SPLITS, PreparedData, file_sha256, load_prepared, op_error_reason
-from alexnet_tf.data.prepared import READ_ERRORS, read_error  # noqa: F401 (trainer.py reads them from here)
 from alexnet_tf.data.sources import (PREPARED_FORMAT, DataError, Source, SplitSource, folder_source,
                                      is_prepared_dir, tfds_source, tfrecord_source)
 from alexnet_tf.progress import progress_bar
@@ -229,8 +228,7 @@ def _write_shards(split_source: SplitSource, split: str, stems: list[str], todo:
         if state["sums"] is not None:
             state["sums"].save(stems[s] + ".sums.npz")
         atomic_write_text(stems[s] + ".json", json.dumps(sidecar))
-        with open(state["tmp"], "rb+") as f:
-            os.fsync(f.fileno())
+        fsync_path(state["tmp"])
         os.replace(state["tmp"], stems[s] + ".tfrecord")
         state.clear()
 
