@@ -4,11 +4,10 @@ each op eagerly and inside tf.data.map."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats, eigen_rgb
-from helpers import encode, photo
+from helpers import photo
 
 
 def in_tf_data(fn, *args):

@@ -380,7 +380,7 @@ def test_a_prototxt_of_another_model_or_input_size_is_refused(tmp_path):
     with pytest.raises(ModelError, match="'fc8'"):
         convert.main(write_files(tmp_path, layers, False, prototxt=prototxt_text(other)))
     same = alexnet_layers(SMALL, fc=64, classes=5, seed=9, train_val=False)
-    with pytest.raises(Exception, match="224x224"):
+    with pytest.raises(InputError, match="224x224"):
         convert.main(write_files(tmp_path, layers, False, prototxt=prototxt_text(same, size=224)))
 
 

@@ -21,8 +21,6 @@ from helpers import DAMAGE, data_file, truncate_data, truncate_index
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-
-
 # -- checkpoints ----------------------------------------------------------------------------------------------------
 
 def save_four(run: RunDir, keep: int = 3) -> tuple[tf.Variable, list[str]]:

@@ -75,10 +75,15 @@ def test_predict_from_python_takes_paths_folders_and_bytes_and_names_failures(ti
         assert from_bytes.path == "<image 0>" and from_bytes.classes[:3] == good.classes
 
 
-def test_evaluate_from_python_is_the_commands_report(tiny_run):
+def test_evaluate_from_python_is_the_commands_report(tiny_run, tmp_path):
     model = trained.load_model(tiny_run.path)
     report = model.evaluate()
-    assert report == evaluate.evaluate_models([model], progress=False)
+    path = str(tmp_path / "report.json")
+    assert cli.run(evaluate.main, ["--model", tiny_run.path, "--json", path, "--no-progress"]) == 0
+    with open(path, encoding="utf-8") as f:
+        written = json.load(f)
+    for crop in ("center_crop", "ten_crop"):
+        assert written["models"][0][crop] == report["models"][0][crop]
     assert report["split"] == "val" and report["images"] == 24 and report["models"][0]["kind"] == "run"
     assert 0 <= report["models"][0]["ten_crop"]["top1_error"] <= 1
     assert model.evaluate(split="train")["images"] == 32
