@@ -17,9 +17,9 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Any:
 
 
 def build_alexnet(**kwargs: Any) -> Any:
-    """The two-tower Keras AlexNet; see `alexnet_tf.model.build_alexnet` for the arguments."""
+    """The two-tower Keras AlexNet; see `alexnet_tf.models.alexnet.build_alexnet` for the arguments."""
     quiet_tensorflow()
-    from alexnet_tf.model import build_alexnet as _build_alexnet
+    from alexnet_tf.models.alexnet import build_alexnet as _build_alexnet
 
     return _build_alexnet(**kwargs)
 
@@ -32,7 +32,7 @@ def train(config: Any, run_dir: str, resume: bool | None = None, progress: bool 
     """
     quiet_tensorflow()
     from alexnet_tf.config import Config
-    from alexnet_tf.trainer import train as _train
+    from alexnet_tf.training.trainer import train as _train
 
     if not isinstance(config, Config):
         config = load_config(config)
@@ -42,14 +42,14 @@ def train(config: Any, run_dir: str, resume: bool | None = None, progress: bool 
 def export(run_dir: str, out_dir: str | None = None, **kwargs: Any) -> str:
     """Exports a run's checkpoint as a versioned SavedModel (default: into RUN_DIR/export/); returns its path."""
     quiet_tensorflow()
-    from alexnet_tf.rundir import RunDir
-    from alexnet_tf.savedmodel import export_run
+    from alexnet_tf.runs.rundir import RunDir
+    from alexnet_tf.serving.savedmodel import export_run
 
     return export_run(run_dir, out_dir or RunDir(run_dir).export_dir, **kwargs)
 
 
 def load(path: str) -> Any:
     """A trained model, from a run directory, a checkpoint prefix, an export version or a folder of versions."""
-    from alexnet_tf.trained import load_model
+    from alexnet_tf.inference.trained import load_model
 
     return load_model(path)

@@ -87,7 +87,7 @@ def mean_statistics(mean_file: str | None, mean_values: str | None) -> tuple[Any
     """
     import numpy as np
 
-    from alexnet_tf.caffe_proto import read_mean_binaryproto
+    from alexnet_tf.caffe.proto import read_mean_binaryproto
     from alexnet_tf.data.stats import DatasetStats
 
     kind = "channel"
@@ -140,12 +140,13 @@ def convert_caffe(weights: str, out: str, mean: str | None = None, mean_values: 
         InputError (ModelError, VocabularyError, RunDirError): for an unreadable file, a network that is not
             AlexNet (naming the layer), a synset list of the wrong length, or an `out` that is already a run.
     """
-    quiet_tensorflow()  # alexnet_tf.caffe imports the model (and so TensorFlow)
-    from alexnet_tf import caffe, caffe_proto
+    quiet_tensorflow()  # alexnet_tf.caffe.net imports the model (and so TensorFlow)
+    from alexnet_tf.caffe import net as caffe
+    from alexnet_tf.caffe import proto as caffe_proto
     from alexnet_tf.config import Config, replace
-    from alexnet_tf.model import build_alexnet
-    from alexnet_tf.progress import progress_bar
-    from alexnet_tf.rundir import RunDir
+    from alexnet_tf.models.alexnet import build_alexnet
+    from alexnet_tf.core.progress import progress_bar
+    from alexnet_tf.runs.rundir import RunDir
 
     run_dir = RunDir(out)
     if run_dir.is_run():

@@ -1,7 +1,7 @@
 """Evaluation of trained models: centre-crop and ten-crop top-1/top-5 error, per-class accuracy and softmax-averaging
 ensembles (the paper's Tables 1 and 2), as a table and as JSON.
 
-Models are loaded by `alexnet_tf.trained.load` (a run directory, a checkpoint, an export or a folder of versions);
+Models are loaded by `alexnet_tf.inference.trained.load` (a run directory, a checkpoint, an export or a folder of versions);
 a run is evaluated at its own image size, crop size and training mean, an export with its built-in preprocessing,
 and both give the same numbers. The centre-crop figures of a run come from the first of its ten crops
 (`preprocess.TEN_CROP_ORDER` starts with the centre patch, the same patch `preprocess.center_crop` takes), so one
@@ -26,7 +26,7 @@ import numpy as np
 
 from alexnet_tf import cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, ModelError  # noqa: F401 (raised here; importable from here)
-from alexnet_tf.trained import DEFAULT_BATCH, SplitOutputs, TrainedModel, load_model
+from alexnet_tf.inference.trained import DEFAULT_BATCH, SplitOutputs, TrainedModel, load_model
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def check_vocabulary(model: TrainedModel, prepared: Any, source: str) -> None:
 def top_k_wrong(probabilities: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     """{1: per-image top-1 error, 5: top-5 error}, each 0, 1 or in between for a tie with the true class (its
     expected error: `metrics.top_k_wrong`)."""
-    from alexnet_tf import metrics
+    from alexnet_tf.training import metrics
     return {k: metrics.top_k_wrong(probabilities, labels, k).numpy().astype(np.float64)  # float64: exact means
             for k in (1, 5)}
 
@@ -240,7 +240,7 @@ def write_json(payload: Any, path: str) -> None:
         json.dump(_json_ready(payload), sys.stdout, indent=2)
         print()
         return
-    from alexnet_tf.files import atomic_write_text
+    from alexnet_tf.core.files import atomic_write_text
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_text(path, json.dumps(_json_ready(payload), indent=2) + "\n")

@@ -1,5 +1,5 @@
 """`python -m alexnet_tf.export`: a trained run as a versioned SavedModel for tensorflow_model_server and other
-TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.savedmodel`'s)."""
+TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.serving.savedmodel`'s)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Sequence
 
 from alexnet_tf import api, cli
 from alexnet_tf.errors import EXIT_BAD_INPUT
-from alexnet_tf.savedmodel import LABEL_COLUMNS, MAX_BATCH
+from alexnet_tf.serving.savedmodel import LABEL_COLUMNS, MAX_BATCH
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_batch < 1 or (args.max_pixels is not None and args.max_pixels < 1):
         parser.error("--max-batch and --max-pixels must be positive")
     cli.quiet_tensorflow()
-    from alexnet_tf.rundir import run_dir_of_checkpoint
-    from alexnet_tf.savedmodel import export_run
+    from alexnet_tf.runs.rundir import run_dir_of_checkpoint
+    from alexnet_tf.serving.savedmodel import export_run
 
     run_dir = args.run or run_dir_of_checkpoint(args.checkpoint).path
     path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,

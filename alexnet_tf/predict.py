@@ -24,9 +24,9 @@ import numpy as np
 
 from alexnet_tf import cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
-from alexnet_tf.files import expand_image_arguments, expand_images, read_images
-from alexnet_tf.savedmodel import TOP_K
-from alexnet_tf.trained import DEFAULT_BATCH, TrainedModel, per_image
+from alexnet_tf.core.files import expand_image_arguments, expand_images, read_images
+from alexnet_tf.serving.savedmodel import TOP_K
+from alexnet_tf.inference.trained import DEFAULT_BATCH, TrainedModel, per_image
 
 # Figure layout (pixels). A cell is an image tile, a caption line, then one bar per top-k class.
 TILE = 160
@@ -177,7 +177,7 @@ def prediction_figure(tiles: Sequence[np.ndarray], predictions: Sequence[Predict
     """
     from PIL import Image, ImageDraw
 
-    from alexnet_tf.figures import fit_text, font
+    from alexnet_tf.figures.drawing import fit_text, font
 
     size = figure_size(len(tiles), columns, top_k)
     figure = Image.new("RGB", size, BACKGROUND)
@@ -251,8 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths, arg_errors = expand_image_arguments(args.images, "IMAGE")
     cli.quiet_tensorflow()
     from alexnet_tf.evaluate import write_json
-    from alexnet_tf.figures import image_tile, save_image
-    from alexnet_tf.trained import load_model
+    from alexnet_tf.figures.drawing import image_tile, save_image
+    from alexnet_tf.inference.trained import load_model
 
     model = load_model(args.model)
     predictions = predict_files(model, paths, args.top_k, ten_crop=not args.center_crop, batch_size=args.batch_size)

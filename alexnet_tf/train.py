@@ -1,4 +1,4 @@
-"""Command-line entry for training: `python -m alexnet_tf.train` (the loop itself lives in alexnet_tf.trainer).
+"""Command-line entry for training: `python -m alexnet_tf.train` (the loop itself lives in alexnet_tf.training.trainer).
 
 Nothing heavy is imported before the arguments are parsed: `--help` answers without loading TensorFlow.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from alexnet_tf import api, cli
 from alexnet_tf.config import SHIPPED_CONFIGS
-from alexnet_tf.files import temp_name
-from alexnet_tf.rundir import TENSORBOARD_DIR
+from alexnet_tf.core.files import temp_name
+from alexnet_tf.runs.rundir import TENSORBOARD_DIR
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(args.config or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.overrides)
     init = None
     if args.init_from or config.train.init_from:
-        from alexnet_tf.finetune import start_from
+        from alexnet_tf.training.finetune import start_from
 
         config, init = start_from(args.init_from or config.train.init_from, config, args.overrides)
     if args.resume and not args.run_dir:
@@ -142,21 +142,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = LATEST if not args.run_dir else run_dir  # the name that stays valid for the newest run
 
     cli.quiet_tensorflow()  # importing TensorFlow does not yet set up its devices
-    from alexnet_tf.devices import configure_logical_cpus
+    from alexnet_tf.models.devices import configure_logical_cpus
 
     cpus = _logical_cpus_needed(config.runtime.tower_devices)
     if cpus > 1:  # stand-ins for the paper's two GPUs; must happen before TensorFlow sets up its devices
         configure_logical_cpus(cpus)
 
-    from alexnet_tf import trainer
+    from alexnet_tf.training import trainer
 
     result = trainer.train(config, run_dir, resume=True if args.resume else None, progress=not args.no_progress,
                            init=init)
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")
     if config.train.export_at_end and not result.already_complete:
-        from alexnet_tf.rundir import RunDir
-        from alexnet_tf.savedmodel import export_run
+        from alexnet_tf.runs.rundir import RunDir
+        from alexnet_tf.serving.savedmodel import export_run
 
         print(f"exported SavedModel: {export_run(result.run_dir, RunDir(result.run_dir).export_dir)}")
     print("next:")

@@ -2,7 +2,7 @@
 training images nearest to query images in fc7 space (Figure 4, right).
 
 kernels: tower A's conv1 kernels in one block above tower B's, each block drawn by `figures.kernel_grid` (each
-kernel scaled on its own to 0-255 over its three colours: `(w - min) / (max - min)`, see alexnet_tf/figures.py),
+kernel scaled on its own to 0-255 over its three colours: `(w - min) / (max - min)`, see alexnet_tf/figures/drawing.py),
 under a one-line heading. Layout, top to bottom: heading (HEADING px), block A, GAP px, heading, block B; a block's
 top-left corner is at x = 0. The figure is at least MIN_WIDTH wide (the right side padded black).
 
@@ -33,8 +33,8 @@ import numpy as np
 
 from alexnet_tf import cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
-from alexnet_tf.files import expand_image_arguments, read_images
-from alexnet_tf.trained import DEFAULT_BATCH, TrainedModel, load_model, per_image
+from alexnet_tf.core.files import expand_image_arguments, read_images
+from alexnet_tf.inference.trained import DEFAULT_BATCH, TrainedModel, load_model, per_image
 
 # Kernel figure layout (pixels).
 HEADING = 20
@@ -74,7 +74,7 @@ def kernel_figure(kernels: dict[str, np.ndarray], columns: int = KERNEL_COLUMNS,
     """
     from PIL import Image, ImageDraw
 
-    from alexnet_tf.figures import fit_text, font, kernel_grid
+    from alexnet_tf.figures.drawing import fit_text, font, kernel_grid
 
     blocks = {t: kernel_grid(kernels[t], columns=columns, zoom=zoom) for t in ("a", "b")}
     if blocks["a"].shape != blocks["b"].shape:
@@ -140,7 +140,7 @@ def gallery_features(model: TrainedModel, prepared: Any, data_cfg: Any, split: s
         batch_size: Images per step.
         progress: Show a progress bar.
     """
-    from alexnet_tf.files import atomic_path
+    from alexnet_tf.core.files import atomic_path
 
     path = ""
     if cache_dir:
@@ -202,7 +202,7 @@ def neighbors_figure(rows: Sequence[tuple[np.ndarray, str, list[tuple[np.ndarray
     `neighbors_figure_size(len(rows), k, tile)`."""
     from PIL import Image, ImageDraw
 
-    from alexnet_tf.figures import fit_text, font
+    from alexnet_tf.figures.drawing import fit_text, font
 
     figure = Image.new("RGB", neighbors_figure_size(len(rows), k, tile), (255, 255, 255))
     draw = ImageDraw.Draw(figure)
@@ -290,7 +290,7 @@ def _figure_path(args: argparse.Namespace, model: TrainedModel) -> str:
 
 
 def _kernels(args: argparse.Namespace) -> int:
-    from alexnet_tf.figures import save_image
+    from alexnet_tf.figures.drawing import save_image
 
     if args.columns < 1 or args.zoom < 1:
         raise InputError(f"--columns and --zoom must be >= 1; got {args.columns} and {args.zoom}")
@@ -304,7 +304,7 @@ def _kernels(args: argparse.Namespace) -> int:
 def _neighbors(args: argparse.Namespace) -> int:
     from alexnet_tf.data import prepare_data
     from alexnet_tf.evaluate import data_config_for
-    from alexnet_tf.figures import image_tile, save_image
+    from alexnet_tf.figures.drawing import image_tile, save_image
 
     if args.k < 1 or args.max_train < 0 or args.batch_size < 1:
         raise InputError(f"-k and --batch-size must be >= 1, --max-train >= 0; got {args.k}, {args.batch_size} and "

@@ -33,7 +33,7 @@ LAYERS = [
 
 def write_caffemodel(path: str, seed: int = 0) -> int:
     """Writes a random full-size AlexNet in Caffe's `layer` format; returns its size in bytes."""
-    from alexnet_tf.caffe_proto import messages
+    from alexnet_tf.caffe.proto import messages
 
     rng = np.random.default_rng(seed)
     net = messages()["NetParameter"](name="AlexNet")
@@ -75,7 +75,7 @@ def write_caffemodel(path: str, seed: int = 0) -> int:
 
 def write_mean(path: str) -> None:
     """A mean.binaryproto of 256x256 (BGR, 1 x 3 x 256 x 256)."""
-    from alexnet_tf.caffe_proto import messages
+    from alexnet_tf.caffe.proto import messages
 
     blob = messages()["BlobProto"]()
     blob.shape.dim.extend([1, 3, 256, 256])

@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from alexnet_tf import savedmodel as export  # noqa: E402
+from alexnet_tf.serving import savedmodel as export  # noqa: E402
 from alexnet_tf.data import preprocess  # noqa: E402
 from alexnet_tf.data.vocab import Vocabulary  # noqa: E402
-from alexnet_tf.model import build_alexnet  # noqa: E402
-from alexnet_tf.rundir import load_run  # noqa: E402
+from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
+from alexnet_tf.runs.rundir import load_run  # noqa: E402
 
 
 def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int = 0) -> list[bytes]:

@@ -10,7 +10,7 @@ reports each variant's FLOP rate as a fraction of it, counting 0.72 G multiply-a
 and three times that for a training step (forward, gradient w.r.t. activations, gradient w.r.t. weights).
 
 Variants:
-    two_tower       the project's model (alexnet_tf.model): each tower its own Conv2D layers, LRN per tower
+    two_tower       the project's model (alexnet_tf.models.alexnet): each tower its own Conv2D layers, LRN per tower
     grouped         the same network in one tower with Conv2D(groups=2) for conv2, conv4, conv5 (a local builder;
                     its LRN normalises across all maps of a layer, the usual single-device simplification)
     two_tower_bf16  two_tower under the mixed_bfloat16 policy
@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from alexnet_tf.devices import tower_placement  # noqa: E402
-from alexnet_tf.layers import LocalResponseNormalization  # noqa: E402
-from alexnet_tf.model import build_alexnet  # noqa: E402
-from alexnet_tf.optim import PaperSGD  # noqa: E402
+from alexnet_tf.models.devices import tower_placement  # noqa: E402
+from alexnet_tf.models.layers import LocalResponseNormalization  # noqa: E402
+from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
+from alexnet_tf.training.optim import PaperSGD  # noqa: E402
 
 FORWARD_MACS_PER_IMAGE = 0.72e9
 TRAIN_FLOPS_PER_IMAGE = 3 * 2 * FORWARD_MACS_PER_IMAGE

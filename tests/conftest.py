@@ -106,6 +106,6 @@ def tiny_run_b(tiny_root: str, tiny_data) -> "TinyRun":
 @pytest.fixture(scope="session")
 def tiny_export(tiny_root: str, tiny_run: "TinyRun") -> str:
     """tiny_run exported outside its run directory (so only the export's own files describe it)."""
-    from alexnet_tf.savedmodel import export_run
+    from alexnet_tf.serving.savedmodel import export_run
 
     return export_run(tiny_run.path, os.path.join(tiny_root, "exports", "alexnet"), progress=False)

@@ -200,8 +200,8 @@ def tiny_config(cache_dir: str) -> "Config":
 def make_run(run_dir: str, config: "Config", prepared, seed: int) -> TinyRun:
     """Writes a run directory as the trainer does, with He-scaled random weights (the paper's N(0, 0.01^2) gives
     near-uniform outputs in a tiny untrained net, which would hide ranking mistakes)."""
-    from alexnet_tf.model import build_alexnet
-    from alexnet_tf.rundir import RunDir
+    from alexnet_tf.models.alexnet import build_alexnet
+    from alexnet_tf.runs.rundir import RunDir
 
     model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
     rng = np.random.default_rng(seed)

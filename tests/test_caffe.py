@@ -1,4 +1,4 @@
-"""Tests for alexnet_tf.caffe and alexnet_tf.convert: Caffe files written here byte by byte (both layer formats,
+"""Tests for alexnet_tf.caffe.net and alexnet_tf.convert: Caffe files written here byte by byte (both layer formats,
 both blob shape forms), converted into run directories, and the converted model's logits against a NumPy
 transcription of Caffe's forward pass (grouped convolutions, LRN across all channels with alpha / n, ceil-mode
 max-pooling, C x H x W flattening, BGR input minus the mean image, 227 centre crop)."""
@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf import caffe_proto, convert
+from alexnet_tf import convert
+
+from alexnet_tf.caffe import proto as caffe_proto
 from alexnet_tf.cli import run
 from alexnet_tf.data import preprocess
 from alexnet_tf.errors import InputError, ModelError
-from alexnet_tf.rundir import load_run
+from alexnet_tf.runs.rundir import load_run
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Protocol-buffer wire format, written by hand (independent of alexnet_tf.caffe_proto's message descriptions).
+# Protocol-buffer wire format, written by hand (independent of alexnet_tf.caffe.proto's message descriptions).
 
 
 def varint(n: int) -> bytes:
@@ -452,7 +454,7 @@ def test_full_size_caffenet_order_in_the_legacy_format_with_37_classes_matches_c
 
 @pytest.mark.slow
 def test_a_converted_run_exports_and_serves_what_it_evaluates(tmp_path):
-    from alexnet_tf import savedmodel as export
+    from alexnet_tf.serving import savedmodel as export
 
     layers = alexnet_layers(SMALL, fc=64, classes=7, pool_first=True, seed=15)
     images, mean_bgr = random_inputs(16, 2)

@@ -1,4 +1,4 @@
-"""Tests of alexnet_tf.crops: the one ten-crop average, eagerly and inside tf.function."""
+"""Tests of alexnet_tf.models.crops: the one ten-crop average, eagerly and inside tf.function."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf import crops
+from alexnet_tf.models import crops
 
 
 class _Linear:

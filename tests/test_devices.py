@@ -1,9 +1,9 @@
-"""Tests for alexnet_tf.devices: how tower placement is decided."""
+"""Tests for alexnet_tf.models.devices: how tower placement is decided."""
 
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.devices import UNPINNED, DeviceError, available_devices, tower_placement
+from alexnet_tf.models.devices import UNPINNED, DeviceError, available_devices, tower_placement
 
 
 cpu_only = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")

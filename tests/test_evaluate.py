@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf import cli, evaluate, trained
+from alexnet_tf import cli, evaluate
+
+from alexnet_tf.inference import trained
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.model import build_alexnet
+from alexnet_tf.models.alexnet import build_alexnet
 
 from helpers import TinyRun
 

@@ -1,4 +1,4 @@
-"""Tests of alexnet_tf.savedmodel and its command (alexnet_tf.export): the SavedModel's signatures under the TF1
+"""Tests of alexnet_tf.serving.savedmodel and its command (alexnet_tf.export): the SavedModel's signatures under the TF1
 session loader (tensorflow_model_server's path), equality with the in-Python ten-crop evaluation, hostile input,
 device-free graphs, atomic versioning."""
 
@@ -23,14 +23,15 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alexnet_tf.export as export_command
-import alexnet_tf.savedmodel as export
-from alexnet_tf import cli, rundir
+import alexnet_tf.serving.savedmodel as export
+from alexnet_tf import cli
+from alexnet_tf.runs import rundir
 from alexnet_tf.data import preprocess
 from alexnet_tf.config import load_config, replace, save_config
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.devices import TowerPlacement
-from alexnet_tf.model import build_alexnet, with_features
+from alexnet_tf.models.devices import TowerPlacement
+from alexnet_tf.models.alexnet import build_alexnet, with_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BATCH = 6
@@ -543,7 +544,7 @@ def test_the_lock_makes_a_second_export_wait_and_is_released_when_its_holder_die
     out_dir = str(tmp_path / "alexnet")
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
-import alexnet_tf.savedmodel as export
+import alexnet_tf.serving.savedmodel as export
 with export.export_lock({out_dir!r}):
     print("locked", flush=True)
     time.sleep(60)

@@ -19,8 +19,8 @@ from alexnet_tf import cli
 from alexnet_tf.config import load_config
 from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
 from alexnet_tf.errors import DataError, NonFiniteError, Preempted, RunDirError
-from alexnet_tf.rundir import RunDir, checkpoint_damage
-from alexnet_tf.trainer import Trainer
+from alexnet_tf.runs.rundir import RunDir, checkpoint_damage
+from alexnet_tf.training.trainer import Trainer
 
 from helpers import DAMAGE, TINY
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from alexnet_tf.figures import conv1_grids, kernel_grid, save_image, scale_kernels
-from alexnet_tf.model import build_alexnet
+from alexnet_tf.figures.drawing import conv1_grids, kernel_grid, save_image, scale_kernels
+from alexnet_tf.models.alexnet import build_alexnet
 
 
 def test_each_kernel_scaled_on_its_own_over_its_colours() -> None:

@@ -1,4 +1,4 @@
-"""Fine-tuning (alexnet_tf.finetune, `train --init-from`): partial restore, freezing, the new layer's learning rate,
+"""Fine-tuning (alexnet_tf.training.finetune, `train --init-from`): partial restore, freezing, the new layer's learning rate,
 the source's mean in the export, refused misfits."""
 
 import dataclasses
@@ -15,12 +15,12 @@ from alexnet_tf.config import ConfigError, load_config
 from alexnet_tf.data import preprocess
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.errors import RunDirError
-from alexnet_tf.finetune import start_from
-from alexnet_tf.model import build_alexnet
-from alexnet_tf.rundir import RunDir, load_run
-from alexnet_tf.savedmodel import export_run
-from alexnet_tf.train_state import build_state, layer_of
-from alexnet_tf.trainer import Trainer
+from alexnet_tf.training.finetune import start_from
+from alexnet_tf.models.alexnet import build_alexnet
+from alexnet_tf.runs.rundir import RunDir, load_run
+from alexnet_tf.serving.savedmodel import export_run
+from alexnet_tf.training.state import build_state, layer_of
+from alexnet_tf.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs", "tiny.yaml")

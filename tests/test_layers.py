@@ -1,11 +1,11 @@
-"""Tests for alexnet_tf.layers: the LRN formula against NumPy, serialisation, device pinning."""
+"""Tests for alexnet_tf.models.layers: the LRN formula against NumPy, serialisation, device pinning."""
 
 import numpy as np
 import keras
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.layers import LocalResponseNormalization, TowerConv2D, TowerLRN
+from alexnet_tf.models.layers import LocalResponseNormalization, TowerConv2D, TowerLRN
 
 
 def lrn_reference(a: np.ndarray, k: float, n: int, alpha: float, beta: float) -> np.ndarray:

@@ -17,14 +17,14 @@ MAX_LINES = 450
 
 # Each module's place on the path; the commands and the trained-model loader come after everything they use.
 STAGES = {
-    "base": ["__init__", "api", "cli", "config", "errors", "files", "locks", "progress"],
+    "base": ["core.__init__", "models.__init__", "training.__init__", "runs.__init__", "serving.__init__", "inference.__init__", "caffe.__init__", "figures.__init__", "__init__", "api", "cli", "config", "errors", "core.files", "core.locks", "core.progress"],
     "dataset": ["data.__init__", "data.demo", "data.labels", "data.prepared", "data.preprocess", "data.shards",
                 "data.sources", "data.stats", "data.verify", "data.vocab"],
     "batches": ["data.augment", "data.pipeline"],
-    "step": ["crops", "devices", "figures", "layers", "metrics", "model", "optim", "schedule", "steps", "summaries"],
-    "checkpoint": ["caffe", "caffe_proto", "finetune", "rundir", "train_state", "trainer"],
-    "export": ["savedmodel"],
-    "use": ["convert", "evaluate", "export", "predict", "prepare", "train", "trained", "visualize"],
+    "step": ["models.crops", "models.devices", "figures.drawing", "models.layers", "training.metrics", "models.alexnet", "training.optim", "training.schedule", "training.steps", "training.summaries"],
+    "checkpoint": ["caffe.net", "caffe.proto", "training.finetune", "runs.rundir", "training.state", "training.trainer"],
+    "export": ["serving.savedmodel"],
+    "use": ["convert", "evaluate", "export", "predict", "prepare", "train", "inference.trained", "visualize"],
 }
 ORDER = {module: rank for rank, modules in enumerate(STAGES.values()) for module in modules}
 
@@ -86,6 +86,6 @@ def test_only_the_run_directory_module_names_its_files():
     # The folder name as a string or in a path ("checkpoints", RUN/checkpoints/ckpt-N), and the two file names;
     # "checkpoints" as a plain English word in a sentence is fine.
     pattern = re.compile(r"[\"'/]checkpoints\b|\bcheckpoints[/\"']|config\.yaml|summary\.json")
-    named = [f"{m}:{i}: {line.strip()}" for m, p in modules().items() if m != "rundir"
+    named = [f"{m}:{i}: {line.strip()}" for m, p in modules().items() if m != "runs.rundir"
              for i, line in enumerate(open(p, encoding="utf-8"), 1) if pattern.search(line)]
     assert named == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.metrics import RunningSums, batch_sums, top_k_wrong
+from alexnet_tf.training.metrics import RunningSums, batch_sums, top_k_wrong
 
 
 def _numpy_top_k_error(logits: np.ndarray, labels: np.ndarray, k: int) -> float:

@@ -1,12 +1,12 @@
-"""Tests for alexnet_tf.model: the paper's architecture, connectivity, placement and initialisation."""
+"""Tests for alexnet_tf.models.alexnet: the paper's architecture, connectivity, placement and initialisation."""
 
 import numpy as np
 import keras
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.devices import UNPINNED, tower_placement
-from alexnet_tf.model import BIAS_ONE_LAYERS, build_alexnet, tower_kernels, with_features
+from alexnet_tf.models.devices import UNPINNED, tower_placement
+from alexnet_tf.models.alexnet import BIAS_ONE_LAYERS, build_alexnet, tower_kernels, with_features
 
 TINY = dict(num_classes=5, width=0.125, fc_width=32, input_size=67)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.optim import PaperSGD, base_optimizer, paper_sgd
+from alexnet_tf.training.optim import PaperSGD, base_optimizer, paper_sgd
 
 # Hand computation with lr 0.1, momentum 0.9, decay 0.0005; a 2-D weight starting at 1.0 and a bias at 2.0, both
 # with gradient 0.5 in step 1 and 0.25 in step 2.

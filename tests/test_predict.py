@@ -11,8 +11,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_tf import cli, files, predict
-from alexnet_tf.trained import load_model
+from alexnet_tf import cli, predict
+
+from alexnet_tf.core import files
+from alexnet_tf.inference.trained import load_model
 
 from helpers import encode_image, photo
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf.errors import RunDirError
-from alexnet_tf.rundir import RunDir, checkpoint_damage, list_checkpoints
+from alexnet_tf.runs.rundir import RunDir, checkpoint_damage, list_checkpoints
 
 from helpers import DAMAGE, data_file, truncate_data, truncate_index
 
@@ -127,7 +127,7 @@ def test_lock_is_exclusive_names_the_holder_and_is_released(tmp_path):
 
 HOLD_LOCK = """
 import sys, time
-from alexnet_tf.rundir import RunDir
+from alexnet_tf.runs.rundir import RunDir
 lock = RunDir(sys.argv[1]).lock()
 print("locked", flush=True)
 time.sleep(600)

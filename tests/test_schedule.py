@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.schedule import PlateauSchedule, StepSchedule, make_schedule
+from alexnet_tf.training.schedule import PlateauSchedule, StepSchedule, make_schedule
 
 
 def test_plateau_divides_at_the_right_evaluations_and_at_most_three_times() -> None:

@@ -1,4 +1,4 @@
-"""Tests of alexnet_tf.trained (one interface for runs, checkpoints and exports, usable from Python), where reports
+"""Tests of alexnet_tf.inference.trained (one interface for runs, checkpoints and exports, usable from Python), where reports
 go, and the command-line contract of evaluate, predict, visualize and export: --help in under a second without
 TensorFlow, bad input exits 2, a partly failed prediction exits 1."""
 
@@ -14,9 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from alexnet_tf import cli, evaluate, trained, visualize
+from alexnet_tf import cli, evaluate, visualize
+
+from alexnet_tf.inference import trained
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ModelError
-from alexnet_tf.rundir import RunDir
+from alexnet_tf.runs.rundir import RunDir
 
 from helpers import encode_image, photo
 

@@ -15,8 +15,8 @@ from alexnet_tf import cli
 from alexnet_tf.config import ConfigError, load_config
 from alexnet_tf.data import train_dataset
 from alexnet_tf.errors import Preempted, RunDirError
-from alexnet_tf.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
-from alexnet_tf.trainer import Trainer
+from alexnet_tf.training.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
+from alexnet_tf.training.trainer import Trainer
 
 from helpers import TINY
 

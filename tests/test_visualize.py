@@ -13,7 +13,7 @@ from PIL import Image
 
 from alexnet_tf import cli, visualize
 from alexnet_tf.evaluate import data_config_for
-from alexnet_tf.trained import load_model
+from alexnet_tf.inference.trained import load_model
 
 from helpers import encode_image, photo
 

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from alexnet_tf.files import remove_stale_temporaries, temp_name
-from alexnet_tf.progress import progress_bar
+from alexnet_tf.core.files import remove_stale_temporaries, temp_name
+from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.sources import DataError
 from alexnet_tf.data.vocab import Vocabulary
 

@@ -158,7 +158,7 @@ def eval_square(image_bytes: tf.Tensor, size: int = 256, max_pixels: int = MAX_P
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Batches: what a trained model (`alexnet_tf.trained`) and the export's signatures run on encoded files.
+# Batches: what a trained model (`alexnet_tf.inference.trained`) and the export's signatures run on encoded files.
 
 def _check_batch(n: tf.Tensor, max_batch: int | None) -> list[tf.Operation]:
     if max_batch is None:
@@ -204,7 +204,7 @@ def squares_from_images(images: tf.Tensor, size: int, max_batch: int | None = No
 
 def ten_crop_patches(squares: tf.Tensor, mean: np.ndarray, crop: int) -> tf.Tensor:
     """uint8 squares [N, S, S, 3] -> float32 [N, 10, crop, crop, 3]: mean subtracted, each image's ten patches in
-    `TEN_CROP_ORDER` (the layout `alexnet_tf.crops` and `data.eval_dataset(..., ten_crop=True)` use)."""
+    `TEN_CROP_ORDER` (the layout `alexnet_tf.models.crops` and `data.eval_dataset(..., ten_crop=True)` use)."""
     centred = subtract_mean(squares, tf.constant(mean, tf.float32))
     return tf.map_fn(lambda im: ten_crop(im, crop), centred,
                      fn_output_signature=tf.TensorSpec([10, crop, crop, 3], tf.float32))

@@ -15,7 +15,7 @@ from alexnet_tf.data.prepared import (SPLITS, PreparedData, examine_all, list_pr
                                       manifest_shards)
 from alexnet_tf.data.shards import check_plan, open_source, prepare_source, split_plan
 from alexnet_tf.data.sources import DataError, is_prepared_dir
-from alexnet_tf.files import atomic_write_text
+from alexnet_tf.core.files import atomic_write_text
 
 log = logging.getLogger("alexnet_tf.data")
 

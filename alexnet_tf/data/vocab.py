@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from alexnet_tf.files import atomic_write_text
+from alexnet_tf.core.files import atomic_write_text
 from alexnet_tf.errors import VocabularyError  # noqa: F401 (raised here; importable from here)
 
 

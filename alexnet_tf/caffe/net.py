@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.caffe_proto import CaffeLayer, blob_array, blob_shape, net_layers
+from alexnet_tf.caffe.proto import CaffeLayer, blob_array, blob_shape, net_layers
 from alexnet_tf.errors import ModelError
 
 # Layers that feed data, evaluate, or do nothing at inference: they do not change the network's logits.
@@ -155,7 +155,7 @@ def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlex
                 outputs = layer.param.num_output
                 if outputs < 2 or outputs % 2:
                     raise _differs(source, layer, role, f"{outputs} outputs; two towers need an even number")
-                from alexnet_tf.model import tower_kernels  # here: reading files needs no TensorFlow
+                from alexnet_tf.models.alexnet import tower_kernels  # here: reading files needs no TensorFlow
 
                 kernels = [2 * k for k in tower_kernels(outputs / 96)]
             _check_conv(source, layer, role, kernels, channels_in, with_weights)

@@ -31,8 +31,8 @@ from alexnet_tf.config import Config, ConfigError, config_to_dict, load_config, 
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.errors import RunDirError, StatsError, VocabularyError
-from alexnet_tf.files import atomic_path, atomic_write_text
-from alexnet_tf.locks import FileLock, LockHeld
+from alexnet_tf.core.files import atomic_path, atomic_write_text
+from alexnet_tf.core.locks import FileLock, LockHeld
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -438,7 +438,7 @@ def restore_model(config: Config, checkpoint_prefix: str) -> Any:
     """
     import tensorflow as tf
 
-    from alexnet_tf.model import build_alexnet
+    from alexnet_tf.models.alexnet import build_alexnet
 
     model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
     try:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from alexnet_tf.errors import ModelError, RunDirError
-from alexnet_tf.savedmodel import PREPROCESSING_FILE, SIGNATURES, TOP_K, existing_versions
+from alexnet_tf.serving.savedmodel import PREPROCESSING_FILE, SIGNATURES, TOP_K, existing_versions
 
 DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches
 REPORTS_DIR = "reports"  # inside a run directory (or beside an export's versions): evaluation JSON
@@ -111,7 +111,7 @@ def _every(ds: Any, stride: int) -> Any:
 
 def _collect(batches: Any, total: int, desc: str, progress: bool) -> tuple[np.ndarray, ...]:
     """Concatenates the columns of a stream of batches (tuples of arrays), with a progress bar over `total`."""
-    from alexnet_tf.progress import progress_bar
+    from alexnet_tf.core.progress import progress_bar
 
     columns: list[list[np.ndarray]] = []
     bar = progress_bar(total, desc, progress, leave=False)
@@ -226,7 +226,7 @@ class TrainedModel:
 
 def _encoded(images: Sequence[bytes | str | os.PathLike]) -> np.ndarray:
     """Encoded images as a string array; paths are read."""
-    from alexnet_tf.files import read_bytes
+    from alexnet_tf.core.files import read_bytes
 
     return np.asarray([item if isinstance(item, bytes) else read_bytes(item) for item in images], dtype=object)
 
@@ -239,12 +239,12 @@ class RunModel(TrainedModel):
     def __init__(self, run_dir: str, checkpoint: str | None = None) -> None:
         import tensorflow as tf
 
-        from alexnet_tf.crops import (average_over_crops, crop_probabilities, patch_probabilities, ten_crop_features,
+        from alexnet_tf.models.crops import (average_over_crops, crop_probabilities, patch_probabilities, ten_crop_features,
                                       ten_crop_probabilities)
         from alexnet_tf.data import preprocess
-        from alexnet_tf.savedmodel import serving_spec
-        from alexnet_tf.model import with_features
-        from alexnet_tf.rundir import load_run
+        from alexnet_tf.serving.savedmodel import serving_spec
+        from alexnet_tf.models.alexnet import with_features
+        from alexnet_tf.runs.rundir import load_run
 
         try:
             run = load_run(run_dir, checkpoint)
@@ -328,7 +328,7 @@ class ExportModel(TrainedModel):
         import tensorflow as tf
 
         from alexnet_tf.data.vocab import Vocabulary, VocabularyError
-        from alexnet_tf.rundir import RunDir
+        from alexnet_tf.runs.rundir import RunDir
 
         try:
             self.saved = tf.saved_model.load(version_dir)
@@ -424,7 +424,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     from alexnet_tf.cli import quiet_tensorflow
 
     quiet_tensorflow()  # before rundir, whose imports load TensorFlow
-    from alexnet_tf.rundir import RunDir, is_checkpoint_prefix, run_dir_of_checkpoint
+    from alexnet_tf.runs.rundir import RunDir, is_checkpoint_prefix, run_dir_of_checkpoint
 
     path = os.path.normpath(os.path.expanduser(os.fspath(path)))
     if is_checkpoint_prefix(path):

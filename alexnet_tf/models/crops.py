@@ -1,6 +1,6 @@
 """The paper's test-time ten-crop average: a network's outputs over each image's ten patches, averaged.
 
-The one place it is written: the trainer's ten-crop evaluation, `alexnet_tf.trained` (evaluation, prediction,
+The one place it is written: the trainer's ten-crop evaluation, `alexnet_tf.inference.trained` (evaluation, prediction,
 features) and the export's serving signatures all call these functions, so the three can never drift apart.
 
 Crops come as [B, 10, S, S, 3], an image's ten patches consecutive in `data.preprocess.TEN_CROP_ORDER` (the centre

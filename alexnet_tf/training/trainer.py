@@ -3,13 +3,13 @@ until the run is done, going back to the last good checkpoint when the loss turn
 
 One call, `train(config, run_dir)`, does a whole run:
 
-    prepare the data (alexnet_tf.data) -> build the state (alexnet_tf.train_state) -> restore the newest readable
-    checkpoint of run_dir if there is one (else, fine-tuning, the source's weights: alexnet_tf.finetune) -> for each
+    prepare the data (alexnet_tf.data) -> build the state (alexnet_tf.training.state) -> restore the newest readable
+    checkpoint of run_dir if there is one (else, fine-tuning, the source's weights: alexnet_tf.training.finetune) -> for each
     epoch: train steps over the augmented batches, checkpoint every N steps, evaluate the centre crop, let the
     schedule see the validation error, checkpoint -> ten-crop evaluation.
 
-The run directory (its files, its lock, damaged checkpoints, disk space) is `alexnet_tf.rundir`'s; TensorBoard is
-`alexnet_tf.summaries`'s. A resumed run skips the batches of the epoch that were already used.
+The run directory (its files, its lock, damaged checkpoints, disk space) is `alexnet_tf.runs.rundir`'s; TensorBoard is
+`alexnet_tf.training.summaries`'s. A resumed run skips the batches of the epoch that were already used.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ import tensorflow as tf
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config, ConfigError
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
-from alexnet_tf.devices import make_strategy, seed_everything, set_precision
+from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
-from alexnet_tf.finetune import FineTune, start_from
-from alexnet_tf.metrics import RunningSums
-from alexnet_tf.progress import progress_bar, write
-from alexnet_tf.rundir import RunDir
-from alexnet_tf.steps import make_eval_step, make_train_step
-from alexnet_tf.summaries import Summaries
-from alexnet_tf.train_state import build_state, is_chief
+from alexnet_tf.training.finetune import FineTune, start_from
+from alexnet_tf.training.metrics import RunningSums
+from alexnet_tf.core.progress import progress_bar, write
+from alexnet_tf.runs.rundir import RunDir
+from alexnet_tf.training.steps import make_eval_step, make_train_step
+from alexnet_tf.training.summaries import Summaries
+from alexnet_tf.training.state import build_state, is_chief
 
 
 class _StopSignals:
@@ -129,7 +129,7 @@ class Trainer:
         progress: Show tqdm progress bars on the terminal.
         verbose: Print the one-line summary per epoch (and the resume and ten-crop lines).
         loss_poison: A test seam: step number (1-based) -> a value added to that step's loss (NaN to poison it).
-        init: Fine-tuning: the run to start from (`alexnet_tf.finetune`); `config` already layered on it.
+        init: Fine-tuning: the run to start from (`alexnet_tf.training.finetune`); `config` already layered on it.
     """
 
     def __init__(self, config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,

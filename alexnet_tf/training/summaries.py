@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats
-from alexnet_tf.figures import conv1_grids
+from alexnet_tf.figures.drawing import conv1_grids
 
 SCALARS = ("train/loss", "train/top1_error", "train/top5_error", "train/learning_rate", "train/images_per_second",
            "train/step_time_ms", "val/loss", "val/top1_error", "val/top5_error")

@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from alexnet_tf.errors import ExportError
-from alexnet_tf.files import fsync_path, fsync_tree, remove_stale_temporaries
-from alexnet_tf.locks import FileLock, LockHeld
+from alexnet_tf.core.files import fsync_path, fsync_tree, remove_stale_temporaries
+from alexnet_tf.core.locks import FileLock, LockHeld
 
 if TYPE_CHECKING:
     import keras
     import numpy as np
 
     from alexnet_tf.data.vocab import Vocabulary
-    from alexnet_tf.rundir import Run
+    from alexnet_tf.runs.rundir import Run
 
 SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
 TOP_K = 5  # classes in the top-k outputs of every signature, and in predict's listing
@@ -110,9 +110,9 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
     import numpy as np
     import tensorflow as tf
 
-    from alexnet_tf import crops
+    from alexnet_tf.models import crops
     from alexnet_tf.data import preprocess
-    from alexnet_tf.model import with_features
+    from alexnet_tf.models.alexnet import with_features
 
     if spec.labels not in LABEL_COLUMNS:
         raise ExportError(f"labels: got {spec.labels!r}; allowed values: {', '.join(LABEL_COLUMNS)}")
@@ -322,7 +322,7 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
     with export_lock(out_dir):
         target_version(out_dir, version, force)  # fail before any work
         remove_stale_temporaries(out_dir)  # the staging folders of exports that were killed (up to a model each)
-    from alexnet_tf.progress import progress_bar
+    from alexnet_tf.core.progress import progress_bar
 
     steps = progress_bar(4, f"export into {out_dir}", progress, unit="step")
     # The temporary name is not all digits, so tensorflow_model_server ignores it while it is being written; it
@@ -369,7 +369,7 @@ def export_run(run_dir: str, out_dir: str, version: int | None = None, force: bo
         ExportError: for an existing version without `force`, or a version < 1.
         RunDirError: for a run directory or checkpoint that cannot be read.
     """
-    from alexnet_tf.rundir import load_run
+    from alexnet_tf.runs.rundir import load_run
 
     target_version(out_dir, version, force)  # fail before restoring anything
     run = load_run(run_dir, checkpoint)

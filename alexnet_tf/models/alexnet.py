@@ -3,7 +3,7 @@
 Tower A and tower B each hold half of every layer's kernels. conv2, conv4 and conv5 read only their own tower's
 maps; conv3, fc6, fc7 and fc8 read both towers (the only places where the paper's two GPUs talked). With the
 default arguments the network has exactly 60,965,224 parameters. Two options reproduce Caffe's models (see
-`alexnet_tf.caffe`): `lrn_across_towers` (the LRN windows cross the tower boundary) and `pool_before_lrn`
+`alexnet_tf.caffe.net`): `lrn_across_towers` (the LRN windows cross the tower boundary) and `pool_before_lrn`
 (CaffeNet's order); neither adds weights nor changes the checkpoint's layout.
 
     input 224x224x3
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import keras
 
-from alexnet_tf import layers as L
-from alexnet_tf.devices import UNPINNED, TowerPlacement
+from alexnet_tf.models import layers as L
+from alexnet_tf.models.devices import UNPINNED, TowerPlacement
 
 TOWERS = ("a", "b")
 

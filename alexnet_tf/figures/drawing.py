@@ -91,7 +91,7 @@ def save_image(image: Any, path: str | os.PathLike) -> None:
     """Writes a PIL image or a uint8 RGB array as PNG, atomically (creating its folder)."""
     from PIL import Image
 
-    from alexnet_tf.files import atomic_path
+    from alexnet_tf.core.files import atomic_path
 
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, np.uint8))

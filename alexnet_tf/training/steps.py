@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Callable
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.crops import ten_crop_probabilities
+from alexnet_tf.models.crops import ten_crop_probabilities
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats
-from alexnet_tf.metrics import batch_sums
+from alexnet_tf.training.metrics import batch_sums
 
 if TYPE_CHECKING:  # the state is built later on the path (train_state); steps only use it
-    from alexnet_tf.train_state import TrainState
+    from alexnet_tf.training.state import TrainState
 
 
 def make_train_step(state: TrainState, stats: DatasetStats, data_cfg: DataConfig, global_batch: int,

@@ -17,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.config import ModelConfig, RuntimeConfig, TrainConfig
-from alexnet_tf.devices import UNPINNED, TowerPlacement, tower_placement
-from alexnet_tf.model import build_alexnet
-from alexnet_tf.optim import base_optimizer, paper_sgd
-from alexnet_tf.schedule import Schedule, make_schedule
+from alexnet_tf.models.devices import UNPINNED, TowerPlacement, tower_placement
+from alexnet_tf.models.alexnet import build_alexnet
+from alexnet_tf.training.optim import base_optimizer, paper_sgd
+from alexnet_tf.training.schedule import Schedule, make_schedule
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")  # Keras layers are named conv1_a, ...
 

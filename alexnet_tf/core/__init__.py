@@ -1,0 +1,1 @@
+"""Plumbing every concern uses: atomic files, file locks, progress bars."""

@@ -1,0 +1,1 @@
+"""Pictures: the drawing helpers and the figures the commands save."""

@@ -1,0 +1,1 @@
+"""The run directory: its layout, checkpoints and their recovery, the trainer's lock."""

@@ -1,0 +1,1 @@
+"""The SavedModel: signatures, warm-up records, versioned atomic publishing."""
