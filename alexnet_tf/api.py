@@ -1,12 +1,12 @@
 """The public API's functions, re-exported by `alexnet_tf/__init__.py`; each imports what it needs when called, so
 `import alexnet_tf` loads nothing heavy, and those that load TensorFlow load it without its C++ start-up lines
-(`cli.quiet_tensorflow`)."""
+(`tensorflow_setup.quiet_tensorflow`)."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from alexnet_tf.cli import quiet_tensorflow
+from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
 
 
 def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Any:

@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from alexnet_tf.errors import ConfigError  # noqa: F401 (raised here; importable from here)
 from alexnet_tf.core.files import atomic_write_text
+from alexnet_tf.errors import ConfigError  # noqa: F401 (raised here; importable from here)
 
 
 def _require(condition: bool, key: str, message: str) -> None:

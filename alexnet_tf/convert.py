@@ -22,7 +22,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-from alexnet_tf.cli import exit_codes_help, quiet_tensorflow, run
+from alexnet_tf.cli import exit_codes_help, run
+from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
 from alexnet_tf.errors import EXIT_BAD_INPUT, InputError, RunDirError, VocabularyError
 
 MEAN_IMAGE_SIZE = 256  # Caffe's ILSVRC mean image and the side its images are resized to
@@ -144,8 +145,8 @@ def convert_caffe(weights: str, out: str, mean: str | None = None, mean_values: 
     from alexnet_tf.caffe import net as caffe
     from alexnet_tf.caffe import proto as caffe_proto
     from alexnet_tf.config import Config, replace
-    from alexnet_tf.models.alexnet import build_alexnet
     from alexnet_tf.core.progress import progress_bar
+    from alexnet_tf.models.alexnet import build_alexnet
     from alexnet_tf.runs.rundir import RunDir
 
     run_dir = RunDir(out)

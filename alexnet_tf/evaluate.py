@@ -1,9 +1,9 @@
 """Evaluation of trained models: centre-crop and ten-crop top-1/top-5 error, per-class accuracy and softmax-averaging
 ensembles (the paper's Tables 1 and 2), as a table and as JSON.
 
-Models are loaded by `alexnet_tf.inference.trained.load` (a run directory, a checkpoint, an export or a folder of versions);
-a run is evaluated at its own image size, crop size and training mean, an export with its built-in preprocessing,
-and both give the same numbers. The centre-crop figures of a run come from the first of its ten crops
+Models are loaded by `alexnet_tf.inference.trained.load` (a run directory, a checkpoint, an export or a folder of
+versions); a run is evaluated at its own image size, crop size and training mean, an export with its built-in
+preprocessing, and both give the same numbers. The centre-crop figures of a run come from the first of its ten crops
 (`preprocess.TEN_CROP_ORDER` starts with the centre patch, the same patch `preprocess.center_crop` takes), so one
 pass over the data gives both.
 
@@ -25,9 +25,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from alexnet_tf import cli
+from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.errors import EXIT_BAD_INPUT, ModelError  # noqa: F401 (raised here; importable from here)
 from alexnet_tf.inference.trained import DEFAULT_BATCH, SplitOutputs, TrainedModel, load_model
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Data for a model.
@@ -311,7 +311,7 @@ version folders (exports/alexnet/reports/evaluation-val-export-3.json). Never in
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
-    cli.quiet_tensorflow()
+    tensorflow_setup.quiet_tensorflow()
     check_split(args.split)  # before loading models: a typo fails at once
     models = [load_model(m) for m in args.model]
     report = evaluate_models(models, args.data, args.split, args.config, args.overrides, args.batch_size,

@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from alexnet_tf import api, cli
+from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.errors import EXIT_BAD_INPUT
 from alexnet_tf.serving.savedmodel import LABEL_COLUMNS, MAX_BATCH
 
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --run RUN_DIR or --checkpoint PATH")
     if args.max_batch < 1 or (args.max_pixels is not None and args.max_pixels < 1):
         parser.error("--max-batch and --max-pixels must be positive")
-    cli.quiet_tensorflow()
+    tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.runs.rundir import run_dir_of_checkpoint
     from alexnet_tf.serving.savedmodel import export_run
 

@@ -23,10 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from alexnet_tf import cli
-from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
+from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.core.files import expand_image_arguments, expand_images, read_images
-from alexnet_tf.serving.savedmodel import TOP_K
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
 from alexnet_tf.inference.trained import DEFAULT_BATCH, TrainedModel, per_image
+from alexnet_tf.serving.savedmodel import TOP_K
 
 # Figure layout (pixels). A cell is an image tile, a caption line, then one bar per top-k class.
 TILE = 160
@@ -65,8 +66,8 @@ class Prediction:
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "error": self.error, "truth": self.truth, "truth_label": self.truth_label,
-                "top_k": [{"class": c, "label": l, "probability": s}
-                          for c, l, s in zip(self.classes, self.labels, self.scores)]}
+                "top_k": [{"class": c, "label": name, "probability": s}
+                          for c, name, s in zip(self.classes, self.labels, self.scores)]}
 
 
 def true_class(path: str, vocabulary: Any) -> int | None:
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"--top-k, --columns and --batch-size must be >= 1; got {args.top_k}, {args.columns}, "
                          f"{args.batch_size}")
     paths, arg_errors = expand_image_arguments(args.images, "IMAGE")
-    cli.quiet_tensorflow()
+    tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.evaluate import write_json
     from alexnet_tf.figures.drawing import image_tile, save_image
     from alexnet_tf.inference.trained import load_model

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.config import load_config
+from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.errors import EXIT_BAD_INPUT
 
 DESCRIPTION = """\
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     data_cfg = load_config(args.config, args.overrides).data
 
-    cli.quiet_tensorflow()  # after the arguments and the config are checked: errors in them answer at once
+    tensorflow_setup.quiet_tensorflow()  # after the arguments and the config are checked: errors in them answer at once
     from alexnet_tf.data.shards import prepare_data
     from alexnet_tf.data.verify import verify_prepared
 

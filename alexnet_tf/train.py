@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Sequence
 
 from alexnet_tf import api, cli
 from alexnet_tf.config import SHIPPED_CONFIGS
+from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.core.files import temp_name
-from alexnet_tf.runs.rundir import TENSORBOARD_DIR
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
+from alexnet_tf.runs.rundir import TENSORBOARD_DIR
 
 if TYPE_CHECKING:
     from alexnet_tf.config import DataConfig
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = args.run_dir or new_run_dir()
     shown = LATEST if not args.run_dir else run_dir  # the name that stays valid for the newest run
 
-    cli.quiet_tensorflow()  # importing TensorFlow does not yet set up its devices
+    tensorflow_setup.quiet_tensorflow()  # importing TensorFlow does not yet set up its devices
     from alexnet_tf.models.devices import configure_logical_cpus
 
     cpus = _logical_cpus_needed(config.runtime.tower_devices)

@@ -32,8 +32,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from alexnet_tf import cli
-from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
+from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.core.files import expand_image_arguments, read_images
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
 from alexnet_tf.inference.trained import DEFAULT_BATCH, TrainedModel, load_model, per_image
 
 # Kernel figure layout (pixels).
@@ -177,8 +178,7 @@ def nearest(gallery: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192)
 def record_tiles(prepared: Any, split: str, indices: Sequence[int], tile: int) -> dict[int, np.ndarray]:
     """The prepared squares at record positions `indices` of a split, resized to tile x tile (one pass, stopping
     after the last one needed)."""
-    from alexnet_tf.data import preprocess
-    from alexnet_tf.data import record_dataset
+    from alexnet_tf.data import preprocess, record_dataset
 
     wanted = set(int(i) for i in indices)
     tiles: dict[int, np.ndarray] = {}
@@ -347,7 +347,7 @@ def _neighbors(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
-    cli.quiet_tensorflow()
+    tensorflow_setup.quiet_tensorflow()
     return _kernels(args) if args.command == "kernels" else _neighbors(args)
 
 

@@ -32,9 +32,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from alexnet_tf.data import augment, preprocess  # noqa: E402
 from alexnet_tf.config import DataConfig  # noqa: E402
-from alexnet_tf.data import demo, prepare_source, train_dataset  # noqa: E402
+from alexnet_tf.data import augment, demo, prepare_source, preprocess, train_dataset  # noqa: E402  # noqa: E402
 from alexnet_tf.data.augment import network_input  # noqa: E402
 from alexnet_tf.data.sources import folder_source  # noqa: E402
 
@@ -190,8 +189,8 @@ def main() -> None:
                                 args.batch, args.seconds)
 
         base_wall, base_cpu = results["c"]
-        print(f"\nimages/s per core (wall-clock; 2-thread runs divided by 2) | images per CPU-second | "
-              f"vs baseline per core (wall, CPU)")
+        print("\nimages/s per core (wall-clock; 2-thread runs divided by 2) | images per CPU-second | "
+              "vs baseline per core (wall, CPU)")
         rows = [("(c) baseline PIL+NumPy (paper order), 1 thread", results["c"], 1),
                 ("(c') baseline PIL+NumPy, crop first, 1 thread", results["c2"], 1)]
         for threads in (1, 2):

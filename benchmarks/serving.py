@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from alexnet_tf.serving import savedmodel as export  # noqa: E402
 from alexnet_tf.data import preprocess  # noqa: E402
 from alexnet_tf.data.vocab import Vocabulary  # noqa: E402
 from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
 from alexnet_tf.runs.rundir import load_run  # noqa: E402
+from alexnet_tf.serving import savedmodel as export  # noqa: E402
 
 
 def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int = 0) -> list[bytes]:
@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 "predict_images (ten-crop, decoded input)": signature_call("predict_images", decoded),
                 "center_crop": signature_call("center_crop", images),
                 "features (ten-crop fc7)": signature_call("features", images),
-                "decode + preprocess only, ten crops": lambda: ten_preprocess(tf.constant(images)),
-                "decode + preprocess only, centre crop": lambda: center_preprocess(tf.constant(images)),
-                "network only, 10 x N patches": lambda: network(patches10).numpy(),
-                "network only, N patches": lambda: network(patches1).numpy(),
+                "decode + preprocess only, ten crops": lambda images=images: ten_preprocess(tf.constant(images)),
+                "decode + preprocess only, centre crop": lambda images=images: center_preprocess(tf.constant(images)),
+                "network only, 10 x N patches": lambda patches10=patches10: network(patches10).numpy(),
+                "network only, N patches": lambda patches1=patches1: network(patches1).numpy(),
             }
             latencies = time_round_robin(list(measurements.values()), args.repeats, args.max_seconds)
             medians = {}

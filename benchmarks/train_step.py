@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
 from alexnet_tf.models.devices import tower_placement  # noqa: E402
 from alexnet_tf.models.layers import LocalResponseNormalization  # noqa: E402
-from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
 from alexnet_tf.training.optim import PaperSGD  # noqa: E402
 
 FORWARD_MACS_PER_IMAGE = 0.72e9

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-
 from typing import TYPE_CHECKING
 
 import pytest
@@ -81,6 +80,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> str:
 def tiny_data(tiny_root: str):
     """(config, prepared data) of the tiny demo."""
     import helpers
+
     from alexnet_tf.data import prepare_data
 
     config = helpers.tiny_config(os.path.join(tiny_root, "cache"))

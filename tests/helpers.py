@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
+from PIL import Image
 
 if TYPE_CHECKING:
     from alexnet_tf.config import Config

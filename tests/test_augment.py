@@ -4,10 +4,10 @@ each op eagerly and inside tf.data.map."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import photo
 
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats, eigen_rgb
-from helpers import photo
 
 
 def in_tf_data(fn, *args):
@@ -103,8 +103,8 @@ def test_crop_mean_image_matches_numpy_slices_and_reflections():
     mean = np.random.default_rng(1).uniform(0, 255, (12, 12, 3)).astype(np.float32)
     offsets = np.array([[0, 0], [4, 1], [2, 4]], np.int32)
     flips = np.array([False, True, True])
-    expected = np.stack([mean[t:t + 8, l:l + 8][:, ::-1] if f else mean[t:t + 8, l:l + 8]
-                         for (t, l), f in zip(offsets, flips)])
+    expected = np.stack([mean[t:t + 8, x:x + 8][:, ::-1] if f else mean[t:t + 8, x:x + 8]
+                         for (t, x), f in zip(offsets, flips)])
     assert np.array_equal(augment.crop_mean_image(mean, offsets, flips, 8).numpy(), expected)
     assert np.array_equal(in_tf_data(lambda o, f: augment.crop_mean_image(mean, o, f, 8), offsets, flips), expected)
 
@@ -120,14 +120,14 @@ def test_network_input_equals_the_papers_order_of_operations(mean_kind):
     flips = np.array([True, False, True])
     alphas = rng.normal(0, 0.1, (3, 3)).astype(np.float32)
     expected = []
-    for sq, (t, l), f, a in zip(squares, offsets, flips, alphas):
+    for sq, (t, x), f, a in zip(squares, offsets, flips, alphas):
         centred = sq.astype(np.float64) - (stats.mean_image if mean_kind == "image" else stats.channel_mean)
-        patch = centred[t:t + crop, l:l + crop]
+        patch = centred[t:t + crop, x:x + crop]
         patch = patch[:, ::-1] if f else patch
         expected.append(patch + stats.eigvecs @ (a * np.sqrt(stats.eigvals)))
     # What the pipeline hands over: uint8 crops already reflected, and the draws.
-    images = np.stack([(sq[t:t + crop, l:l + crop][:, ::-1] if f else sq[t:t + crop, l:l + crop])
-                       for sq, (t, l), f in zip(squares, offsets, flips)])
+    images = np.stack([(sq[t:t + crop, x:x + crop][:, ::-1] if f else sq[t:t + crop, x:x + crop])
+                       for sq, (t, x), f in zip(squares, offsets, flips)])
     batch = {"image": tf.constant(images), "offset": tf.constant(offsets), "flip": tf.constant(flips),
              "alpha": tf.constant(alphas)}
     out = tf.function(lambda b: augment.network_input(b, stats, mean_kind, "stddev"))(batch).numpy()

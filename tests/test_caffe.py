@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf import convert
-
 from alexnet_tf.caffe import proto as caffe_proto
 from alexnet_tf.cli import run
 from alexnet_tf.data import preprocess
@@ -107,7 +106,7 @@ def layer_bytes(layer: Layer, legacy: bool, packed: bool = True) -> bytes:
 
 def caffemodel_bytes(layers: list[Layer], legacy: bool, packed: bool = True) -> bytes:
     number = 2 if legacy else 100
-    return f_str(1, "AlexNet") + b"".join(f_bytes(number, layer_bytes(l, legacy, packed)) for l in layers)
+    return f_str(1, "AlexNet") + b"".join(f_bytes(number, layer_bytes(layer, legacy, packed)) for layer in layers)
 
 
 def prototxt_text(layers: list[Layer], size: int = 227, legacy: bool = False) -> str:
@@ -436,7 +435,7 @@ def test_full_size_bvlc_alexnet_in_the_layer_format_matches_caffe(tmp_path):
     layers = alexnet_layers(FULL, classes=1000, seed=11)
     images, mean_bgr = random_inputs(12, 1)
     assert convert.main(write_files(tmp_path, layers, False, mean_bgr, classes=1000,
-                                    prototxt=prototxt_text([l for l in layers if l.kind != "Data"]))) == 0
+                                    prototxt=prototxt_text([layer for layer in layers if layer.kind != "Data"]))) == 0
     model = load_run(tmp_path / "run").restore_model()
     assert model.count_params() == 60_965_224
     assert_logits_match(layers, tmp_path / "run", mean_bgr, images)

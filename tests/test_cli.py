@@ -10,9 +10,22 @@ import sys
 import pytest
 
 from alexnet_tf import cli
-from alexnet_tf.errors import (EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, AlexNetError, ConfigError, DataError,
-                               ExportError, InputError, ModelError, NonFiniteError, Preempted, RunDirError, StatsError,
-                               VocabularyError)
+from alexnet_tf.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_NON_FINITE,
+    EXIT_PREEMPTED,
+    AlexNetError,
+    ConfigError,
+    DataError,
+    ExportError,
+    InputError,
+    ModelError,
+    NonFiniteError,
+    Preempted,
+    RunDirError,
+    StatsError,
+    VocabularyError,
+)
 
 pytestmark = pytest.mark.pure_python  # no TensorFlow: these tests start in well under a second
 

@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import read_shards, write_folder
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, eval_dataset, prepare_data, record_dataset, train_dataset
 from alexnet_tf.data.augment import network_input
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.models.alexnet import build_alexnet
-from helpers import read_shards, write_folder
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +57,9 @@ def test_training_batches_are_exact_crops_and_reflections_of_the_shards(prepared
     seen_flip = {True: 0, False: 0}
     for batch, labels in batches(train_dataset(data, cfg, 6, seed=3, epoch=0)):
         assert batch["image"].dtype == np.uint8 and batch["image"].shape == (6, 24, 24, 3)
-        for image, (t, l), flip, label in zip(batch["image"], batch["offset"], batch["flip"], labels):
-            assert 0 <= t <= 8 and 0 <= l <= 8
-            candidates = [sq[t:t + 24, l:l + 24] for sq in squares[label]]
+        for image, (t, x), flip, label in zip(batch["image"], batch["offset"], batch["flip"], labels):
+            assert 0 <= t <= 8 and 0 <= x <= 8
+            candidates = [sq[t:t + 24, x:x + 24] for sq in squares[label]]
             candidates = [c[:, ::-1] if flip else c for c in candidates]
             assert any(np.array_equal(image, c) for c in candidates)  # exact pixels of a square of its class
             seen_flip[bool(flip)] += 1

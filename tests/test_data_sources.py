@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import bad_files, encode, example, odd_files, photo, read_shards, write_folder, write_records
+from PIL import Image
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, prepare_data
-from alexnet_tf.data.sources import folder_source, tfds_source
 from alexnet_tf.data.preprocess import eval_square
-from helpers import bad_files, example, odd_files, photo, read_shards, write_folder, write_records, encode
-from PIL import Image
+from alexnet_tf.data.sources import folder_source, tfds_source
 
 
 def config(tmp_path, source, **kw) -> DataConfig:
@@ -43,7 +43,7 @@ def test_flat_validation_folder_with_label_files(tmp_path):
     root = write_folder(str(tmp_path / "src"), {"n01": 2, "n02": 2}, val_per_class=0)
     val = tmp_path / "src" / "val"
     val.mkdir()
-    for i, wnid in enumerate(["n02", "n01", "n02"]):
+    for i in range(3):
         (val / f"ILSVRC2012_val_{i:08d}.JPEG").write_bytes(encode(Image.fromarray(photo(30, 30, i)), "JPEG"))
     with pytest.raises(DataError, match="no labels file"):
         folder_source(root)

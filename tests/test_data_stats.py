@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import write_folder
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DatasetStats, StatsAccumulator, StatsError, Vocabulary, VocabularyError, prepare_data
-from alexnet_tf.data.vocab import read_synset_names
 from alexnet_tf.data.preprocess import eval_square
-from helpers import write_folder
+from alexnet_tf.data.vocab import read_synset_names
 
 
 def numpy_reference(images: np.ndarray):

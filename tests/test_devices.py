@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from alexnet_tf.models.devices import UNPINNED, DeviceError, available_devices, tower_placement
 
-
 cpu_only = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")
 
 

@@ -10,14 +10,12 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TinyRun
 
 from alexnet_tf import cli, evaluate
-
-from alexnet_tf.inference import trained
 from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.inference import trained
 from alexnet_tf.models.alexnet import build_alexnet
-
-from helpers import TinyRun
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
 
@@ -56,7 +54,7 @@ def reference_probabilities(run: TinyRun, prepared, split: str = "val") -> tuple
         image = tf.io.decode_jpeg(data, channels=3).numpy().astype(np.float32) - mean
         s = image.shape[0]
         corners = [((s - c) // 2, (s - c) // 2), (0, 0), (0, s - c), (s - c, 0), (s - c, s - c)]
-        patches = np.stack([image[t:t + c, l:l + c] for t, l in corners])
+        patches = np.stack([image[t:t + c, x:x + c] for t, x in corners])
         patches = np.concatenate([patches, patches[:, :, ::-1]])
         p = _softmax(model(patches, training=False).numpy().astype(np.float64))
         centre.append(p[0])

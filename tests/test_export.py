@@ -25,13 +25,13 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 import alexnet_tf.export as export_command
 import alexnet_tf.serving.savedmodel as export
 from alexnet_tf import cli
-from alexnet_tf.runs import rundir
-from alexnet_tf.data import preprocess
 from alexnet_tf.config import load_config, replace, save_config
+from alexnet_tf.data import preprocess
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.models.devices import TowerPlacement
 from alexnet_tf.models.alexnet import build_alexnet, with_features
+from alexnet_tf.models.devices import TowerPlacement
+from alexnet_tf.runs import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BATCH = 6
@@ -403,8 +403,9 @@ def _jpeg_bomb(images) -> bytes:
 def _png_bomb() -> bytes:
     """A PNG whose IHDR (with a correct CRC) declares 100,000 x 100,000 pixels: 30 GB if decoded."""
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
-    chunk = lambda kind, body: (struct.pack(">I", len(body)) + kind + body
-                                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
             + chunk(b"IEND", b""))
 

@@ -14,6 +14,7 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import DAMAGE, TINY
 
 from alexnet_tf import cli
 from alexnet_tf.config import load_config
@@ -21,8 +22,6 @@ from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
 from alexnet_tf.errors import DataError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.runs.rundir import RunDir, checkpoint_damage
 from alexnet_tf.training.trainer import Trainer
-
-from helpers import DAMAGE, TINY
 
 train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
 pytestmark = pytest.mark.usefixtures("float32_policy")

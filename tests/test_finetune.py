@@ -1,5 +1,5 @@
-"""Fine-tuning (alexnet_tf.training.finetune, `train --init-from`): partial restore, freezing, the new layer's learning rate,
-the source's mean in the export, refused misfits."""
+"""Fine-tuning (alexnet_tf.training.finetune, `train --init-from`): partial restore, freezing, the new layer's
+learning rate, the source's mean in the export, refused misfits."""
 
 import dataclasses
 import os
@@ -15,10 +15,10 @@ from alexnet_tf.config import ConfigError, load_config
 from alexnet_tf.data import preprocess
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.errors import RunDirError
-from alexnet_tf.training.finetune import start_from
 from alexnet_tf.models.alexnet import build_alexnet
 from alexnet_tf.runs.rundir import RunDir, load_run
 from alexnet_tf.serving.savedmodel import export_run
+from alexnet_tf.training.finetune import start_from
 from alexnet_tf.training.state import build_state, layer_of
 from alexnet_tf.training.trainer import Trainer
 

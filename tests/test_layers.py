@@ -1,7 +1,7 @@
 """Tests for alexnet_tf.models.layers: the LRN formula against NumPy, serialisation, device pinning."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 

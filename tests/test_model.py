@@ -1,12 +1,12 @@
 """Tests for alexnet_tf.models.alexnet: the paper's architecture, connectivity, placement and initialisation."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.models.devices import UNPINNED, tower_placement
 from alexnet_tf.models.alexnet import BIAS_ONE_LAYERS, build_alexnet, tower_kernels, with_features
+from alexnet_tf.models.devices import UNPINNED, tower_placement
 
 TINY = dict(num_classes=5, width=0.125, fc_width=32, input_size=67)
 
@@ -18,7 +18,7 @@ def paper_model() -> keras.Model:
 
 def stage_shape(model: keras.Model, layer: str) -> tuple:
     """The output shape of a stage with both towers' channels together (or the single layer's)."""
-    names = {l.name for l in model.layers}
+    names = {layer.name for layer in model.layers}
     if layer in names:
         return tuple(model.get_layer(layer).output.shape[1:])
     a, b = (tuple(model.get_layer(f"{layer}_{t}").output.shape[1:]) for t in "ab")
@@ -57,8 +57,8 @@ def test_initial_weights_and_biases_are_the_papers(paper_model):
         bias = layer.bias.numpy()
         expected = 1.0 if layer.name.split("_")[0] in BIAS_ONE_LAYERS else 0.0
         assert np.all(bias == expected), layer.name
-    biased_one = sorted({l.name.split("_")[0] for l in paper_model.layers
-                         if getattr(l, "bias", None) is not None and np.all(l.bias.numpy() == 1.0)})
+    biased_one = sorted({layer.name.split("_")[0] for layer in paper_model.layers
+                         if getattr(layer, "bias", None) is not None and np.all(layer.bias.numpy() == 1.0)})
     assert biased_one == ["conv2", "conv4", "conv5", "fc6", "fc7"]
 
 
@@ -82,7 +82,6 @@ def test_connectivity_is_the_papers():
     assert np.any(grad("conv3_a", "pool2_a") != 0)  # conv3 reads both towers
     assert np.any(grad("conv3_a", "pool2_b") != 0)
     assert np.any(grad("conv3_b", "pool2_a") != 0)
-    del tape
 
 
 def _tower_of(layer_name: str) -> str:
@@ -100,7 +99,7 @@ def test_two_devices_hold_each_towers_variables_and_ops():
     fn = tf.function(lambda x: model(x, training=True))
     graph = fn.get_concrete_function(tf.TensorSpec([2, 67, 67, 3])).graph
     resource_device = {internal.ref(): external.device for external, internal in graph.captures}
-    layer_names = {l.name for l in model.layers if l.name != "image"}
+    layer_names = {layer.name for layer in model.layers if layer.name != "image"}
     checked = {"a": 0, "b": 0}
     for op in graph.get_operations():
         parts = op.name.split("/")
@@ -161,7 +160,8 @@ def test_with_features_returns_fc7_of_both_towers():
 
 
 def test_every_layer_draws_its_own_initial_weights(paper_model):
-    kernels = {l.name: l.kernel.numpy() for l in paper_model.layers if getattr(l, "kernel", None) is not None}
+    kernels = {layer.name: layer.kernel.numpy() for layer in paper_model.layers
+               if getattr(layer, "kernel", None) is not None}
     for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
         a, b = kernels[f"{layer}_a"], kernels[f"{layer}_b"]
         assert a.shape == b.shape and not np.array_equal(a, b), f"{layer}: towers start identical"

@@ -4,10 +4,10 @@ tf.data.map), against NumPy and PIL."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import bad_files, encode, odd_files, photo
 from PIL import Image
 
 from alexnet_tf.data import preprocess
-from helpers import bad_files, encode, odd_files, photo
 
 
 def in_tf_data(fn, *args):

@@ -12,11 +12,10 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import DAMAGE, data_file, truncate_data, truncate_index
 
 from alexnet_tf.errors import RunDirError
 from alexnet_tf.runs.rundir import RunDir, checkpoint_damage, list_checkpoints
-
-from helpers import DAMAGE, data_file, truncate_data, truncate_index
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

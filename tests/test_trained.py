@@ -1,5 +1,5 @@
-"""Tests of alexnet_tf.inference.trained (one interface for runs, checkpoints and exports, usable from Python), where reports
-go, and the command-line contract of evaluate, predict, visualize and export: --help in under a second without
+"""Tests of alexnet_tf.inference.trained (one interface for runs, checkpoints and exports, usable from Python), where
+reports go, and the command-line contract of evaluate, predict, visualize and export: --help in under a second without
 TensorFlow, bad input exits 2, a partly failed prediction exits 1."""
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import time
 
 import numpy as np
 import pytest
+from helpers import encode_image, photo
 
 from alexnet_tf import cli, evaluate, visualize
-
-from alexnet_tf.inference import trained
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, ModelError
+from alexnet_tf.inference import trained
 from alexnet_tf.runs.rundir import RunDir
-
-from helpers import encode_image, photo
 
 # The shared session fixtures (tiny data, runs, export), built once for the evaluation test files.
 
@@ -147,8 +145,8 @@ def test_bad_input_exits_2_naming_it(tiny_run, pictures, tmp_path, capsys):
          "q.jpg: no such file"),
         ("export", ["--run", missing, "--out", str(tmp_path / "out")], "no_such_run"),
     ]
-    from alexnet_tf import predict
     import alexnet_tf.export as export
+    from alexnet_tf import predict
 
     for main, argv, named in cases:
         main = {"predict": predict.main, "export": export.main}.get(main, main) if isinstance(main, str) else main

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY
 
 from alexnet_tf import cli
 from alexnet_tf.config import ConfigError, load_config
@@ -17,8 +18,6 @@ from alexnet_tf.data import train_dataset
 from alexnet_tf.errors import Preempted, RunDirError
 from alexnet_tf.training.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
 from alexnet_tf.training.trainer import Trainer
-
-from helpers import TINY
 
 train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
 TINY_OVERRIDES = ("model.init_stddev=0.05", "train.learning_rate=0.0005", "model.dropout=0.0", "model.width=0.25",

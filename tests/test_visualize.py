@@ -9,13 +9,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import encode_image, photo
 from PIL import Image
 
 from alexnet_tf import cli, visualize
 from alexnet_tf.evaluate import data_config_for
 from alexnet_tf.inference.trained import load_model
-
-from helpers import encode_image, photo
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.data import augment
 from alexnet_tf.config import DataConfig
+from alexnet_tf.data import augment, preprocess
 from alexnet_tf.data.prepared import PreparedData
 from alexnet_tf.data.sources import DataError
-from alexnet_tf.data import preprocess
 
 _TRAIN_FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),

@@ -28,10 +28,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
+from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.sources import DataError, is_prepared_dir
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.core.progress import progress_bar
 
 SPLITS = ("train", "val")
 VERIFY_COMMAND = "python -m alexnet_tf.prepare --verify"

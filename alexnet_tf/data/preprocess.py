@@ -148,7 +148,7 @@ def ten_crop(image: tf.Tensor, crop: int) -> tf.Tensor:
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
     corners = [((h - crop) // 2, (w - crop) // 2), (0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop)]
-    patches = tf.stack([image[t:t + crop, l:l + crop, :] for t, l in corners])
+    patches = tf.stack([image[top:top + crop, left:left + crop, :] for top, left in corners])
     return tf.concat([patches, tf.reverse(patches, axis=[2])], axis=0)
 
 

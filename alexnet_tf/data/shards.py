@@ -33,15 +33,23 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import demo
 from alexnet_tf.core.files import atomic_write_text, fsync_path, remove_stale_temporaries, temp_name
-from alexnet_tf.data.prepared import SPLITS, PreparedData, file_sha256, load_prepared, op_error_reason
-from alexnet_tf.data.sources import (PREPARED_FORMAT, DataError, Source, SplitSource, folder_source,
-                                     is_prepared_dir, tfds_source, tfrecord_source)
 from alexnet_tf.core.progress import progress_bar
+from alexnet_tf.data import demo
+from alexnet_tf.data.prepared import SPLITS, PreparedData, file_sha256, load_prepared, op_error_reason
+from alexnet_tf.data.preprocess import decode_rgb, eval_square
+from alexnet_tf.data.sources import (
+    PREPARED_FORMAT,
+    DataError,
+    Source,
+    SplitSource,
+    folder_source,
+    is_prepared_dir,
+    tfds_source,
+    tfrecord_source,
+)
 from alexnet_tf.data.stats import StatsAccumulator
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.data.preprocess import decode_rgb, eval_square
 
 log = logging.getLogger("alexnet_tf.data")
 

@@ -239,12 +239,17 @@ class RunModel(TrainedModel):
     def __init__(self, run_dir: str, checkpoint: str | None = None) -> None:
         import tensorflow as tf
 
-        from alexnet_tf.models.crops import (average_over_crops, crop_probabilities, patch_probabilities, ten_crop_features,
-                                      ten_crop_probabilities)
         from alexnet_tf.data import preprocess
-        from alexnet_tf.serving.savedmodel import serving_spec
         from alexnet_tf.models.alexnet import with_features
+        from alexnet_tf.models.crops import (
+            average_over_crops,
+            crop_probabilities,
+            patch_probabilities,
+            ten_crop_features,
+            ten_crop_probabilities,
+        )
         from alexnet_tf.runs.rundir import load_run
+        from alexnet_tf.serving.savedmodel import serving_spec
 
         try:
             run = load_run(run_dir, checkpoint)
@@ -421,7 +426,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     Raises:
         ModelError: naming the path and saying what it should be.
     """
-    from alexnet_tf.cli import quiet_tensorflow
+    from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
 
     quiet_tensorflow()  # before rundir, whose imports load TensorFlow
     from alexnet_tf.runs.rundir import RunDir, is_checkpoint_prefix, run_dir_of_checkpoint

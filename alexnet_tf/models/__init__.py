@@ -1,1 +1,2 @@
-"""The network: the functional two-tower AlexNet, its layers (LRN, tower pinning), where the towers run, and the network run over crops."""
+"""The network: the functional two-tower AlexNet, its layers (LRN, tower pinning), where the towers run, and
+the network run over crops."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import tensorflow as tf
+
 from alexnet_tf.errors import DeviceError  # noqa: F401 (raised here; importable from here)
 
 

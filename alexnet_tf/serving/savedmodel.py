@@ -36,9 +36,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from alexnet_tf.errors import ExportError
 from alexnet_tf.core.files import fsync_path, fsync_tree, remove_stale_temporaries
 from alexnet_tf.core.locks import FileLock, LockHeld
+from alexnet_tf.errors import ExportError
 
 if TYPE_CHECKING:
     import keras
@@ -110,8 +110,8 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
     import numpy as np
     import tensorflow as tf
 
-    from alexnet_tf.models import crops
     from alexnet_tf.data import preprocess
+    from alexnet_tf.models import crops
     from alexnet_tf.models.alexnet import with_features
 
     if spec.labels not in LABEL_COLUMNS:

@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.config import ModelConfig, RuntimeConfig, TrainConfig
-from alexnet_tf.models.devices import UNPINNED, TowerPlacement, tower_placement
 from alexnet_tf.models.alexnet import build_alexnet
+from alexnet_tf.models.devices import UNPINNED, TowerPlacement, tower_placement
 from alexnet_tf.training.optim import base_optimizer, paper_sgd
 from alexnet_tf.training.schedule import Schedule, make_schedule
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Callable
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.models.crops import ten_crop_probabilities
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats
+from alexnet_tf.models.crops import ten_crop_probabilities
 from alexnet_tf.training.metrics import batch_sums
 
 if TYPE_CHECKING:  # the state is built later on the path (train_state); steps only use it

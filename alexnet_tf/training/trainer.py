@@ -4,9 +4,9 @@ until the run is done, going back to the last good checkpoint when the loss turn
 One call, `train(config, run_dir)`, does a whole run:
 
     prepare the data (alexnet_tf.data) -> build the state (alexnet_tf.training.state) -> restore the newest readable
-    checkpoint of run_dir if there is one (else, fine-tuning, the source's weights: alexnet_tf.training.finetune) -> for each
-    epoch: train steps over the augmented batches, checkpoint every N steps, evaluate the centre crop, let the
-    schedule see the validation error, checkpoint -> ten-crop evaluation.
+    checkpoint of run_dir if there is one (else, fine-tuning, the source's weights: alexnet_tf.training.finetune)
+    -> for each epoch: train steps over the augmented batches, checkpoint every N steps, evaluate the centre crop,
+    let the schedule see the validation error, checkpoint -> ten-crop evaluation.
 
 The run directory (its files, its lock, damaged checkpoints, disk space) is `alexnet_tf.runs.rundir`'s; TensorBoard is
 `alexnet_tf.training.summaries`'s. A resumed run skips the batches of the epoch that were already used.
@@ -28,16 +28,16 @@ import tensorflow as tf
 
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config, ConfigError
+from alexnet_tf.core.progress import progress_bar, write
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
-from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
+from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
+from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.finetune import FineTune, start_from
 from alexnet_tf.training.metrics import RunningSums
-from alexnet_tf.core.progress import progress_bar, write
-from alexnet_tf.runs.rundir import RunDir
+from alexnet_tf.training.state import build_state, is_chief
 from alexnet_tf.training.steps import make_eval_step, make_train_step
 from alexnet_tf.training.summaries import Summaries
-from alexnet_tf.training.state import build_state, is_chief
 
 
 class _StopSignals:

@@ -1,0 +1,45 @@
+"""How TensorFlow is loaded: once, quietly (without its C++ start-up lines), for every command and the API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Iterator
+
+# Set ALEXNET_TF_VERBOSE=1 to see TensorFlow's own start-up lines (oneDNN, CUDA probing) again.
+VERBOSE_ENV = "ALEXNET_TF_VERBOSE"
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Points file descriptor 2 at /dev/null (C++ writes there directly, around Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def quiet_tensorflow() -> None:
+    """Imports TensorFlow without its C++ start-up lines.
+
+    TensorFlow prints "All log messages before absl::InitializeLog() ...", "oneDNN custom operations are on",
+    "Could not find cuda drivers" and, on a machine without a GPU, "failed call to cuInit ... (303)" while it loads:
+    harmless, but they look like failures. TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's logging from then on; the
+    lines written before its logging starts are hidden by pointing stderr at /dev/null during the import only
+    (a Python error raised by the import is still reported: it is printed after stderr is back).
+    """
+    if os.environ.get(VERBOSE_ENV) == "1":
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    with _stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
