@@ -15,8 +15,56 @@ The public API (importing the package is instant; TensorFlow loads on first use)
 The functions live in `alexnet_tf.api`. `alexnet_tf.train` and `alexnet_tf.export` are also the names of the command
 modules (`python -m alexnet_tf.train`); a program that imports those modules makes the package attribute name the
 module, so the two command modules are callable and call the same functions (see `alexnet_tf.cli.callable_module`).
+
+Importing the package also registers its Keras layers (LRN and the tower layers), so that
+`keras.models.load_model("alexnet.keras")` works after `import alexnet_tf` alone, and it does so without loading
+Keras or TensorFlow itself: when Keras is already imported the layers module is imported at once; otherwise a small
+import hook (`_RegisterLayersAfterKeras`) imports it right after Keras has been imported, then removes itself.
 """
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 from alexnet_tf.api import build_alexnet, export, load, load_config, train
 
 __all__ = ["build_alexnet", "export", "load", "load_config", "train"]
+
+_LAYERS_MODULE = "alexnet_tf.models.layers"
+
+
+class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when `keras` is about to be imported, it wraps the real loader so that our layers
+    module (whose classes register themselves with `keras.saving.register_keras_serializable`) is imported as soon
+    as Keras has finished importing."""
+
+    def __init__(self) -> None:
+        self._finding = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras" or self._finding:
+            return None
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(name)  # the real spec, from the finders after this one
+        finally:
+            self._finding = False
+        if spec is None or spec.loader is None:
+            return None
+        exec_keras = spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            exec_keras(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            importlib.import_module(_LAYERS_MODULE)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    importlib.import_module(_LAYERS_MODULE)
+elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterLayersAfterKeras())

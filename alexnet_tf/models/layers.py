@@ -5,6 +5,13 @@ when the layer creates its variables (`build`) and every time it runs (`call`). 
 tower A keeps its kernels and its ops on tower A's device whether it runs eagerly, in a `tf.function` or in a
 SavedModel. With `device=None` the same layers are unpinned, and their variables are named identically, so a
 checkpoint moves freely between a pinned and an unpinned model.
+
+Every layer computes with `keras.ops`, so the model also builds, runs, jits and trains on Keras 3's JAX and PyTorch
+backends. Device pinning is TensorFlow's `tf.device`, so it applies only on the TensorFlow backend; elsewhere the
+`device` of a layer is kept in its config and ignored.
+
+`import alexnet_tf` registers these layers with Keras (see `alexnet_tf.keras_registration`), so a `.keras` file
+that holds them loads after that import alone.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from typing import Any, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tf")
@@ -50,34 +60,37 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.k, self.n, self.alpha, self.beta = float(k), int(n), float(alpha), float(beta)
         self.keep = None if keep is None else (int(keep[0]), int(keep[1]))
 
-    def call(self, inputs: tf.Tensor | Sequence[tf.Tensor]) -> tf.Tensor:
+    def call(self, inputs: Any) -> Any:
         if isinstance(inputs, (list, tuple)):
-            inputs = tf.concat(list(inputs), axis=-1)
+            inputs = ops.concatenate(list(inputs), axis=-1)
         # The window sums are one matmul with a banded 0/1 matrix (band[j, i] = 1 when |i - j| <= n/2, which cuts the
         # window at the first and last channels as the formula's bounds do), and the power -0.75 is two rsqrts.
         # This computes the same as `tf.nn.local_response_normalization(depth_radius=n//2, bias=k, alpha, beta)`
         # (which also uses the paper's undivided alpha), but its gradient is about twice as fast on CPU, where TF's
         # LRNGrad kernel took about a fifth of a training step. It runs in float32 whatever the layer's precision.
-        x = tf.cast(inputs, tf.float32) if inputs.dtype != tf.float32 else inputs
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        x = inputs if dtype == "float32" else ops.cast(inputs, "float32")
         channels = int(x.shape[-1])
         start, stop = self.keep or (0, channels)
         if stop > channels:
             raise ValueError(f"{self.name}: keep {self.keep} exceeds the input's {channels} channels")
         index = np.arange(channels)
         # Only the kept channels' columns of the band: a tower normalising both towers' maps sums its own windows.
-        band = tf.constant((np.abs(index[:, None] - index[None, start:stop]) <= self.n // 2).astype(np.float32))
-        sums = tf.matmul(tf.reshape(tf.square(x), [-1, channels]), band)
+        band = ops.convert_to_tensor((np.abs(index[:, None] - index[None, start:stop]) <= self.n // 2)
+                                     .astype(np.float32))
+        # As a 2-D matmul: about 15% faster on CPU than broadcasting over the batch and spatial axes.
+        sums = ops.matmul(ops.reshape(ops.square(x), (-1, channels)), band)
         x = x[..., start:stop]
-        sums = tf.reshape(sums, tf.shape(x))
+        sums = ops.reshape(sums, ops.shape(x))
         d = self.k + self.alpha * sums
         if self.beta == 0.75:
-            scale = tf.math.rsqrt(d) * tf.math.rsqrt(tf.sqrt(d))
+            scale = ops.rsqrt(d) * ops.rsqrt(ops.sqrt(d))
         elif self.beta == 0.5:
-            scale = tf.math.rsqrt(d)
+            scale = ops.rsqrt(d)
         else:
-            scale = tf.pow(d, -self.beta)
+            scale = ops.power(d, -self.beta)
         y = x * scale
-        return tf.cast(y, inputs.dtype) if inputs.dtype != tf.float32 else y
+        return y if dtype == "float32" else ops.cast(y, dtype)
 
     def compute_output_shape(self, input_shape: Any) -> Sequence[int | None]:
         if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
@@ -93,8 +106,10 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 
 def device_scope(device: str | None) -> contextlib.AbstractContextManager:
-    """`tf.device(device)`, or no scope at all for an unpinned layer."""
-    return tf.device(device) if device else contextlib.nullcontext()
+    """`tf.device(device)` on the TensorFlow backend; no scope at all for an unpinned layer or another backend."""
+    if device and keras.backend.backend() == "tensorflow":
+        return tf.device(device)
+    return contextlib.nullcontext()
 
 
 class OnDevice:

@@ -1,0 +1,96 @@
+"""The Keras model on every backend: a `.keras` file written here (TensorFlow) loads in a fresh process after
+`import alexnet_tf` alone, and on the JAX and PyTorch backends it builds, predicts, jits and trains a step, giving
+TensorFlow's logits (1e-5). The other backends run in subprocesses with KERAS_BACKEND set: Keras picks its backend
+once per process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from alexnet_tf.models.alexnet import build_alexnet
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Run in the subprocess: load the file after `import alexnet_tf` only, compare the logits, then check that a model
+# built there (paper init) predicts under jit and that a training step changes its weights.
+CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import alexnet_tf
+    import keras
+
+    path, data, jit = sys.argv[1], np.load(sys.argv[2]), sys.argv[3] == "jit"
+    assert keras.backend.backend() == sys.argv[4], keras.backend.backend()
+    model = keras.models.load_model(path)
+    logits = keras.ops.convert_to_numpy(model(data["x"], training=False))
+    diff = float(np.abs(logits - data["logits"]).max())
+    assert diff <= 1e-5, f"logits differ from TensorFlow's by {diff}"
+    assert np.allclose(model.predict(data["x"], verbose=0), data["logits"], atol=1e-5)
+
+    built = alexnet_tf.build_alexnet(num_classes=5, width=0.125, fc_width=32, input_size=67)
+    built.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert built.predict(data["x"], verbose=0).shape == (2, 5)
+    before = keras.ops.convert_to_numpy(built.get_layer("conv1_a").kernel).copy()
+    history = built.fit(data["x"], np.array([0, 3]), epochs=1, verbose=0)
+    after = keras.ops.convert_to_numpy(built.get_layer("conv1_a").kernel)
+    assert np.isfinite(history.history["loss"][0]) and not np.array_equal(before, after)
+    print("ok", keras.backend.backend(), diff)
+""")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A small two-tower AlexNet saved as .keras, and an .npz of inputs and their TensorFlow logits."""
+    folder = tmp_path_factory.mktemp("backends")
+    keras.utils.set_random_seed(4)
+    model = build_alexnet(num_classes=5, width=0.125, fc_width=32, input_size=67)
+    x = np.random.default_rng(5).uniform(-100, 100, size=(2, 67, 67, 3)).astype(np.float32)
+    path, data = str(folder / "alexnet.keras"), str(folder / "data.npz")
+    model.save(path)
+    np.savez(data, x=x, logits=model(x, training=False).numpy())
+    return path, data
+
+
+def run_child(backend: str, saved: tuple[str, str], jit: bool) -> str:
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", CHILD, *saved, "jit" if jit else "eager", backend], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_keras_file_loads_in_a_fresh_process_after_import_alexnet_tf(saved):
+    assert "ok tensorflow" in run_child("tensorflow", saved, jit=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra (pip install .[jax])")
+def test_jax_backend_gives_tensorflows_logits_and_trains_under_jit(saved):
+    assert "ok jax" in run_child("jax", saved, jit=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs the torch extra (pip install .[torch])")
+def test_torch_backend_gives_tensorflows_logits_and_trains(saved):
+    # torch.compile (jit_compile=True) takes minutes on CPU; eager PyTorch is what Keras runs by default.
+    assert "ok torch" in run_child("torch", saved, jit=False)
+
+
+def test_the_import_hook_registers_the_layers_without_loading_keras():
+    code = ("import sys, alexnet_tf; assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; "
+            "import keras; print(keras.saving.get_registered_object('alexnet_tf>TowerZeroPadding2D').__name__)")
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "TowerZeroPadding2D"
