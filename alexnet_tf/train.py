@@ -111,7 +111,7 @@ def new_run_dir() -> str:
 
 def _demo_images(data_cfg: DataConfig, count: int = 2) -> list[str]:
     """A few of the demo data's validation images (the first of each class), for the closing hints."""
-    from alexnet_tf.data.demo import demo_dir_name
+    from alexnet_tf.data.sources.demo import demo_dir_name
 
     root = os.path.join(data_cfg.resolved_cache_dir(), "demo", demo_dir_name(
         data_cfg.demo_classes, data_cfg.demo_train_per_class, data_cfg.demo_val_per_class, data_cfg.demo_seed))

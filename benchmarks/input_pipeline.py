@@ -33,9 +33,10 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from alexnet_tf.config import DataConfig  # noqa: E402
-from alexnet_tf.data import augment, demo, prepare_source, preprocess, train_dataset  # noqa: E402  # noqa: E402
+from alexnet_tf.data import augment, prepare_source, preprocess, train_dataset  # noqa: E402
 from alexnet_tf.data.augment import network_input  # noqa: E402
-from alexnet_tf.data.sources import folder_source  # noqa: E402
+from alexnet_tf.data.sources import demo  # noqa: E402
+from alexnet_tf.data.sources.folder import folder_source  # noqa: E402
 
 
 def make_raw_folder(root: str, images: int) -> float:

@@ -25,7 +25,7 @@ fi
 VAL=$(python3 - "$RUN/config.yaml" <<'PY'
 import os, sys
 from alexnet_tf.config import load_config
-from alexnet_tf.data.demo import generate_demo
+from alexnet_tf.data.sources.demo import generate_demo
 d = load_config(sys.argv[1]).data
 if d.source != "demo":
     sys.exit(f"{sys.argv[1]}: data.source is {d.source!r}; this script draws the quickstart's demo images")

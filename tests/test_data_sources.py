@@ -13,7 +13,8 @@ from PIL import Image
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import DataError, prepare_data
 from alexnet_tf.data.preprocess import eval_square
-from alexnet_tf.data.sources import folder_source, tfds_source
+from alexnet_tf.data.sources.folder import folder_source
+from alexnet_tf.data.sources.tfds import tfds_source
 
 
 def config(tmp_path, source, **kw) -> DataConfig:

@@ -81,7 +81,7 @@ SLOW_PREPARE = textwrap.dedent("""
                 return records(skip).map(pause)
             split.records = slowed
         return source
-    shards.folder_source = slow_source
+    sources.folder_source = slow_source
     cfg = DataConfig(source=sys.argv[1], prepared_dir=sys.argv[2], image_size=32, crop_size=24, shard_size=4)
     shards.prepare_data(cfg, progress=False, workers=1)
 """)

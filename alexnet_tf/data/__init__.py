@@ -13,7 +13,7 @@ _HOMES = {
     "eval_dataset": "pipeline", "parse_record": "pipeline", "record_dataset": "pipeline", "train_dataset": "pipeline",
     "PreparedData": "prepared", "load_prepared": "prepared",
     "prepare_data": "shards", "prepare_source": "shards",
-    "DataError": "sources",
+    "DataError": "prepared",
     "DatasetStats": "stats", "StatsAccumulator": "stats", "StatsError": "stats",
     "Vocabulary": "vocab", "VocabularyError": "vocab",
 }

@@ -9,7 +9,7 @@ import tensorflow as tf
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import augment, preprocess
 from alexnet_tf.data.prepared import PreparedData
-from alexnet_tf.data.sources import DataError
+from alexnet_tf.errors import DataError
 
 _TRAIN_FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),

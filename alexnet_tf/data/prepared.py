@@ -29,10 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.core.progress import progress_bar
-from alexnet_tf.data.sources import DataError, is_prepared_dir
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.errors import DataError
 
+PREPARED_FORMAT = "alexnet_tf-prepared-v1"
 SPLITS = ("train", "val")
 VERIFY_COMMAND = "python -m alexnet_tf.prepare --verify"
 # What reading a damaged or vanished shard raises from a tf.data iterator: DataLossError ("truncated record at N",
@@ -95,6 +96,18 @@ class PreparedData:
         """The images of "train" or "val"."""
         self.files(split)
         return self.num_train if split == "train" else self.num_val
+
+
+def is_prepared_dir(path: str) -> bool:
+    """True for a folder written by this project's preparation (it holds our manifest)."""
+    manifest = os.path.join(path, "manifest.json")
+    if not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            return json.load(f).get("format") == PREPARED_FORMAT
+    except (OSError, ValueError):
+        return False
 
 
 def load_prepared(directory: str) -> PreparedData:

@@ -20,8 +20,6 @@ Damage found after preparation is `prepared`'s and `verify`'s (prepare --verify)
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import logging
 import math
@@ -35,21 +33,21 @@ import tensorflow as tf
 from alexnet_tf.config import DataConfig
 from alexnet_tf.core.files import atomic_write_text, fsync_path, remove_stale_temporaries, temp_name
 from alexnet_tf.core.progress import progress_bar
-from alexnet_tf.data import demo
-from alexnet_tf.data.prepared import SPLITS, PreparedData, file_sha256, load_prepared, op_error_reason
-from alexnet_tf.data.preprocess import decode_rgb, eval_square
-from alexnet_tf.data.sources import (
+from alexnet_tf.data.prepared import (
     PREPARED_FORMAT,
-    DataError,
-    Source,
-    SplitSource,
-    folder_source,
+    SPLITS,
+    PreparedData,
+    file_sha256,
     is_prepared_dir,
-    tfds_source,
-    tfrecord_source,
+    load_prepared,
+    op_error_reason,
 )
+from alexnet_tf.data.preprocess import decode_rgb, eval_square
+from alexnet_tf.data.sources import open_source
+from alexnet_tf.data.sources.base import Source, SplitSource
 from alexnet_tf.data.stats import StatsAccumulator
 from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.errors import DataError
 
 log = logging.getLogger("alexnet_tf.data")
 
@@ -335,42 +333,6 @@ def prepare_source(source: Source, directory: str, image_size: int = 256, shard_
         log.warning("%d undecodable files were left out (listed in %s)", len(bad),
                     os.path.join(directory, "manifest.json"))
     return load_prepared(directory)
-
-
-def _slug(text: str) -> str:
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    base = "".join(c if c.isalnum() else "_" for c in os.path.basename(text.rstrip("/")) or "root")[:40]
-    return f"{base}-{digest}"
-
-
-def open_source(data_cfg: DataConfig, progress: bool = True) -> tuple[Source | None, str]:
-    """The source named by data.source and the folder it is prepared into; (None, folder) when data.source
-    names already-prepared shards of ours (tfrecord:PATH of a prepared folder)."""
-    spec = data_cfg.source
-    cache = data_cfg.resolved_cache_dir()
-    if spec == "demo":
-        root = demo.generate_demo(os.path.join(cache, "demo"), data_cfg.demo_classes, data_cfg.demo_train_per_class,
-                                  data_cfg.demo_val_per_class, data_cfg.demo_seed, progress=progress)
-        default_dir = os.path.join(cache, "prepared", f"{os.path.basename(root)}-s{data_cfg.image_size}")
-        return folder_source(root, "train", "val"), data_cfg.prepared_dir or default_dir
-    if spec.startswith("tfrecord:"):
-        path = os.path.abspath(os.path.expanduser(spec[len("tfrecord:"):]))
-        if os.path.isdir(path) and is_prepared_dir(path):
-            return None, path
-        if not glob.glob(path):
-            raise DataError(f"data.source {spec!r}: {path!r} does not exist")
-        default_dir = os.path.join(cache, "prepared", f"tfrecord-{_slug(path)}-s{data_cfg.image_size}")
-        return tfrecord_source(path), data_cfg.prepared_dir or default_dir
-    if spec.startswith("tfds:"):
-        name = spec[len("tfds:"):]
-        default_dir = os.path.join(cache, "prepared",
-                                   f"tfds-{_slug(name + '|' + data_cfg.tfds_data_dir)}-s{data_cfg.image_size}")
-        return (tfds_source(name, data_cfg.tfds_data_dir, data_cfg.tfds_manual_dir, data_cfg.val_split,
-                            data_cfg.train_split), data_cfg.prepared_dir or default_dir)
-    root = os.path.abspath(os.path.expanduser(spec))
-    default_dir = os.path.join(cache, "prepared", f"folder-{_slug(root)}-s{data_cfg.image_size}")
-    return (folder_source(root, data_cfg.train_split, data_cfg.val_split, data_cfg.val_labels),
-            data_cfg.prepared_dir or default_dir)
 
 
 def prepare_data(data_cfg: DataConfig, progress: bool = True, workers: int = 0) -> PreparedData:

@@ -12,9 +12,18 @@ from typing import Any
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.core.files import atomic_write_text
-from alexnet_tf.data.prepared import SPLITS, PreparedData, examine_all, list_problems, load_prepared, manifest_shards
-from alexnet_tf.data.shards import check_plan, open_source, prepare_source, split_plan
-from alexnet_tf.data.sources import DataError, is_prepared_dir
+from alexnet_tf.data.prepared import (
+    SPLITS,
+    PreparedData,
+    examine_all,
+    is_prepared_dir,
+    list_problems,
+    load_prepared,
+    manifest_shards,
+)
+from alexnet_tf.data.shards import check_plan, prepare_source, split_plan
+from alexnet_tf.data.sources import open_source
+from alexnet_tf.errors import DataError
 
 log = logging.getLogger("alexnet_tf.data")
 

@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw
 
 from alexnet_tf.core.files import remove_stale_temporaries, temp_name
 from alexnet_tf.core.progress import progress_bar
-from alexnet_tf.data.sources import DataError
 from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.errors import DataError
 
 # Bump when the drawing changes, so cached demo folders of an older version are not reused.
 DEMO_VERSION = 1
