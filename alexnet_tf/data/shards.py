@@ -189,6 +189,73 @@ def check_plan(directory: str, plan: dict[str, Any]) -> bool:
     return True
 
 
+class _ShardWriter:
+    """Writes the shards of one split, one at a time in index order: the records under a temporary name, then the
+    sidecar, then the rename. Indices the pipeline dropped are recorded in the sidecar as undecodable files."""
+
+    def __init__(self, split_source: SplitSource, stems: list[str], vocabulary: Vocabulary, image_size: int,
+                 shard_size: int, is_train: bool, budget: _BadBudget, bar: Any) -> None:
+        self.split_source, self.stems, self.vocabulary, self.image_size = split_source, stems, vocabulary, image_size
+        self.shard_size, self.is_train, self.budget, self.bar = shard_size, is_train, budget, bar
+        self.shard: int | None = None  # the shard being written
+
+    def open(self, s: int) -> None:
+        self.shard, self.tmp, self.next = s, temp_name(self.stems[s] + ".tfrecord"), s * self.shard_size
+        self.counts, self.bad = [0] * len(self.vocabulary), []
+        self.sums = StatsAccumulator(self.image_size) if self.is_train else None
+        self.writer = tf.io.TFRecordWriter(self.tmp)
+
+    def write(self, item: dict[str, Any]) -> None:
+        """One decoded record of the open shard (records come in index order)."""
+        i = int(item["index"])
+        self.note_missing(i)
+        label = int(item["label"])
+        self.writer.write(serialize_example(item["jpeg"], label, self.vocabulary.wnids[label], self.image_size,
+                                            self.split_source.name_of(i)))
+        self.counts[label] += 1
+        if self.sums is not None:
+            self.sums.add_sums(1, item["square"], item["rgb_sum"], item["rgb_outer"])
+        self.next = i + 1
+        self.bar.update(1)
+
+    def note_missing(self, upto: int) -> None:
+        """Records the indices before `upto` that the pipeline dropped: undecodable or unreadable files."""
+        source = self.split_source
+        for i in range(self.next, upto):
+            name = source.name_of(i)
+            try:
+                reason = explain_failure(source.payload_of(i)) if source.payload_of else "undecodable"
+            except Exception as e:  # reading it again failed too: that is the reason
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self.bad.append({"file": name, "reason": reason})
+            self.budget.add(name, reason)
+            self.bar.update(1)
+        self.next = max(self.next, upto)
+
+    def close(self) -> None:
+        """Finishes the open shard: the missing indices up to its end, the sidecar, then the rename."""
+        s, stem = self.shard, self.stems[self.shard]
+        self.note_missing(min((s + 1) * self.shard_size, self.split_source.count))
+        self.writer.close()
+        # Size and checksum of the bytes just written (still in the page cache: about 0.1 s per 100 MB).
+        sidecar = {"count": sum(self.counts), "counts": self.counts, "bad": self.bad,
+                   "bytes": os.path.getsize(self.tmp), "sha256": file_sha256(self.tmp)}
+        if self.sums is not None:
+            self.sums.save(stem + ".sums.npz")
+        atomic_write_text(stem + ".json", json.dumps(sidecar))
+        fsync_path(self.tmp)
+        os.replace(self.tmp, stem + ".tfrecord")
+        self.shard = None
+
+    def abort(self) -> None:
+        """Drops the open shard's temporary file."""
+        if self.shard is not None:
+            self.writer.close()
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+            self.shard = None
+
+
 def _write_shards(split_source: SplitSource, split: str, stems: list[str], todo: list[int], vocabulary: Vocabulary,
                   image_size: int, shard_size: int, is_train: bool, budget: _BadBudget, workers: int,
                   progress: bool) -> None:
@@ -201,71 +268,23 @@ def _write_shards(split_source: SplitSource, split: str, stems: list[str], todo:
     options = tf.data.Options()
     options.deterministic = True
     ds = ds.with_options(options)
-    total = sum(min(shard_size, n - s * shard_size) for s in todo)
-    bar = progress_bar(total, f"prepare {split}", progress)
-
-    state: dict[str, Any] = {}
-
-    def open_shard(s: int) -> None:
-        state.update(shard=s, tmp=temp_name(stems[s] + ".tfrecord"), next=s * shard_size,
-                     counts=[0] * len(vocabulary), bad=[],
-                     sums=StatsAccumulator(image_size) if is_train else None)
-        state["writer"] = tf.io.TFRecordWriter(state["tmp"])
-
-    def note_missing(upto: int) -> None:  # indices the pipeline dropped: undecodable or unreadable
-        for i in range(state["next"], upto):
-            name = split_source.name_of(i)
-            try:
-                reason = explain_failure(split_source.payload_of(i)) if split_source.payload_of else "undecodable"
-            except Exception as e:  # reading it again failed too: that is the reason
-                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            state["bad"].append({"file": name, "reason": reason})
-            budget.add(name, reason)
-            bar.update(1)
-        state["next"] = max(state["next"], upto)
-
-    def close_shard() -> None:
-        s = state["shard"]
-        note_missing(min((s + 1) * shard_size, n))
-        state["writer"].close()
-        # Size and checksum of the bytes just written (still in the page cache: about 0.1 s per 100 MB).
-        sidecar = {"count": sum(state["counts"]), "counts": state["counts"], "bad": state["bad"],
-                   "bytes": os.path.getsize(state["tmp"]), "sha256": file_sha256(state["tmp"])}
-        if state["sums"] is not None:
-            state["sums"].save(stems[s] + ".sums.npz")
-        atomic_write_text(stems[s] + ".json", json.dumps(sidecar))
-        fsync_path(state["tmp"])
-        os.replace(state["tmp"], stems[s] + ".tfrecord")
-        state.clear()
-
+    bar = progress_bar(sum(min(shard_size, n - s * shard_size) for s in todo), f"prepare {split}", progress)
+    shards = _ShardWriter(split_source, stems, vocabulary, image_size, shard_size, is_train, budget, bar)
     pending = list(todo)
     try:
         for item in ds.as_numpy_iterator():
-            i = int(item["index"])
-            s = i // shard_size
-            while not state or state["shard"] != s:
-                if state:
-                    close_shard()
-                open_shard(pending.pop(0))
-            note_missing(i)
-            label = int(item["label"])
-            state["writer"].write(serialize_example(item["jpeg"], label, vocabulary.wnids[label], image_size,
-                                                    split_source.name_of(i)))
-            state["counts"][label] += 1
-            if state["sums"] is not None:
-                state["sums"].add_sums(1, item["square"], item["rgb_sum"], item["rgb_outer"])
-            state["next"] = i + 1
-            bar.update(1)
-        while state or pending:  # the rest, including shards whose every file failed
-            if state:
-                close_shard()
+            while shards.shard != int(item["index"]) // shard_size:
+                if shards.shard is not None:
+                    shards.close()
+                shards.open(pending.pop(0))
+            shards.write(item)
+        while shards.shard is not None or pending:  # the rest, including shards whose every file failed
+            if shards.shard is not None:
+                shards.close()
             if pending:
-                open_shard(pending.pop(0))
+                shards.open(pending.pop(0))
     except BaseException:
-        if state:
-            state["writer"].close()
-            if os.path.exists(state["tmp"]):
-                os.remove(state["tmp"])
+        shards.abort()
         raise
     finally:
         bar.close()

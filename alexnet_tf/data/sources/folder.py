@@ -99,6 +99,16 @@ def folder_source(root: str, train_split: str = "train", val_split: str = "val",
     if not os.path.isdir(root):
         raise DataError(f"data source folder {root!r} does not exist; set data.source to an ImageNet-style folder "
                         "(train/<class>/*.JPEG, val/...), 'demo', 'tfrecord:PATH' or 'tfds:NAME'")
+    vocab, paths, labels = _training_files(root, train_split)
+    source = Source(f"folder {root}", vocab)
+    source.splits["train"] = _files_source(paths, labels, shuffle_seed=0)
+    val_paths, val_labels_list = _validation_files(root, val_split, val_labels, vocab, train_split)
+    source.splits["val"] = _files_source(val_paths, val_labels_list, shuffle_seed=None)
+    return source
+
+
+def _training_files(root: str, train_split: str) -> tuple[Vocabulary, list[str], list[int]]:
+    """The classes (the training folder's sub-folders, sorted) and every training file with its label."""
     train_dir = os.path.join(root, train_split)
     if not os.path.isdir(train_dir):
         raise DataError(f"{root!r} has no training folder {train_split!r}; expected {train_dir}/<class>/*.JPEG "
@@ -114,41 +124,49 @@ def folder_source(root: str, train_split: str = "train", val_split: str = "val",
             raise DataError(f"class folder {os.path.join(train_dir, wnid)!r} holds no files; remove it or add images")
         paths += files
         labels += [label] * len(files)
-    source = Source(f"folder {root}", vocab)
-    source.splits["train"] = _files_source(paths, labels, shuffle_seed=0)
+    return vocab, paths, labels
 
+
+def _validation_files(root: str, val_split: str, val_labels: str, vocab: Vocabulary,
+                      train_split: str) -> tuple[list[str], list[int]]:
+    """Every validation file with its label: from its class folder, or for a flat folder from the labels file."""
     val_dir = os.path.join(root, val_split)
     if not os.path.isdir(val_dir):
         raise DataError(f"{root!r} has no validation folder {val_split!r} ({val_dir}); add one with class folders "
                         "or flat files and a labels file, or set data.val_split")
     subdirs = [d for d in os.listdir(val_dir) if os.path.isdir(os.path.join(val_dir, d)) and not _is_hidden(d)]
     if subdirs:
-        unknown = sorted(set(subdirs) - set(wnids))
+        unknown = sorted(set(subdirs) - set(vocab.wnids))
         if unknown:
             raise DataError(f"validation class folders {unknown[:5]} in {val_dir!r} are not classes of the training "
-                            f"split {train_dir!r}")
+                            f"split {os.path.join(root, train_split)!r}")
         val_paths, val_labels_list = [], []
         for d in sorted(subdirs):
             files = _list_files(os.path.join(val_dir, d))
             val_paths += files
             val_labels_list += [vocab.index(d)] * len(files)
     else:
-        val_paths = _list_files(val_dir)
-        labels_path = val_labels or next(
-            (p for name in VAL_LABEL_FILES for p in (os.path.join(root, name), os.path.join(val_dir, name))
-             if os.path.isfile(p)), "")
-        if not labels_path:
-            raise DataError(f"validation folder {val_dir!r} is flat (no class folders) and no labels file was found; "
-                            f"set data.val_labels (one of: {', '.join(VAL_LABEL_FILES)}, or 'filename wnid' lines)")
-        if not os.path.isfile(labels_path):
-            raise DataError(f"validation labels file {labels_path!r} (data.val_labels) does not exist")
-        labels_path = os.path.abspath(labels_path)
-        val_paths = [p for p in val_paths if os.path.abspath(p) != labels_path]
-        val_labels_list = read_val_labels(labels_path, val_paths, vocab)
+        val_paths, val_labels_list = _flat_validation_files(root, val_dir, val_labels, vocab)
     if not val_paths:
         raise DataError(f"validation folder {val_dir!r} holds no files")
-    source.splits["val"] = _files_source(val_paths, val_labels_list, shuffle_seed=None)
-    return source
+    return val_paths, val_labels_list
+
+
+def _flat_validation_files(root: str, val_dir: str, val_labels: str, vocab: Vocabulary) -> tuple[list[str], list[int]]:
+    """The files of a flat validation folder with their labels from `val_labels` or the first labels file found."""
+    val_paths = _list_files(val_dir)
+    labels_path = val_labels or next(
+        (p for name in VAL_LABEL_FILES for p in (os.path.join(root, name), os.path.join(val_dir, name))
+         if os.path.isfile(p)), "")
+    if not labels_path:
+        raise DataError(f"validation folder {val_dir!r} is flat (no class folders) and no labels file was found; "
+                        f"set data.val_labels (one of: {', '.join(VAL_LABEL_FILES)}, or 'filename wnid' lines)")
+    if not os.path.isfile(labels_path):
+        raise DataError(f"validation labels file {labels_path!r} (data.val_labels) does not exist")
+    labels_path = os.path.abspath(labels_path)
+    val_paths = [p for p in val_paths if os.path.abspath(p) != labels_path]
+    return val_paths, read_val_labels(labels_path, val_paths, vocab)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Validation labels files of a flat validation folder.
