@@ -12,9 +12,11 @@ The public API (importing the package is instant; TensorFlow loads on first use)
     model.evaluate()                                        # top-1/top-5 error, centre and ten crops
     net = alexnet_tf.build_alexnet(num_classes=1000)        # the bare two-tower Keras model
 
-The functions live in `alexnet_tf.api`. `alexnet_tf.train` and `alexnet_tf.export` are also the names of the command
-modules (`python -m alexnet_tf.train`); a program that imports those modules makes the package attribute name the
-module, so the two command modules are callable and call the same functions (see `alexnet_tf.cli.callable_module`).
+The functions live in `alexnet_tf.api`, which loads TensorFlow: the package imports it on first use of one of them
+(`load_config` needs no TensorFlow and is imported at once). `alexnet_tf.train` and `alexnet_tf.export` are also the
+names of the command modules (`python -m alexnet_tf.train`); a program that imports those modules makes the package
+attribute name the module, so the two command modules are callable and call the same functions (see
+`alexnet_tf.cli.callable_module`).
 
 Importing the package also registers its Keras layers (LRN and the tower layers), so that
 `keras.models.load_model("alexnet.keras")` works after `import alexnet_tf` alone, and it does so without loading
@@ -26,10 +28,25 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+from typing import Any
 
-from alexnet_tf.api import build_alexnet, export, load, load_config, train
+from alexnet_tf.config import load_config
 
 __all__ = ["build_alexnet", "export", "load", "load_config", "train"]
+_FROM_API = ("build_alexnet", "export", "load", "train")
+
+
+def __getattr__(name: str) -> Any:
+    """The API functions other than `load_config`, loaded with TensorFlow (quietly) when first asked for."""
+    if name not in _FROM_API:
+        raise AttributeError(f"module 'alexnet_tf' has no attribute {name!r}")
+    from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
+
+    quiet_tensorflow()
+    from alexnet_tf import api
+
+    return getattr(api, name)
+
 
 _LAYERS_MODULE = "alexnet_tf.models.layers"
 

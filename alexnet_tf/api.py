@@ -1,55 +1,69 @@
-"""The public API's functions, re-exported by `alexnet_tf/__init__.py`; each imports what it needs when called, so
-`import alexnet_tf` loads nothing heavy, and those that load TensorFlow load it without its C++ start-up lines
-(`tensorflow_setup.quiet_tensorflow`)."""
+"""The public API, re-exported by `alexnet_tf/__init__.py`: each function does what its command does.
+
+This module loads TensorFlow. `import alexnet_tf` does not: the package imports this module on first use of one of
+its functions, after `tensorflow_setup.quiet_tensorflow` (so TensorFlow loads without its C++ start-up lines).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
-from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
+from alexnet_tf.config import Config, load_config
+from alexnet_tf.errors import InputError
+from alexnet_tf.inference.trained import TrainedModel, load_model
+from alexnet_tf.models.alexnet import build_alexnet
+from alexnet_tf.models.devices import configure_tower_cpus
+from alexnet_tf.runs.latest import new_run_dir
+from alexnet_tf.runs.rundir import RunDir
+from alexnet_tf.serving.savedmodel import export_run
+from alexnet_tf.training import trainer
+from alexnet_tf.training.finetune import start_from
+
+__all__ = ["build_alexnet", "export", "load", "load_config", "train"]
 
 
-def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> Any:
-    """The resolved config: the paper's defaults <- the YAML file at `path` <- overrides ("section.key=value")."""
-    from alexnet_tf.config import load_config as _load_config
+def train(config: Config | str, run_dir: str | None = None, resume: bool | None = None, progress: bool = True,
+          overrides: Sequence[str] = ()) -> trainer.TrainResult:
+    """Trains (or resumes) a run, as `python -m alexnet_tf.train` does, and exports it when train.export_at_end says so.
 
-    return _load_config(path, overrides)
-
-
-def build_alexnet(**kwargs: Any) -> Any:
-    """The two-tower Keras AlexNet; see `alexnet_tf.models.alexnet.build_alexnet` for the arguments."""
-    quiet_tensorflow()
-    from alexnet_tf.models.alexnet import build_alexnet as _build_alexnet
-
-    return _build_alexnet(**kwargs)
-
-
-def train(config: Any, run_dir: str, resume: bool | None = None, progress: bool = True) -> Any:
-    """Trains (or resumes) a run in `run_dir`; `config` is a Config (see `load_config`) or a YAML file's path.
+    Args:
+        config: A Config (see `load_config`), a YAML file's path or a shipped config's name ("tiny").
+        run_dir: The run directory; None makes a new runs/<UTC timestamp>/ in the current folder (also runs/latest).
+        resume: True: continue from the latest checkpoint (an error if there is none); False: refuse a directory that
+            holds one; None: resume when there is one.
+        progress: Show progress bars.
+        overrides: "section.key=value" settings on top of `config`; when fine-tuning (train.init_from) they also win
+            over the source's network and preprocessing, as `--set` does.
 
     Returns:
-        The trainer's result (run directory, step, epoch, checkpoint, validation figures, history).
-    """
-    quiet_tensorflow()
-    from alexnet_tf.config import Config
-    from alexnet_tf.training.trainer import train as _train
+        The trainer's result (run directory, resolved config, step, epoch, checkpoint, validation figures, history,
+        and `export`: the SavedModel's path when one was written).
 
-    if not isinstance(config, Config):
-        config = load_config(config)
-    return _train(config, run_dir, resume=resume, progress=progress)
+    Raises:
+        alexnet_tf.errors.InputError (or a subclass): bad config, data, run directory or devices.
+    """
+    config = load_config(None, overrides, base=config) if isinstance(config, Config) else load_config(config, overrides)
+    init = None
+    if config.train.init_from:
+        config, init = start_from(config.train.init_from, config, overrides)
+    if resume and run_dir is None:
+        raise InputError("resuming needs the run directory to continue (--run-dir)")
+    configure_tower_cpus(config.runtime.tower_devices)  # before TensorFlow sets up its devices
+    result = trainer.train(config, run_dir or new_run_dir(), resume=resume, progress=progress, init=init)
+    if result.config.train.export_at_end and not result.already_complete:
+        result = dataclasses.replace(result, export=export(result.run_dir, progress=progress))
+    return result
 
 
 def export(run_dir: str, out_dir: str | None = None, **kwargs: Any) -> str:
-    """Exports a run's checkpoint as a versioned SavedModel (default: into RUN_DIR/export/); returns its path."""
-    quiet_tensorflow()
-    from alexnet_tf.runs.rundir import RunDir
-    from alexnet_tf.serving.savedmodel import export_run
+    """Exports a run's checkpoint as a versioned SavedModel (default: into RUN_DIR/export/); returns its path.
 
+    The keyword arguments are `alexnet_tf.serving.savedmodel.export_run`'s (version, force, checkpoint, labels, ...).
+    """
     return export_run(run_dir, out_dir or RunDir(run_dir).export_dir, **kwargs)
 
 
-def load(path: str) -> Any:
+def load(path: str) -> TrainedModel:
     """A trained model, from a run directory, a checkpoint prefix, an export version or a folder of versions."""
-    from alexnet_tf.inference.trained import load_model
-
     return load_model(path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
-from alexnet_tf import api, cli
+from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.errors import EXIT_BAD_INPUT
 from alexnet_tf.serving.savedmodel import LABEL_COLUMNS, MAX_BATCH
@@ -76,8 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _export(*args: Any, **kwargs: Any) -> Any:
+    from alexnet_tf import api  # loads TensorFlow: only when called
+
+    return api.export(*args, **kwargs)
+
+
 # alexnet_tf.export(...) stays the API function even in a program that imported this module
-cli.callable_module(__name__, api.export)
+cli.callable_module(__name__, _export)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

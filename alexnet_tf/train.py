@@ -1,4 +1,4 @@
-"""Command-line entry for training: `python -m alexnet_tf.train` (the loop itself lives in alexnet_tf.training.trainer).
+"""`python -m alexnet_tf.train`: the arguments, one call to `alexnet_tf.api.train`, and what to do next.
 
 Nothing heavy is imported before the arguments are parsed: `--help` answers without loading TensorFlow.
 """
@@ -9,23 +9,18 @@ import argparse
 import glob
 import os
 import sys
-import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from alexnet_tf import api, cli
-from alexnet_tf.config import SHIPPED_CONFIGS
+from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
-from alexnet_tf.core.files import temp_name
-from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
-from alexnet_tf.runs.rundir import TENSORBOARD_DIR
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
+from alexnet_tf.runs.latest import LATEST, RUNS
 
 if TYPE_CHECKING:
     from alexnet_tf.config import DataConfig
 
-DEFAULT_CONFIG = os.path.join(SHIPPED_CONFIGS, "quickstart.yaml")
-FINETUNE_CONFIG = os.path.join(SHIPPED_CONFIGS, "finetune.yaml")  # the default with --init-from
-RUNS = "runs"  # where runs without --run-dir go, each in runs/<UTC timestamp>/, the newest also as runs/latest
-LATEST = os.path.join(RUNS, "latest")
+DEFAULT_CONFIG = "quickstart"  # shipped configs, by name
+FINETUNE_CONFIG = "finetune"  # the default with --init-from
 
 EPILOG = """\
 examples:
@@ -75,38 +70,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "checkpoint prefix); the model section and data.image_size/crop_size/mean come from it "
                              "unless given with --set, model.num_classes from the data (fc8 starts afresh when it "
                              "differs), the source's mean is subtracted; default config: "
-                             f"{os.path.relpath(FINETUNE_CONFIG)}; rerun the same command to resume")
+                             f"{FINETUNE_CONFIG} (shipped); rerun the same command to resume")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (for logs); the one-line summary per epoch is still printed")
     return parser.parse_args(argv)
-
-
-def _logical_cpus_needed(tower_devices: tuple[str, ...]) -> int:
-    """How many logical CPU devices the requested tower devices name (e.g. /CPU:1 needs two)."""
-    indices = [int(d.rsplit(":", 1)[1]) for d in tower_devices
-               if "CPU:" in d.upper() and d.rsplit(":", 1)[1].isdigit()]
-    return max(indices, default=0) + 1
-
-
-def new_run_dir() -> str:
-    """Creates runs/<UTC timestamp>/ (with a suffix when that exists) and points runs/latest at it."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    for n in range(1, 1000):
-        path = os.path.join(RUNS, stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            os.makedirs(path)
-            break
-        except FileExistsError:
-            continue
-    link = temp_name(LATEST)
-    try:  # a relative link, replaced in one step: runs/ can be moved, and runs/latest is never missing
-        os.symlink(os.path.basename(path), link)
-        os.replace(link, LATEST)
-    except OSError as e:  # e.g. runs/latest is a real folder: the run itself does not need the link
-        print(f"warning: could not point {LATEST} at {path} ({e})", file=sys.stderr)
-        if os.path.islink(link):
-            os.remove(link)
-    return path
 
 
 def _demo_images(data_cfg: DataConfig, count: int = 2) -> list[str]:
@@ -129,48 +96,35 @@ def _short(path: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Trains (or resumes) a run; errors propagate as alexnet_tf.errors classes (see `cli.run`)."""
     args = parse_args(argv)
-    from alexnet_tf.config import load_config
+    tensorflow_setup.quiet_tensorflow()
+    from alexnet_tf import api
+    from alexnet_tf.runs.rundir import TENSORBOARD_DIR
 
-    config = load_config(args.config or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.overrides)
-    init = None
-    if args.init_from or config.train.init_from:
-        from alexnet_tf.training.finetune import start_from
-
-        config, init = start_from(args.init_from or config.train.init_from, config, args.overrides)
-    if args.resume and not args.run_dir:
-        raise InputError("--resume needs --run-dir (the run to continue)")
-    run_dir = args.run_dir or new_run_dir()
-    shown = LATEST if not args.run_dir else run_dir  # the name that stays valid for the newest run
-
-    tensorflow_setup.quiet_tensorflow()  # importing TensorFlow does not yet set up its devices
-    from alexnet_tf.models.devices import configure_logical_cpus
-
-    cpus = _logical_cpus_needed(config.runtime.tower_devices)
-    if cpus > 1:  # stand-ins for the paper's two GPUs; must happen before TensorFlow sets up its devices
-        configure_logical_cpus(cpus)
-
-    from alexnet_tf.training import trainer
-
-    result = trainer.train(config, run_dir, resume=True if args.resume else None, progress=not args.no_progress,
-                           init=init)
+    overrides = [*args.overrides, *([f"train.init_from={args.init_from}"] if args.init_from else [])]
+    result = api.train(args.config or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.run_dir,
+                       resume=True if args.resume else None, progress=not args.no_progress, overrides=overrides)
+    shown = LATEST if not args.run_dir else result.run_dir  # the name that stays valid for the newest run
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")
-    if config.train.export_at_end and not result.already_complete:
-        from alexnet_tf.runs.rundir import RunDir
-        from alexnet_tf.serving.savedmodel import export_run
-
-        print(f"exported SavedModel: {export_run(result.run_dir, RunDir(result.run_dir).export_dir)}")
+    if result.export:
+        print(f"exported SavedModel: {result.export}")
     print("next:")
     print(f"  python -m alexnet_tf.evaluate --model {shown}")
-    if config.data.source == "demo" and (images := _demo_images(config.data)):
+    if result.config.data.source == "demo" and (images := _demo_images(result.config.data)):
         print(f"  python -m alexnet_tf.predict {' '.join(images)} --model {shown} "
               f"--figure {os.path.join(shown, 'predictions.png')}")
     print(f"  tensorboard --logdir {os.path.join(shown, TENSORBOARD_DIR)}")
     return 0
 
 
+def _train(*args: Any, **kwargs: Any) -> Any:
+    from alexnet_tf import api
+
+    return api.train(*args, **kwargs)
+
+
 # alexnet_tf.train(...) stays the API function even in a program that imported this module
-cli.callable_module(__name__, api.train)
+cli.callable_module(__name__, _train)
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

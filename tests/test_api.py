@@ -41,9 +41,13 @@ def test_train_export_load_predict_evaluate(tmp_path):
     run_dir = str(tmp_path / "run")
     result = alexnet_tf.train(config, run_dir, progress=False)
     assert result.epoch == config.train.epochs and result.checkpoint
+    assert result.config == config  # nothing to resolve: no fine-tuning, and the class count fits the data
+    # tiny.yaml says train.export_at_end: the API exports as the command does.
+    assert result.export == os.path.join(run_dir, "export", "1")
+    assert os.path.isfile(os.path.join(result.export, "saved_model.pb"))
 
     version = alexnet_tf.export(run_dir, progress=False)
-    assert version == os.path.join(run_dir, "export", "1")
+    assert version == os.path.join(run_dir, "export", "2")
     assert os.path.isfile(os.path.join(version, "saved_model.pb"))
 
     images = sorted(glob.glob(str(tmp_path / "cache" / "**" / "val" / "*" / "*.JPEG"), recursive=True))[:3]
@@ -70,3 +74,30 @@ def test_the_api_loads_tensorflow_without_its_start_up_lines():
     assert done.returncode == 0 and done.stdout.split() == ["56909194"], done.stderr[-2000:]
     assert not [line for line in done.stderr.splitlines() if "oneDNN" in line or "cuda" in line.lower()
                 or line.startswith(("I0000", "W0000", "E0000", "WARNING: All log messages"))], done.stderr
+
+
+@pytest.mark.slow
+def test_train_in_a_fresh_process_sets_up_devices_exports_and_makes_new_runs(tmp_path):
+    # As a user's program would: a fresh process (TensorFlow's devices not yet set up), an empty folder, the towers
+    # on two logical CPUs (which only the library sets up here), and then a run without a run directory.
+    cache = tmp_path / "cache"
+    program = f"""
+import os, alexnet_tf
+tiny = alexnet_tf.load_config("tiny", ["data.cache_dir={cache}", "runtime.tower_devices=/CPU:0,/CPU:1"])
+result = alexnet_tf.train(tiny, "runs/x", progress=False)
+print("EXPORT", os.path.relpath(result.export))
+result = alexnet_tf.train(tiny, overrides=["train.max_steps=1", "train.export_at_end=false"], progress=False)
+latest = os.path.realpath("runs/latest") == os.path.realpath(result.run_dir)
+print("NEW", os.path.relpath(result.run_dir), latest, result.export)
+"""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = ROOT
+    done = subprocess.run([sys.executable, "-c", program], cwd=work, capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "EXPORT runs/x/export/1" in done.stdout.splitlines(), done.stdout
+    assert os.path.isfile(work / "runs" / "x" / "export" / "1" / "saved_model.pb")
+    (new,) = [line.split() for line in done.stdout.splitlines() if line.startswith("NEW")]
+    assert new[1].startswith("runs/") and new[1] != "runs/x" and new[2:] == ["True", "None"], new

@@ -87,6 +87,31 @@ def configure_logical_cpus(count: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
+def logical_cpus_needed(tower_devices: Sequence[str]) -> int:
+    """How many logical CPU devices the tower devices name (e.g. /CPU:1 needs two)."""
+    indices = [int(d.rsplit(":", 1)[1]) for d in tower_devices
+               if "CPU:" in d.upper() and d.rsplit(":", 1)[1].isdigit()]
+    return max(indices, default=0) + 1
+
+
+def configure_tower_cpus(tower_devices: Sequence[str]) -> None:
+    """Makes the logical CPU devices that `tower_devices` names (stand-ins for the paper's two GPUs), once.
+
+    Raises:
+        DeviceError: when TensorFlow set up its devices already, with fewer CPUs than named.
+    """
+    count = logical_cpus_needed(tower_devices)
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if count <= len(tf.config.get_logical_device_configuration(cpu) or [None]):
+        return
+    try:
+        configure_logical_cpus(count)
+    except RuntimeError:  # TensorFlow ran an op already: its devices are fixed
+        raise DeviceError(f"runtime.tower_devices names {', '.join(tower_devices)}, but TensorFlow set up its "
+                          f"devices already: {', '.join('/' + d for d in available_devices())}; train in a fresh "
+                          f"process, before any other TensorFlow work, or name devices that exist") from None
+
+
 def set_precision(policy: str) -> None:
     """Sets the Keras dtype policy for models built afterwards: "float32", "mixed_bfloat16" or "mixed_float16".
 

@@ -69,9 +69,11 @@ class _StopSignals:
 
 @dataclass
 class TrainResult:
-    """What a run ended with; `already_complete` when it had nothing left to train."""
+    """What a run ended with: its resolved config, figures and history; `already_complete` when it had nothing left
+    to train, `export` the SavedModel written at the end (`alexnet_tf.api.train`, when train.export_at_end says so)."""
 
     run_dir: str
+    config: Config
     step: int
     epoch: int
     checkpoint: str | None
@@ -79,6 +81,7 @@ class TrainResult:
     val_ten_crop: dict[str, float] | None
     history: list[dict[str, Any]]
     already_complete: bool = False
+    export: str | None = None
 
 
 @dataclass
@@ -390,8 +393,8 @@ class Trainer:
             self.summaries.scalars({f"val_ten_crop/{k}": v for k, v in ten.items()}, step)
             if self.verbose:
                 write(_fmt(ten, "final val (ten crops):"))
-        result = TrainResult(self.run_dir, step, int(state.epoch.numpy()), state.manager.latest_checkpoint, val, ten,
-                             self.history)
+        result = TrainResult(self.run_dir, self.config, step, int(state.epoch.numpy()), state.manager.latest_checkpoint,
+                             val, ten, self.history)
         if state.is_chief:
             self.directory.write_summary({"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint,
                                           "val": val, "val_ten_crop": ten,
@@ -407,7 +410,7 @@ class Trainer:
         write(f"run already complete ({done}): {self.run_dir}; raise train.epochs to train on")
         summary = self.directory.read_summary() or {}
         val = summary.get("val") or self.evaluate(ten_crop=False)
-        return TrainResult(self.run_dir, step, epoch, state.manager.latest_checkpoint, val,
+        return TrainResult(self.run_dir, self.config, step, epoch, state.manager.latest_checkpoint, val,
                            summary.get("val_ten_crop"), [], already_complete=True)
 
     # -- saving ------------------------------------------------------------------------------------------------------
