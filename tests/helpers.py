@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,58 @@ def bad_files(seed: int = 0) -> dict[str, bytes]:
         "empty.JPEG": b"",
         "text.JPEG": b"this is not an image, just some text\n",
     }
+
+
+def _lzw_of_zeros(pixels: int, min_code_size: int = 2) -> bytes:
+    """GIF LZW data of `pixels` pixels of palette index 0, written by hand (Pillow cannot make the files below).
+
+    After a clear code, code 0 is one pixel and each new code one pixel longer than the last, so a full table covers
+    about 8.4 million pixels in 6 KB: a 10,000 x 10,000 frame takes 70 KB, as the decompression bombs do.
+    """
+    clear, end = 1 << min_code_size, (1 << min_code_size) + 1
+    out, acc, bits = bytearray(), 0, 0
+
+    def emit(code: int, size: int) -> None:
+        nonlocal acc, bits
+        acc, bits = acc | code << bits, bits + size
+        while bits >= 8:
+            out.append(acc & 0xFF)
+            acc, bits = acc >> 8, bits - 8
+
+    size = min_code_size + 1
+    emit(clear, size)
+    left = pixels
+    while left:
+        size, next_code, run = min_code_size + 1, end + 2, 1  # emitting code 0 added the entry end + 1
+        emit(0, size)
+        left -= 1
+        while left and next_code < 4096:
+            take = min(run + 1, left)
+            emit(0 if take == 1 else end + take - 1, size)
+            left, next_code, run = left - take, next_code + 1, run + 1
+            if next_code > (1 << size) and size < 12:
+                size += 1
+        if left:
+            emit(clear, size)
+    emit(end, size)
+    if bits:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def crafted_gif(screen: tuple[int, int], frames: list[tuple[int, int]], encoded_pixels: int | None = None) -> bytes:
+    """A GIF with a logical screen of `screen` (width, height) holding `frames` of (width, height), each all one colour.
+
+    A frame's size is independent of the screen's, as the format allows; `encoded_pixels` writes only that many
+    pixels of each frame's data (a truncated frame) instead of all of them.
+    """
+    palette = bytes([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255])
+    data = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x81, 0, 0) + palette
+    for w, h in frames:
+        lzw = _lzw_of_zeros(w * h if encoded_pixels is None else encoded_pixels)
+        blocks = b"".join(bytes([len(lzw[i:i + 255])]) + lzw[i:i + 255] for i in range(0, len(lzw), 255))
+        data += b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02" + blocks + b"\x00"
+    return data + b"\x3b"
 
 
 def write_folder(root: str, classes: dict[str, int], val_per_class: int = 2, size: tuple[int, int] = (60, 80),

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import bad_files, encode, example, odd_files, photo, read_shards, write_folder, write_records
+from helpers import bad_files, crafted_gif, encode, example, odd_files, photo, read_shards, write_folder, write_records
 from PIL import Image
 
 from alexnet_tf.config import DataConfig
@@ -122,6 +122,19 @@ def test_a_decompression_bomb_is_explained_in_one_line():
     sof = data.index(b"\xff\xc0")
     data[sof + 5:sof + 9] = (60000).to_bytes(2, "big") * 2  # the frame header declares 60,000 x 60,000
     assert explain_failure(bytes(data)) == "image declares 60000 x 60000 pixels, above the limit of 64000000 pixels"
+
+
+def test_a_gif_whose_frame_is_larger_than_its_screen_never_enters_prepared_data(tmp_path):
+    # A 16 x 16 screen holding a 12,000 x 12,000 frame (the decoder allocates the frame).
+    bomb = {"bomb.gif": crafted_gif((16, 16), [(12000, 12000)]),
+            "animated.gif": crafted_gif((40, 30), [(40, 30)] * 200)}
+    root = write_folder(str(tmp_path / "src"), {"n01": 3, "n02": 3}, extra_train={"n02": bomb})
+    prepared = prepare_data(config(tmp_path, root), progress=False)
+    with open(prepared.manifest_path) as f:
+        manifest = json.load(f)
+    reasons = {os.path.basename(item["file"]): item["reason"] for item in manifest["undecodable_files"]}
+    assert reasons == {"bomb.gif": "image declares 12000 x 12000 pixels, above the limit of 64000000 pixels"}
+    assert manifest["splits"]["train"]["counts_per_class"] == {"n01": 3, "n02": 4}  # the animation's first frame
 
 
 def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -456,6 +457,56 @@ def test_hostile_decoded_images_fail_cleanly(session, images):
     _check_prediction_outputs(_run_signature(session, "predict_images", np.zeros((1, 5, 300, 3), np.uint8)), 1)
     # The largest accepted batch still runs.
     _check_prediction_outputs(_run_signature(session, "serving_default", [images["grey.jpg"]] * MAX_BATCH), MAX_BATCH)
+
+
+# A server process: loads the export, warms up on an ordinary GIF, then sends each hostile file and records its peak
+# resident memory after each (ru_maxrss only grows, so a growth is what that file made the server allocate).
+_GIF_SERVER = '''
+import json, resource, sys
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+good = open(sys.argv[2], "rb").read()
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+for _ in range(3):
+    serve(image_bytes=tf.constant([good]))
+result = {"peak_after_warmup": peak(), "files": {}}
+for path in sys.argv[3:]:
+    try:
+        answer = serve(image_bytes=tf.constant([open(path, "rb").read()]))
+        outcome = ["answered", answer["top_k_classes"].numpy().tolist()]
+    except tf.errors.InvalidArgumentError as error:
+        outcome = ["InvalidArgument", error.message]
+    result["files"][path] = outcome + [peak()]
+result["afterwards"] = serve(image_bytes=tf.constant([good]))["top_k_classes"].numpy().tolist()
+print("RESULT " + json.dumps(result))
+'''
+
+
+def test_crafted_gifs_cannot_exhaust_the_server(tmp_path, exported):
+    import helpers
+
+    files = {"big frame in a small screen": helpers.crafted_gif((16, 16), [(10000, 10000)]),
+             "65535 x 65535 frame": helpers.crafted_gif((16, 16), [(65535, 65535)], encoded_pixels=100_000),
+             "1000 frames": helpers.crafted_gif((500, 500), [(500, 500)] * 1000)}
+    paths = {}
+    for name, data in {**files, "good": helpers.crafted_gif((500, 500), [(500, 500)])}.items():
+        paths[name] = tmp_path / (name.replace(" ", "_") + ".gif")
+        paths[name].write_bytes(data)
+    proc = subprocess.run([sys.executable, "-c", _GIF_SERVER, exported, str(paths["good"])]
+                          + [str(paths[n]) for n in files], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")))
+    outcomes = {name: result["files"][str(paths[name])] for name in files}
+
+    assert outcomes["big frame in a small screen"][0] == "InvalidArgument"
+    assert re.search(r"(?s)10000.*10000.*above the limit of 64000000", outcomes["big frame in a small screen"][1])
+    assert outcomes["65535 x 65535 frame"][0] == "InvalidArgument"
+    assert re.search(r"(?s)65535.*65535.*above the limit of 64000000", outcomes["65535 x 65535 frame"][1])
+    assert outcomes["1000 frames"][0] == "answered"  # its first frame, as every GIF
+    for name, (_, _, peak) in outcomes.items():
+        assert peak - result["peak_after_warmup"] < 8, f"{name}: the server grew from " \
+            f"{result['peak_after_warmup']:.0f} to {peak:.0f} MB"
+    assert result["afterwards"] == outcomes["1000 frames"][1]  # the same picture, the same answer
 
 
 # ---------------------------------------------------------------------------------------------------------------------

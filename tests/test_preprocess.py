@@ -1,10 +1,12 @@
 """Tests of alexnet_tf.data.preprocess: decoding odd files, the 256 square, mean, centre and ten crops (eager and in
 tf.data.map), against NumPy and PIL."""
 
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import bad_files, encode, odd_files, photo
+from helpers import bad_files, crafted_gif, encode, odd_files, photo
 from PIL import Image
 
 from alexnet_tf.data import preprocess
@@ -47,6 +49,37 @@ def test_decode_rgb_refuses_too_many_pixels_from_the_header():
     assert preprocess.declared_size(tf.constant(data))[1:] == (60, 80)
     with pytest.raises(tf.errors.InvalidArgumentError, match="pixels"):
         preprocess.decode_rgb(tf.constant(data), max_pixels=60 * 80 - 1)
+
+
+def test_decode_rgb_of_an_animated_gif_is_its_first_frame_and_only_that_frame_is_decoded():
+    frames = [Image.fromarray(photo(60, 80, seed)).convert("P", palette=Image.ADAPTIVE) for seed in range(4)]
+    for options in ({"comment": b"x" * 600, "loop": 0, "duration": 50}, {"transparency": 3, "disposal": 2}):
+        buffer = io.BytesIO()
+        frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], **options)
+        data = buffer.getvalue()
+        first = tf.io.decode_gif(data)[0].numpy()
+        assert np.array_equal(preprocess.decode_rgb(tf.constant(data)).numpy(), first)
+        assert np.array_equal(in_tf_data(preprocess.decode_rgb, data), first)
+    # TensorFlow's decoder would give every frame the size of the largest one (here 2,000 x 2,000), and decode
+    # them all: only the first frame reaches it.
+    two = crafted_gif((40, 30), [(40, 30), (2000, 2000)])
+    assert tf.io.decode_gif(two).shape == (2, 2000, 2000, 3)
+    assert np.array_equal(preprocess.decode_rgb(tf.constant(two)).numpy(), np.zeros((30, 40, 3), np.uint8))
+
+
+def test_decode_rgb_refuses_a_gif_frame_larger_than_its_screen_from_the_header():
+    # The decoder allocates the frame, not the logical screen: a 16 x 16 screen may hold a 10,000 x 10,000 frame.
+    bomb = crafted_gif((16, 16), [(10000, 10000)])
+    assert len(bomb) < 100_000
+    assert [int(v) for v in preprocess.declared_size(tf.constant(bomb))[1:]] == [10000, 10000]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)10000.*x.*10000.*above the limit"):
+        preprocess.decode_rgb(tf.constant(bomb))
+    largest = crafted_gif((16, 16), [(65535, 65535)], encoded_pixels=1000)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)65535.*x.*65535.*above the limit"):
+        in_tf_data(preprocess.decode_rgb, largest)
+    # A frame within its screen is measured by the screen.
+    small = crafted_gif((64, 48), [(20, 10)])
+    assert [int(v) for v in preprocess.declared_size(tf.constant(small))[1:]] == [48, 64]
 
 
 def test_resize_to_square_is_a_central_slice_when_the_short_side_already_fits():

@@ -33,8 +33,96 @@ def _read_uint(data: tf.Tensor, offset: int, size: int, little_endian: bool) -> 
     return tf.add_n([raw[i] * (256 ** p) for p, i in enumerate(order)])
 
 
+# GIF block introducers and the walk's states (`_gif_first_frame`).
+_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = 0x21, 0x2C, b"\x3b"
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _gif_first_frame(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Finds a GIF's first image by walking its blocks, without decoding: (height, width, end).
+
+    The decoder allocates each frame at the size its image descriptor declares (up to 65,535 x 65,535, whatever the
+    logical screen says) and decodes every frame, so the pixel limit must see the first frame's size and only that
+    frame may reach the decoder. `end` is the offset just after the first image's data (0 when the file ends or
+    goes wrong before it does); the height and width are 0 when no image descriptor was found.
+    """
+    data = tf.cast(tf.io.decode_raw(image_bytes, tf.uint8), tf.int64)
+    n = tf.size(data, out_type=tf.int64)
+    block_start, in_extension, in_image, done, bad = (tf.constant(s, tf.int64) for s in range(5))
+
+    def byte(offset: tf.Tensor) -> tf.Tensor:
+        return tf.gather(data, tf.clip_by_value(tf.cast(offset, tf.int64), 0, n - 1))
+
+    def color_table_size(flags: tf.Tensor) -> tf.Tensor:  # a colour table of 2^(N+1) RGB entries follows the flags
+        return tf.where(flags >= 128, 3 * tf.bitwise.left_shift(tf.constant(1, tf.int64), flags % 8 + 1),
+                        tf.constant(0, tf.int64))
+
+    def step(pos: tf.Tensor, state: tf.Tensor, frame: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        b = byte(pos)
+        at_block = tf.equal(state, block_start)
+        is_image = tf.logical_and(at_block, tf.equal(b, _GIF_IMAGE))
+        # At a block: an extension skips its introducer and label; an image its descriptor, colour table and LZW
+        # code size. In sub-blocks: a size byte, 0 ending the block. Every step moves on, so the walk ends.
+        block_pos = tf.where(is_image, pos + 11 + color_table_size(byte(pos + 9)), pos + 2)
+        block_state = tf.where(tf.equal(b, _GIF_EXTENSION), in_extension, tf.where(is_image, in_image, bad))
+        ended_state = tf.where(tf.equal(state, in_image), done, block_start)
+        sub_state = tf.where(tf.equal(b, 0), ended_state, state)
+        return (tf.where(at_block, block_pos, pos + b + 1), tf.where(at_block, block_state, sub_state),
+                tf.where(is_image, pos, frame))
+
+    start = 13 + color_table_size(byte(10))
+    pos, state, frame = tf.while_loop(lambda pos, state, frame: tf.logical_and(state < done, pos < n), step,
+                                      (start, block_start, tf.constant(-1, tf.int64)))
+    found = tf.logical_and(frame >= 0, frame + 10 <= n)
+    zero = tf.constant(0, tf.int64)
+    height = tf.where(found, byte(frame + 7) + 256 * byte(frame + 8), zero)
+    width = tf.where(found, byte(frame + 5) + 256 * byte(frame + 6), zero)
+    return height, width, tf.where(tf.equal(state, done), pos, zero)
+
+
+def _inspect(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(known, height, width, payload): `declared_size`, and the bytes to decode (a GIF cut after its first frame)."""
+    length = tf.strings.length(image_bytes)
+    head = tf.strings.substr(image_bytes, 0, 4)
+
+    def jpeg() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)
+        return shape[0], shape[1], image_bytes
+
+    def png() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:  # IHDR: width then height, big-endian, at bytes 16 and 20
+        return _read_uint(image_bytes, 20, 4, False), _read_uint(image_bytes, 16, 4, False), image_bytes
+
+    def gif() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        # The logical screen (width then height, little-endian, at bytes 6 and 8) or the first frame, the larger.
+        screen_h, screen_w = _read_uint(image_bytes, 8, 2, True), _read_uint(image_bytes, 6, 2, True)
+        frame_h, frame_w, end = _gif_first_frame(image_bytes)
+        frame_larger = frame_h * frame_w > screen_h * screen_w
+        first_frame = tf.strings.join([tf.strings.substr(image_bytes, tf.constant(0, tf.int64), end), _GIF_TRAILER])
+        return (tf.where(frame_larger, frame_h, screen_h), tf.where(frame_larger, frame_w, screen_w),
+                tf.where(end > 0, first_frame, image_bytes))
+
+    def bmp() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:  # BITMAPINFOHEADER: width, height (signed; negative: top-down)
+        w = tf.io.decode_raw(tf.strings.substr(image_bytes, 18, 4), tf.int32, little_endian=True)[0]
+        h = tf.io.decode_raw(tf.strings.substr(image_bytes, 22, 4), tf.int32, little_endian=True)[0]
+        return tf.abs(tf.cast(h, tf.int64)), tf.abs(tf.cast(w, tf.int64)), image_bytes
+
+    def unknown() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return tf.constant(0, tf.int64), tf.constant(0, tf.int64), image_bytes
+
+    is_jpeg = tf.logical_and(length >= 4, tf.strings.substr(image_bytes, 0, 2) == b"\xff\xd8")
+    is_png = tf.logical_and(length >= 24, head == b"\x89PNG")
+    is_gif = tf.logical_and(length >= 10, tf.strings.substr(image_bytes, 0, 3) == b"GIF")
+    is_bmp = tf.logical_and(length >= 26, tf.strings.substr(image_bytes, 0, 2) == b"BM")
+    h, w, payload = tf.case([(is_jpeg, jpeg), (is_png, png), (is_gif, gif), (is_bmp, bmp)], default=unknown,
+                            exclusive=False)
+    known = tf.reduce_any(tf.stack([is_jpeg, is_png, is_gif, is_bmp]))
+    return known, h, w, payload
+
+
 def declared_size(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Reads an encoded image's declared height and width from its header, without decoding it.
+
+    For a GIF this is the larger of its logical screen and its first frame (the decoder allocates the frame).
 
     Args:
         image_bytes: A scalar string tensor holding a JPEG, PNG, GIF or BMP file.
@@ -43,34 +131,7 @@ def declared_size(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tens
         (known, height, width): `known` is False for an unrecognised format or a header too short to read, and
         the sizes are then 0.
     """
-    length = tf.strings.length(image_bytes)
-    head = tf.strings.substr(image_bytes, 0, 4)
-
-    def jpeg() -> tuple[tf.Tensor, tf.Tensor]:
-        shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)
-        return shape[0], shape[1]
-
-    def png() -> tuple[tf.Tensor, tf.Tensor]:  # IHDR: width then height, big-endian, at bytes 16 and 20
-        return _read_uint(image_bytes, 20, 4, False), _read_uint(image_bytes, 16, 4, False)
-
-    def gif() -> tuple[tf.Tensor, tf.Tensor]:  # logical screen: width then height, little-endian, at bytes 6 and 8
-        return _read_uint(image_bytes, 8, 2, True), _read_uint(image_bytes, 6, 2, True)
-
-    def bmp() -> tuple[tf.Tensor, tf.Tensor]:  # BITMAPINFOHEADER: width, height (signed; negative is top-down)
-        w = tf.io.decode_raw(tf.strings.substr(image_bytes, 18, 4), tf.int32, little_endian=True)[0]
-        h = tf.io.decode_raw(tf.strings.substr(image_bytes, 22, 4), tf.int32, little_endian=True)[0]
-        return tf.abs(tf.cast(h, tf.int64)), tf.abs(tf.cast(w, tf.int64))
-
-    def unknown() -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.constant(0, tf.int64), tf.constant(0, tf.int64)
-
-    is_jpeg = tf.logical_and(length >= 4, tf.strings.substr(image_bytes, 0, 2) == b"\xff\xd8")
-    is_png = tf.logical_and(length >= 24, head == b"\x89PNG")
-    is_gif = tf.logical_and(length >= 10, tf.strings.substr(image_bytes, 0, 3) == b"GIF")
-    is_bmp = tf.logical_and(length >= 26, tf.strings.substr(image_bytes, 0, 2) == b"BM")
-    h, w = tf.case([(is_jpeg, jpeg), (is_png, png), (is_gif, gif), (is_bmp, bmp)], default=unknown,
-                   exclusive=False)
-    known = tf.reduce_any(tf.stack([is_jpeg, is_png, is_gif, is_bmp]))
+    known, h, w, _ = _inspect(tf.convert_to_tensor(image_bytes, tf.string))
     return known, h, w
 
 
@@ -78,14 +139,15 @@ def decode_rgb(image_bytes: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tenso
     """Decodes a JPEG, PNG, GIF (first frame) or BMP file to RGB uint8 [H, W, 3].
 
     Greyscale and CMYK JPEGs, greyscale and RGBA PNGs become RGB. Images declaring more than `max_pixels` pixels
-    are refused from their header, before any pixel is decoded.
+    (for a GIF: its screen or its first frame) are refused from their header, before any pixel is decoded; of a GIF
+    only the first frame reaches the decoder.
 
     Raises:
         tf.errors.InvalidArgumentError: for an empty string, an unrecognised format, a corrupt or truncated file,
             or too many pixels; the message says which.
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-    known, h, w = declared_size(image_bytes)
+    known, h, w, payload = _inspect(image_bytes)
     checks = [
         tf.debugging.assert_greater(tf.strings.length(image_bytes), 0,
                                     message="image_bytes is empty: expected an encoded JPEG, PNG, GIF or BMP image"),
@@ -94,7 +156,7 @@ def decode_rgb(image_bytes: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tenso
                             ["image declares", h, "x", w, f"pixels, above the limit of {max_pixels} pixels"]),
     ]
     with tf.control_dependencies(checks):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
+        image = tf.io.decode_image(payload, channels=3, expand_animations=False, dtype=tf.uint8)
     image.set_shape([None, None, 3])
     return image
 
