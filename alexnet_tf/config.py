@@ -38,6 +38,10 @@ def _require_fraction(value: float, key: str, *, closed_right: bool = False) -> 
     _require(ok, key, f"got {value!r}; it must be in [0, 1{']' if closed_right else ')'}")
 
 
+# The smallest conv1 input side, padding included, that leaves pool5 at least 1x1 (67 -> 15 -> 7 -> 3 -> 1).
+MIN_PADDED_INPUT = 67
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The network. Defaults are the paper's; `width` and `fc_width` shrink it for tests and the demo."""
@@ -68,6 +72,10 @@ class ModelConfig:
         _require_positive(self.lrn_k, "model.lrn_k")
         _require(self.lrn_alpha >= 0, "model.lrn_alpha", f"got {self.lrn_alpha}; it must be >= 0")
         _require(self.lrn_beta >= 0, "model.lrn_beta", f"got {self.lrn_beta}; it must be >= 0")
+
+
+MEAN_CHOICES = ("image", "channel")  # data.mean: the mean image (the paper's) or the per-channel mean
+PCA_SCALE_CHOICES = ("stddev", "eigenvalue")  # data.pca_scale: see augment.lighting_scale
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,9 @@ class DataConfig:
         _require(self.image_size >= 16, "data.image_size", f"got {self.image_size}; it must be >= 16")
         _require(0 < self.crop_size <= self.image_size, "data.crop_size",
                  f"got {self.crop_size}; it must be > 0 and <= data.image_size ({self.image_size})")
-        _require_choice(self.mean, "data.mean", ("image", "channel"))
+        _require_choice(self.mean, "data.mean", MEAN_CHOICES)
         _require(self.pca_std >= 0, "data.pca_std", f"got {self.pca_std}; it must be >= 0")
-        _require_choice(self.pca_scale, "data.pca_scale", ("stddev", "eigenvalue"))
+        _require_choice(self.pca_scale, "data.pca_scale", PCA_SCALE_CHOICES)
         _require(self.shuffle_buffer >= 1, "data.shuffle_buffer", f"got {self.shuffle_buffer}; it must be >= 1")
         _require(self.shard_size >= 1, "data.shard_size", f"got {self.shard_size}; it must be >= 1")
         _require_fraction(self.max_bad_fraction, "data.max_bad_fraction", closed_right=True)
@@ -183,6 +191,10 @@ class TrainConfig:
         _require_positive(self.new_layer_lr_mult, "train.new_layer_lr_mult")
 
 
+DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")  # runtime.distribute: see devices.make_strategy
+PRECISION_CHOICES = ("float32", "mixed_bfloat16", "mixed_float16")  # runtime.precision
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the computation runs: tower placement, strategies, precision, seeds."""
@@ -200,8 +212,8 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         _require(len(self.tower_devices) in (0, 2), "runtime.tower_devices",
                  f"got {list(self.tower_devices)!r}; give exactly two device names, or [] to decide automatically")
-        _require_choice(self.distribute, "runtime.distribute", ("none", "mirrored", "multi_worker"))
-        _require_choice(self.precision, "runtime.precision", ("float32", "mixed_bfloat16", "mixed_float16"))
+        _require_choice(self.distribute, "runtime.distribute", DISTRIBUTE_CHOICES)
+        _require_choice(self.precision, "runtime.precision", PRECISION_CHOICES)
         _require(self.seed >= 0, "runtime.seed", f"got {self.seed}; it must be >= 0")
 
 
@@ -215,7 +227,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
-        min_crop = 67 - 2 * self.model.conv1_padding  # pool5 must keep at least one pixel
+        min_crop = MIN_PADDED_INPUT - 2 * self.model.conv1_padding  # pool5 must keep at least one pixel
         _require(self.data.crop_size >= min_crop, "data.crop_size",
                  f"got {self.data.crop_size}; with model.conv1_padding={self.model.conv1_padding} the network "
                  f"needs crops of at least {min_crop} pixels")

@@ -29,6 +29,9 @@ _CONVS = {"conv1": (11, 4, None, 1), "conv2": (5, 1, 2, 2), "conv3": (3, 1, 1, 1
 CONV_LAYERS = tuple(_CONVS)
 FC_LAYERS = ("fc6", "fc7", "fc8")
 POOL5_SIZE = 6  # pool5's side in Caffe's AlexNet (227 input, conv1 unpadded)
+CAFFE_CROP_SIZE = 227  # Caffe's input side: 55x55 conv1 maps and 6x6 pool5 with conv1 unpadded
+CONV1_OUTPUTS = 96  # conv1's kernels at width 1.0, both towers: a network's width is its conv1 outputs / 96
+MAX_CONV1_PADDING = 100  # conv1 paddings taken as model.conv1_padding; more is refused as not AlexNet's
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -64,7 +67,7 @@ class CaffeAlexNet:
     @property
     def crop_size(self) -> int:
         """The input side that gives Caffe's 55x55 conv1 maps and 6x6 pool5 (227 unpadded)."""
-        return 227 - 2 * self.conv1_padding
+        return CAFFE_CROP_SIZE - 2 * self.conv1_padding
 
     def model_settings(self) -> dict[str, Any]:
         """The `model` section of a config that builds this network (see `config.ModelConfig`)."""
@@ -157,7 +160,7 @@ def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlex
                     raise _differs(source, layer, role, f"{outputs} outputs; two towers need an even number")
                 from alexnet_tf.models.alexnet import tower_kernels  # here: reading files needs no TensorFlow
 
-                kernels = [2 * k for k in tower_kernels(outputs / 96)]
+                kernels = [2 * k for k in tower_kernels(outputs / CONV1_OUTPUTS)]
             _check_conv(source, layer, role, kernels, channels_in, with_weights)
             channels_in = layer.param.num_output
         elif kind == "InnerProduct":
@@ -174,7 +177,7 @@ def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlex
     assert lrn is not None  # both LRN layers were matched above
     local_size, alpha, beta, k = lrn
     conv1 = layers["conv1"].param
-    return CaffeAlexNet(source=source, width=conv1.num_output / 96, fc_width=layers["fc6"].param.num_output,
+    return CaffeAlexNet(source=source, width=conv1.num_output / CONV1_OUTPUTS, fc_width=layers["fc6"].param.num_output,
                         num_classes=layers["fc8"].param.num_output,
                         conv1_padding=_pair(conv1.pad, conv1.pad_h, conv1.pad_w, 0, "pad", source),
                         pool_before_lrn=pool_before_lrn, lrn_k=k, lrn_n=local_size,
@@ -222,7 +225,7 @@ def _check_conv(source: str, layer: CaffeLayer, role: str, kernels: list[int], c
     got_pad = _pair(p.pad, p.pad_h, p.pad_w, 0, "pad", where)
     dilation = _pair(p.dilation, None, None, 1, "dilation", where)
     if role == "conv1":
-        pad = got_pad if got_pad <= 100 else 0  # any padding: it becomes model.conv1_padding (227 - 2 pad crops)
+        pad = got_pad if got_pad <= MAX_CONV1_PADDING else 0  # it becomes model.conv1_padding
     got = (got_size, got_stride, got_pad, p.group, p.num_output, dilation, p.bias_term)
     want = (size, stride, pad, group, outputs, 1, True)
     if got != want:

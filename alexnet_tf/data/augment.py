@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
+from alexnet_tf.config import MEAN_CHOICES, PCA_SCALE_CHOICES
+
 if TYPE_CHECKING:
     from alexnet_tf.data.stats import DatasetStats
 
@@ -105,7 +107,7 @@ def lighting_scale(eigvals: np.ndarray | tf.Tensor, pca_scale: str = "stddev") -
         return tf.sqrt(tf.maximum(eigvals, 0.0))
     if pca_scale == "eigenvalue":
         return eigvals
-    raise ValueError(f"pca_scale must be 'stddev' or 'eigenvalue', got {pca_scale!r} (config key data.pca_scale)")
+    raise ValueError(f"data.pca_scale: got {pca_scale!r}; allowed: {', '.join(map(repr, PCA_SCALE_CHOICES))}")
 
 
 def network_input(batch: dict[str, tf.Tensor], stats: "DatasetStats", mean: str = "image",
@@ -134,4 +136,4 @@ def network_input(batch: dict[str, tf.Tensor], stats: "DatasetStats", mean: str 
         return x - crop_mean_image(stats.mean_image, batch["offset"], batch["flip"], crop_size)
     if mean == "channel":
         return x - tf.cast(stats.channel_mean, tf.float32)
-    raise ValueError(f"mean must be 'image' or 'channel', got {mean!r} (config key data.mean)")
+    raise ValueError(f"data.mean: got {mean!r}; allowed: {', '.join(map(repr, MEAN_CHOICES))}")

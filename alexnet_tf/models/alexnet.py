@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import keras
 
+from alexnet_tf.config import MIN_PADDED_INPUT
 from alexnet_tf.models import layers as L
 from alexnet_tf.models.devices import UNPINNED, TowerPlacement
 
 TOWERS = ("a", "b")
 
 # The smallest input that leaves pool5 at least 1x1 (with conv1 padding 2).
-MIN_INPUT_SIZE = 63
+MIN_INPUT_SIZE = MIN_PADDED_INPUT - 2 * 2
 
 # Kernels per tower at width 1.0: conv1..conv5.
 _CONV_KERNELS = (48, 128, 192, 192, 128)

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from alexnet_tf.config import DISTRIBUTE_CHOICES, PRECISION_CHOICES
 from alexnet_tf.errors import DeviceError  # noqa: F401 (raised here; importable from here)
 
 
@@ -120,8 +121,8 @@ def set_precision(policy: str) -> None:
     """
     import keras
 
-    if policy not in ("float32", "mixed_bfloat16", "mixed_float16"):
-        raise ValueError(f"runtime.precision: got {policy!r}; allowed: 'float32', 'mixed_bfloat16', 'mixed_float16'")
+    if policy not in PRECISION_CHOICES:
+        raise ValueError(f"runtime.precision: got {policy!r}; allowed: {', '.join(map(repr, PRECISION_CHOICES))}")
     keras.mixed_precision.set_global_policy(policy)
 
 
@@ -151,4 +152,4 @@ def make_strategy(distribute: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if distribute == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"runtime.distribute: got {distribute!r}; allowed: 'none', 'mirrored', 'multi_worker'")
+    raise ValueError(f"runtime.distribute: got {distribute!r}; allowed: {', '.join(map(repr, DISTRIBUTE_CHOICES))}")
