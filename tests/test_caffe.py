@@ -396,6 +396,26 @@ def test_unreadable_inputs_are_input_errors(tmp_path, capsys):
     assert run(convert.main, write_files(tmp_path, layers, False) + ["--mean-values", "1,2"]) == 2
 
 
+def test_declared_sizes_are_checked_against_the_bytes_present_before_allocating(tmp_path, capsys):
+    # A small file whose fc8 declares 10^8 outputs: a weight blob of shape [10^8, 64] holding 4 floats. Allocating
+    # from the declared sizes (10^8 class names, a 25 GB fc8) took 15.5 GB before the fix.
+    layers = alexnet_layers(SMALL, fc=64, classes=5, seed=12, train_val=False)
+    huge = 100_000_000
+    declared = {"weights": [huge, 64], "bias": [huge]}
+    blobs = b"".join(f_bytes(7, f_bytes(7, f_bytes(1, b"".join(varint(d) for d in shape)))
+                             + f_bytes(5, np.zeros(4, "<f4").tobytes())) for shape in declared.values())
+    fc8 = f_str(1, "fc8") + f_str(2, "InnerProduct") + blobs + f_bytes(117, f_int(1, huge))
+    weights = tmp_path / "huge.caffemodel"
+    weights.write_bytes(caffemodel_bytes(layers[:-1], False) + f_bytes(100, fc8))
+    assert weights.stat().st_size < 2_000_000
+    assert run(convert.main, ["caffe", str(weights), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "huge.caffemodel: layer 'fc8' (fc8) declares a parameter blob of shape [100000000, 64] " \
+           "(6,400,000,000 values) but the file holds 4 values for it" in err
+    assert "truncated or damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_v0_model_is_refused_with_the_upgrade_tool_named(tmp_path):
     v0_layer = f_str(1, "conv1") + f_str(2, "conv")  # V0LayerParameter: name, type
     (tmp_path / "v0.caffemodel").write_bytes(f_bytes(2, f_bytes(1, v0_layer)))

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.caffe.proto import CaffeLayer, blob_array, blob_shape, net_layers
-from alexnet_tf.errors import ModelError
+from alexnet_tf.caffe.proto import CaffeLayer, blob_array, blob_shape, blob_value_count, net_layers
+from alexnet_tf.errors import InputError, ModelError
 
 # Layers that feed data, evaluate, or do nothing at inference: they do not change the network's logits.
 _IGNORED_TYPES = {"Data", "ImageData", "Input", "DummyData", "MemoryData", "HDF5Data", "WindowData", "Dropout",
@@ -266,6 +266,13 @@ def _check_blobs(source: str, layer: CaffeLayer, role: str, shapes: list[tuple[i
         if got != want:
             raise _differs(source, layer, role, f"a parameter blob of shape {list(blob_shape(blob))}; expected "
                            f"{list(want)}")
+        # Before anything is allocated from the declared sizes (the classes, the model): a small file may declare
+        # an fc8 of 10^8 outputs.
+        present, declared = blob_value_count(blob), int(np.prod(want, dtype=np.int64))
+        if present != declared:
+            raise InputError(f"{source}: layer '{layer.name}' ({role}) declares a parameter blob of shape "
+                             f"{list(want)} ({declared:,} values) but the file holds {present:,} values for it; "
+                             f"the file is truncated or damaged: download or copy it again")
 
 
 def cross_check(model: CaffeAlexNet, prototxt: CaffeAlexNet) -> None:

@@ -203,6 +203,27 @@ def blob_shape(blob: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in (blob.num, blob.channels, blob.height, blob.width))
 
 
+def _blob_data(blob: Any) -> tuple[bytes, str]:
+    """A BlobProto's packed data as raw little-endian bytes and their dtype (float32, else float64)."""
+    data, dtype = (blob.data, "<f4") if len(blob.data) else (blob.double_data, "<f8")
+    return (data[0] if len(data) == 1 else b"".join(data)), dtype
+
+
+def _unpacked_values(blob: Any) -> Sequence[float]:
+    """A blob written unpacked (one record per value), which the bytes declaration could not take, read as floats."""
+    floats = messages()["FloatBlobProto"].FromString(blob.SerializeToString())
+    return floats.data if len(floats.data) else floats.double_data
+
+
+def blob_value_count(blob: Any) -> int:
+    """How many values a BlobProto really holds (not what its shape declares), without converting them."""
+    raw, dtype = _blob_data(blob)
+    declared = math.prod(blob_shape(blob))
+    if len(raw) == declared * np.dtype(dtype).itemsize:
+        return declared
+    return len(_unpacked_values(blob))  # packed data of another length is read here too
+
+
 def blob_array(blob: Any, where: str) -> np.ndarray:
     """A BlobProto's values as float32 of its shape.
 
@@ -211,12 +232,9 @@ def blob_array(blob: Any, where: str) -> np.ndarray:
     """
     shape = blob_shape(blob)
     size = math.prod(shape)
-    data, dtype = (blob.data, "<f4") if len(blob.data) else (blob.double_data, "<f8")
-    raw = data[0] if len(data) == 1 else b"".join(data)
+    raw, dtype = _blob_data(blob)
     if len(raw) != size * np.dtype(dtype).itemsize:
-        # Written unpacked (one record per value): the bytes declaration could not take them; read them as floats.
-        floats = messages()["FloatBlobProto"].FromString(blob.SerializeToString())
-        values = floats.data if len(floats.data) else floats.double_data
+        values = _unpacked_values(blob)
         if len(values) != size:
             raise InputError(f"{where}: a blob of shape {list(shape)} holds {len(values)} values, not {size}; the "
                              f"file is truncated or damaged")
