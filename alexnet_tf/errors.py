@@ -14,6 +14,8 @@ This module imports nothing heavy, so that `--help` and argument errors answer w
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -80,3 +82,29 @@ class Preempted(AlexNetError):
         super().__init__(f"stopped by signal {signum} at step {step}; saved {checkpoint}; run the same command to "
                          f"resume")
         self.step, self.signum, self.checkpoint = step, signum, checkpoint
+
+
+def error_summary(error: BaseException, limit: int = 300) -> str:
+    """Why `error` happened, in one line, to put in a message that names the file.
+
+    A TensorFlow error (it has a `message`) gives its op's own words: without the `{{function_node ...}}` prefix, the
+    `[Op:...]` and `[[{{node ...}}]]` trailers and the Python trace that a graph error carries above its reason, with
+    a failed assertion's message or data on one line. Any other error gives its class and first line
+    ("OSError: ..."), as the class often says more than the text (KeyError: 'conv1').
+    """
+    message = getattr(error, "message", None)
+    from_tensorflow = isinstance(message, str)
+    text = (message if from_tensorflow else str(error)).split("\n\t [[")[0]
+    text = re.sub(r"\{\{[^}]*\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text, flags=re.S)
+    if "Summarized data:" in text:  # eager tf.debugging.Assert: "Expected ... to be true. Summarized data: b'a'\n6000"
+        items = text.split("Summarized data:", 1)[1].splitlines()
+        text = " ".join(item.strip().removeprefix("b'").removesuffix("'") for item in items if item.strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # A graph error lists where the op was defined ("(most recent call last):", then frames); its reason is last.
+    line = (lines[-1] if "(most recent call last)" in text else lines[0]) if lines else ""
+    if line.startswith("assertion failed: [") and "]" in line:  # tf.debugging.Assert: "[message] [data] ..."
+        line = line[len("assertion failed: ["):line.index("]")].strip()
+    if not from_tensorflow:
+        line = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return (line or type(error).__name__)[:limit]

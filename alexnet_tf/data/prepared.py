@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import tensorflow as tf
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import DataError
+from alexnet_tf.errors import DataError, error_summary
 
 PREPARED_FORMAT = "alexnet_tf-prepared-v1"
 SPLITS = ("train", "val")
@@ -148,17 +147,6 @@ def manifest_shards(directory: str, manifest: dict[str, Any]) -> tuple[dict[str,
                    for path in files["train"] + files["val"] if (name := os.path.basename(path)) in recorded}
 
 
-def op_error_reason(message: str) -> str:
-    """The reason in an eager TensorFlow error message, without the function-node prefix and op-name suffix that
-    wrap a decoder's own words, and with a failed `tf.debugging.Assert`'s data joined into one line."""
-    text = re.sub(r"\{\{[^}]*\}\}", "", message)
-    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text, flags=re.S)
-    if "Summarized data:" in text:  # "Expected ... to be true. Summarized data: b'image declares'\n6000\n..."
-        items = text.split("Summarized data:", 1)[1].splitlines()
-        text = " ".join(item.strip().removeprefix("b'").removesuffix("'") for item in items if item.strip())
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:200]
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Damage after preparation: sizes, checksums, the shards a failed read names.
 
@@ -212,7 +200,7 @@ def _unreadable(path: str) -> str | None:
     try:
         count = int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
     except tf.errors.OpError as e:
-        return f"cannot be read ({op_error_reason(e.message)})"
+        return f"cannot be read ({error_summary(e)})"
     try:
         with open(path[: -len(".tfrecord")] + ".json", encoding="utf-8") as f:
             expected = int(json.load(f)["count"])
@@ -272,9 +260,8 @@ def read_error(prepared: PreparedData, error: Exception) -> DataError:
     Returns:
         A DataError naming the damaged shards and the command that repairs them; raise it `from error`.
     """
-    what = op_error_reason(error.message) if isinstance(error, tf.errors.OpError) else str(error)
-    what = what.replace("' failed with ", ": ")  # tf.data's "truncated record at 0' failed with Read less bytes..."
-    head = f"reading the prepared data in {prepared.directory!r} failed ({what or type(error).__name__})"
+    what = error_summary(error).replace("' failed with ", ": ")  # "truncated record at 0' failed with Read less..."
+    head = f"reading the prepared data in {prepared.directory!r} failed ({what})"
     paths = list(prepared.train_files + prepared.val_files)
     checks = {c.path: c for c in prepared.shards}
     problems = shard_problems(paths, prepared.shards)

@@ -40,14 +40,13 @@ from alexnet_tf.data.prepared import (
     file_sha256,
     is_prepared_dir,
     load_prepared,
-    op_error_reason,
 )
 from alexnet_tf.data.preprocess import decode_rgb, eval_square
 from alexnet_tf.data.sources import open_source
 from alexnet_tf.data.sources.base import Source, SplitSource
 from alexnet_tf.data.stats import StatsAccumulator
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import DataError
+from alexnet_tf.errors import DataError, error_summary
 
 log = logging.getLogger("alexnet_tf.data")
 
@@ -101,7 +100,7 @@ def explain_failure(image_bytes: bytes) -> str:
     try:
         decode_rgb(tf.constant(image_bytes))
     except tf.errors.OpError as e:
-        return op_error_reason(e.message) or type(e).__name__
+        return error_summary(e)
     return "decoding failed in the pipeline"
 
 
@@ -226,7 +225,7 @@ class _ShardWriter:
             try:
                 reason = explain_failure(source.payload_of(i)) if source.payload_of else "undecodable"
             except Exception as e:  # reading it again failed too: that is the reason
-                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                reason = error_summary(e)
             self.bad.append({"file": name, "reason": reason})
             self.budget.add(name, reason)
             self.bar.update(1)

@@ -32,7 +32,7 @@ from alexnet_tf.core.files import atomic_path, atomic_write_text
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import RunDirError, StatsError, VocabularyError
+from alexnet_tf.errors import RunDirError, StatsError, VocabularyError, error_summary
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -261,7 +261,7 @@ class RunDir:
         full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
         free = shutil.disk_usage(self.path).free if os.path.isdir(self.path) else 0
         return RunDirError(f"{'no space left on the disk' if full else 'could not write'} of {self.checkpoint_dir!r} "
-                           f"while saving the checkpoint of step {step} ({_first_line(error)}); a "
+                           f"while saving the checkpoint of step {step} ({error_summary(error)}); a "
                            f"checkpoint needs about {bytes_per_checkpoint / 2**20:.0f} MiB, "
                            f"{free / 2**20:.0f} MiB are free; the latest good checkpoint is "
                            f"{self.latest_checkpoint()}, intact: free some space and run the same command to resume "
@@ -343,18 +343,14 @@ def checkpoint_damage(prefix: str) -> tuple[str, str] | None:
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as e:  # noqa: BLE001 (an unreadable index raises DataLossError, IndexError, ValueError...)
-        return prefix + ".index", _first_line(e)
+        return prefix + ".index", error_summary(e)
     data = sorted(glob.glob(glob.escape(prefix) + ".data-*")) or [prefix + ".data-00000-of-00001"]
     for key in reader.get_variable_to_shape_map():
         try:
             reader.get_tensor(key)
         except Exception as e:  # noqa: BLE001 (truncated data: IndexError or OutOfRange; bytes changed: DataLoss)
-            return (data[0] if len(data) == 1 else f"{prefix}.data-*"), _first_line(e)
+            return (data[0] if len(data) == 1 else f"{prefix}.data-*"), error_summary(e)
     return None
-
-
-def _first_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"[:300]
 
 
 def run_dir_of_checkpoint(prefix: str) -> RunDir:

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from alexnet_tf.data.sources.base import Source, SplitSource, digest
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import DataError
+from alexnet_tf.errors import DataError, error_summary
 
 
 def tfds_source(name: str, data_dir: str = "", manual_dir: str = "", val_split: str = "val",
@@ -27,7 +27,7 @@ def tfds_source(name: str, data_dir: str = "", manual_dir: str = "", val_split: 
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except Exception as e:  # tfds raises several kinds for unknown names
-        raise DataError(f"tensorflow-datasets has no dataset {name!r} ({type(e).__name__}: {str(e).splitlines()[0]}); "
+        raise DataError(f"tensorflow-datasets has no dataset {name!r} ({error_summary(e)}); "
                         "check data.source=tfds:NAME") from None
     if not builder.is_prepared():
         if not download:
@@ -36,9 +36,8 @@ def tfds_source(name: str, data_dir: str = "", manual_dir: str = "", val_split: 
         try:
             builder.download_and_prepare(download_config=config)
         except Exception as e:
-            raise DataError(f"tensorflow-datasets could not build {name!r}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''} (for imagenet2012 put the tar files in "
-                            "data.tfds_manual_dir)") from None
+            raise DataError(f"tensorflow-datasets could not build {name!r}: {error_summary(e)} (for imagenet2012 put "
+                            "the tar files in data.tfds_manual_dir)") from None
     features = builder.info.features
     image_key = label_key = None
     if builder.info.supervised_keys:

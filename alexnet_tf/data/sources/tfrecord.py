@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from alexnet_tf.data.sources.base import Source, SplitSource, digest
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import DataError
+from alexnet_tf.errors import DataError, error_summary
 
 _TFRECORD_SPLIT_PREFIXES = {"train": ("train",), "val": ("validation", "val")}
 _NOT_SHARDS = (".json", ".npz", ".tsv", ".txt", ".csv", ".md")
@@ -75,7 +75,7 @@ def tfrecord_source(path: str) -> Source:
                     synsets.update(s.decode() for s in ex["image/class/synset"] if s)
                     labels.update(int(v) for v in ex["image/class/label"])
             except tf.errors.OpError as e:
-                raise DataError(f"TFRecord shard {shard!r} cannot be read ({e.message.splitlines()[0]}); "
+                raise DataError(f"TFRecord shard {shard!r} cannot be read ({error_summary(e)}); "
                                 "remove or replace it") from None
             counts[split].append(n)
     if synsets:
