@@ -1,5 +1,5 @@
 """`python -m alexnet_tf.export`: a trained run as a versioned SavedModel for tensorflow_model_server and other
-TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.serving.savedmodel`'s)."""
+TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.serving`'s)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.errors import EXIT_BAD_INPUT
-from alexnet_tf.serving.savedmodel import LABEL_COLUMNS, MAX_BATCH
+from alexnet_tf.serving.contract import LABEL_COLUMNS, MAX_BATCH
 
 
 def _parser() -> argparse.ArgumentParser:

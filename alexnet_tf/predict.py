@@ -27,7 +27,7 @@ from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.core.files import expand_image_arguments, expand_images, read_images
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
 from alexnet_tf.inference.trained import DEFAULT_BATCH, TrainedModel, per_image
-from alexnet_tf.serving.savedmodel import TOP_K
+from alexnet_tf.serving.contract import TOP_K
 
 # Figure layout (pixels). A cell is an image tile, a caption line, then one bar per top-k class.
 TILE = 160

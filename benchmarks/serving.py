@@ -33,7 +33,9 @@ from alexnet_tf.data import preprocess  # noqa: E402
 from alexnet_tf.data.vocab import Vocabulary  # noqa: E402
 from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
 from alexnet_tf.runs.rundir import load_run  # noqa: E402
-from alexnet_tf.serving import savedmodel as export  # noqa: E402
+from alexnet_tf.serving.contract import MAX_BATCH  # noqa: E402
+from alexnet_tf.serving.savedmodel import export_model  # noqa: E402
+from alexnet_tf.serving.signatures import ServingSpec, serving_spec  # noqa: E402
 
 
 def synthetic_jpegs(count: int, height: int = 375, width: int = 500, seed: int = 0) -> list[bytes]:
@@ -82,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.run:
         run = load_run(args.run)
-        model, spec = run.restore_model(), export.serving_spec(run)
+        model, spec = run.restore_model(), serving_spec(run)
     else:
         model = build_alexnet()
-        spec = export.ServingSpec(mean=np.full((256, 256, 3), 115.0, np.float32), image_size=256, crop_size=224,
+        spec = ServingSpec(mean=np.full((256, 256, 3), 115.0, np.float32), image_size=256, crop_size=224,
                                   vocabulary=Vocabulary.from_wnids([f"n{i:08d}" for i in range(1000)]))
-    spec = dataclasses.replace(spec, max_batch=max(max(args.batches), export.MAX_BATCH))
+    spec = dataclasses.replace(spec, max_batch=max(max(args.batches), MAX_BATCH))
     # The full-size export is about 250 MB: it is removed at the end, whatever happens.
     workdir = tempfile.mkdtemp(prefix="alexnet_serving_bench_")
     try:
-        path = export.export_model(model, spec, os.path.join(workdir, "alexnet"), version=1)
+        path = export_model(model, spec, os.path.join(workdir, "alexnet"), version=1)
 
         graph = tf.Graph()
         sess = tf.compat.v1.Session(graph=graph)

@@ -30,9 +30,11 @@ from alexnet_tf.config import load_config, replace, save_config
 from alexnet_tf.data import preprocess
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
+from alexnet_tf.errors import ExportError
 from alexnet_tf.models.alexnet import build_alexnet, with_features
 from alexnet_tf.models.devices import TowerPlacement
 from alexnet_tf.runs import rundir
+from alexnet_tf.serving import contract, versions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BATCH = 6
@@ -193,7 +195,7 @@ def _check_prediction_outputs(outputs: dict[str, np.ndarray], n: int) -> None:
 
 def test_session_loader_serves_every_signature_by_tensor_names(session, images, reference):
     _, meta_graph = session
-    assert set(export.SIGNATURES) <= set(meta_graph.signature_def)
+    assert set(contract.SIGNATURES) <= set(meta_graph.signature_def)
     jpegs = [images["landscape.jpg"], images["portrait.jpg"], images["grey.jpg"]]
 
     ten = _run_signature(session, "serving_default", jpegs)
@@ -239,7 +241,7 @@ def test_channel_mean_run_exports_the_channel_mean_and_wnid_labels(tmp_path, ima
     np.testing.assert_allclose(served["probabilities"].numpy()[0], expected, atol=1e-5)
     assert [s.decode() for s in served["top_k_labels"].numpy()[0]] == [
         VOCABULARY.wnids[c] for c in served["top_k_classes"].numpy()[0]]  # --labels wnid
-    assert json.load(open(os.path.join(path, export.PREPROCESSING_FILE)))["mean"] == "channel"
+    assert json.load(open(os.path.join(path, contract.PREPROCESSING_FILE)))["mean"] == "channel"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -269,11 +271,11 @@ def test_warmup_records_are_prediction_logs_for_every_signature(session, exporte
         response = _run_predict_request(session, request)
         assert response.outputs  # the server would fail to load the model if a warm-up request failed
         signatures.append(request.model_spec.signature_name)
-    assert sorted(signatures) == sorted(export.SIGNATURES)
+    assert sorted(signatures) == sorted(contract.SIGNATURES)
 
 
 def test_preprocessing_json_describes_the_graph_constants(run, exported):
-    described = json.load(open(os.path.join(exported, export.PREPROCESSING_FILE)))
+    described = json.load(open(os.path.join(exported, contract.PREPROCESSING_FILE)))
     config = load_config(os.path.join(run, "config.yaml"))
     assert described["image_size"] == config.data.image_size == 72
     assert described["crop_size"] == config.data.crop_size == 64
@@ -524,7 +526,7 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
                     version = os.path.join(out_dir, name)
                     complete = all(os.path.exists(os.path.join(version, f)) for f in (
                         "saved_model.pb", "variables/variables.index", "assets/classes.tsv",
-                        export.WARMUP_FILE, export.PREPROCESSING_FILE))
+                        contract.WARMUP_FILE, contract.PREPROCESSING_FILE))
                     (seen.add if complete else incomplete.append)(name)
             polls[0] += 1
 
@@ -542,8 +544,8 @@ def test_a_polling_watcher_never_sees_a_version_without_saved_model_pb(run, expo
     assert incomplete == []
     assert "2" in seen and polls[0] > 20  # the watcher really looked while the export ran
     # no temporary folder left behind; the lock file stays (an flock needs no clean-up)
-    assert sorted(n for n in os.listdir(out_dir)) == [export.LOCK_FILE, "1", "2"]
-    warmup = tf.data.TFRecordDataset(os.path.join(out_dir, "2", export.WARMUP_FILE)).as_numpy_iterator()
+    assert sorted(n for n in os.listdir(out_dir)) == [versions.LOCK_FILE, "1", "2"]
+    warmup = tf.data.TFRecordDataset(os.path.join(out_dir, "2", contract.WARMUP_FILE)).as_numpy_iterator()
     assert {prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.model_spec.name
             for r in warmup} == {"alexnet-2"}
 
@@ -555,10 +557,10 @@ def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path
     marker = os.path.join(first, "marker")
     open(marker, "w").close()
     assert cli.run(export_command.main, ["--run", run, "--out", out_dir, "--version", "3"]) == 2
-    with pytest.raises(export.ExportError, match="positive integer"):
+    with pytest.raises(ExportError, match="positive integer"):
         export.export_run(run, out_dir, version=0, progress=False)
     assert "already exists" in capsys.readouterr().err and os.path.exists(marker)
-    with pytest.raises(export.ExportError, match="--force"):
+    with pytest.raises(ExportError, match="--force"):
         export.export_run(run, out_dir, version=3, progress=False)
     # The staging folder of an export whose process was killed: the next export removes it.
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -566,7 +568,7 @@ def test_an_existing_version_is_replaced_only_with_force(run, exported, tmp_path
     os.makedirs(os.path.join(out_dir, f".version-4-abc.tmp-{gone.pid}", "model"))
     assert export.export_run(run, out_dir, version=3, force=True, progress=False) == first
     assert not os.path.exists(marker) and os.path.exists(os.path.join(first, "saved_model.pb"))
-    assert sorted(os.listdir(out_dir)) == [export.LOCK_FILE, "3"]
+    assert sorted(os.listdir(out_dir)) == [versions.LOCK_FILE, "3"]
 
 
 def test_a_version_published_meanwhile_is_never_replaced(run, exported, tmp_path, monkeypatch):
@@ -586,18 +588,18 @@ def test_a_version_published_meanwhile_is_never_replaced(run, exported, tmp_path
     assert export.export_run(run, out_dir, progress=False) == os.path.join(out_dir, "2")  # it chose 1 at the start
     assert os.path.exists(os.path.join(out_dir, "1", "theirs"))
     shutil.rmtree(os.path.join(out_dir, "1"))
-    with pytest.raises(export.ExportError, match="already exists.*--force"):
+    with pytest.raises(ExportError, match="already exists.*--force"):
         export.export_run(run, out_dir, version=1, progress=False)
     assert os.path.exists(os.path.join(out_dir, "1", "theirs"))
-    assert sorted(os.listdir(out_dir)) == [export.LOCK_FILE, "1", "2"]  # the refused export left nothing behind
+    assert sorted(os.listdir(out_dir)) == [versions.LOCK_FILE, "1", "2"]  # the refused export left nothing behind
 
 
 def test_the_lock_makes_a_second_export_wait_and_is_released_when_its_holder_dies(tmp_path):
     out_dir = str(tmp_path / "alexnet")
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
-import alexnet_tf.serving.savedmodel as export
-with export.export_lock({out_dir!r}):
+from alexnet_tf.serving.versions import export_lock
+with export_lock({out_dir!r}):
     print("locked", flush=True)
     time.sleep(60)
 """], stdout=subprocess.PIPE, text=True)
@@ -606,7 +608,7 @@ with export.export_lock({out_dir!r}):
         acquired = threading.Event()
 
         def take() -> None:
-            with export.export_lock(out_dir):
+            with versions.export_lock(out_dir):
                 acquired.set()
 
         waiter = threading.Thread(target=take, daemon=True)
@@ -629,7 +631,7 @@ def test_two_concurrent_exports_into_one_folder_each_write_their_own_version(run
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
 
     def warmup_name(version: str) -> set[str]:
-        records = tf.data.TFRecordDataset(os.path.join(version, export.WARMUP_FILE)).as_numpy_iterator()
+        records = tf.data.TFRecordDataset(os.path.join(version, contract.WARMUP_FILE)).as_numpy_iterator()
         return {prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.model_spec.name for r in records}
 
     processes = {name: start(name) for name in ("first", "second")}
@@ -651,7 +653,7 @@ def test_two_concurrent_exports_into_one_folder_each_write_their_own_version(run
     (loser,) = [name for name, (code, _, _) in results.items() if code == 2]
     assert results[winner][1] == os.path.join(out_dir, "7") and warmup_name(results[winner][1]) == {winner}
     assert "already exists" in results[loser][2] and results[loser][1] == ""
-    assert sorted(os.listdir(out_dir)) == [export.LOCK_FILE, "1", "2", "7"]
+    assert sorted(os.listdir(out_dir)) == [versions.LOCK_FILE, "1", "2", "7"]
 
 
 def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, capsys):
@@ -716,7 +718,7 @@ def test_models_config_parses_as_a_model_server_config():
     assert model.name == "alexnet" and model.model_platform == "tensorflow" and os.path.isabs(model.base_path)
     batching = open(os.path.join(ROOT, "serving", "batching_parameters.txt")).read()
     max_batch = int(batching.split("max_batch_size { value:")[1].split("}")[0])
-    assert 1 <= max_batch <= export.MAX_BATCH  # the graph would refuse the server's merged batches otherwise
+    assert 1 <= max_batch <= contract.MAX_BATCH  # the graph would refuse the server's merged batches otherwise
 
 
 @pytest.fixture

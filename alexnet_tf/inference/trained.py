@@ -36,7 +36,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from alexnet_tf.errors import ModelError, RunDirError
-from alexnet_tf.serving.savedmodel import PREPROCESSING_FILE, SIGNATURES, TOP_K, existing_versions
+from alexnet_tf.serving.contract import PREPROCESSING_FILE, SIGNATURES, TOP_K, VOCABULARY_FILE
+from alexnet_tf.serving.versions import MODEL_FILE, latest_version
 
 DEFAULT_BATCH = 32  # images per step; ten crops make it 320 patches
 REPORTS_DIR = "reports"  # inside a run directory (or beside an export's versions): evaluation JSON
@@ -239,17 +240,10 @@ class RunModel(TrainedModel):
     def __init__(self, run_dir: str, checkpoint: str | None = None) -> None:
         import tensorflow as tf
 
-        from alexnet_tf.data import preprocess
         from alexnet_tf.models.alexnet import with_features
-        from alexnet_tf.models.crops import (
-            average_over_crops,
-            crop_probabilities,
-            patch_probabilities,
-            ten_crop_features,
-            ten_crop_probabilities,
-        )
+        from alexnet_tf.models.crops import average_over_crops, crop_probabilities, ten_crop_features
         from alexnet_tf.runs.rundir import load_run
-        from alexnet_tf.serving.savedmodel import serving_spec
+        from alexnet_tf.serving.signatures import serving_functions, serving_spec
 
         try:
             run = load_run(run_dir, checkpoint)
@@ -262,26 +256,11 @@ class RunModel(TrainedModel):
         self.description = f"{run_dir} ({self.report_name})"
         self.reports_dir = os.path.join(run.directory.path, REPORTS_DIR)
         self.vocabulary, self.image_size = self.spec.vocabulary, self.spec.image_size
-        model, features_model, spec = self.keras_model, with_features(self.keras_model), self.spec
-        bytes_spec = [tf.TensorSpec([None], tf.string)]
-
-        def squares(image_bytes: tf.Tensor) -> tf.Tensor:  # no max_batch: the caller batches
-            return preprocess.squares_from_bytes(image_bytes, spec.image_size, spec.max_pixels)
-
-        @tf.function(input_signature=bytes_spec)
-        def ten_crop(image_bytes: tf.Tensor) -> tf.Tensor:
-            return ten_crop_probabilities(model, preprocess.ten_crop_patches(squares(image_bytes), spec.mean,
-                                                                             spec.crop_size))
-
-        @tf.function(input_signature=bytes_spec)
-        def center(image_bytes: tf.Tensor) -> tf.Tensor:
-            patches = preprocess.center_patches(squares(image_bytes), spec.mean, spec.crop_size)
-            return patch_probabilities(model, patches)
-
-        @tf.function(input_signature=bytes_spec)
-        def fc7(image_bytes: tf.Tensor) -> tf.Tensor:
-            patches = preprocess.ten_crop_patches(squares(image_bytes), spec.mean, spec.crop_size)
-            return ten_crop_features(features_model, patches)
+        # The export's functions of encoded images, without its per-request limit: the caller batches.
+        functions = serving_functions(self.keras_model, self.spec, limit_batch=False)
+        self._ten, self._center, self._fc7 = (tf.function(functions[name][0], input_signature=functions[name][1])
+                                              for name in ("serving_default", "center_crop", "features"))
+        model, features_model = self.keras_model, with_features(self.keras_model)
 
         @tf.function
         def crops_step(crops: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -289,7 +268,7 @@ class RunModel(TrainedModel):
             probabilities = crop_probabilities(model, crops)
             return probabilities[:, 0], average_over_crops(probabilities)
 
-        self._ten, self._center, self._fc7, self._crops_step = ten_crop, center, fc7, crops_step
+        self._crops_step = crops_step
         self._crops_features = tf.function(lambda crops: ten_crop_features(features_model, crops))
 
     def probabilities(self, images: Sequence[bytes | str | os.PathLike], ten_crop: bool = True) -> np.ndarray:
@@ -344,7 +323,7 @@ class ExportModel(TrainedModel):
             raise ModelError(f"--model {version_dir}: the SavedModel lacks the signatures {missing}; export it with "
                              f"python -m alexnet_tf.export")
         try:
-            self.vocabulary = Vocabulary.load(os.path.join(version_dir, "assets", "classes.tsv"))
+            self.vocabulary = Vocabulary.load(os.path.join(version_dir, "assets", VOCABULARY_FILE))
         except VocabularyError as e:
             raise ModelError(f"--model {version_dir}: {e}") from None
         self.path = self.description = version_dir
@@ -408,13 +387,7 @@ class ExportModel(TrainedModel):
 
     def fingerprint(self) -> str:
         return "export:" + "|".join(_file_stamp(os.path.join(self.path, f))
-                                    for f in ("saved_model.pb", os.path.join("variables", "variables.index")))
-
-
-def _latest_version(base: str) -> str | None:
-    """The highest complete version folder (one with its saved_model.pb) of an export base folder, or None."""
-    complete = [v for v in existing_versions(base) if os.path.isfile(os.path.join(base, str(v), "saved_model.pb"))]
-    return os.path.join(base, str(complete[-1])) if complete else None
+                                    for f in (MODEL_FILE, os.path.join("variables", "variables.index")))
 
 
 def load_model(path: str | os.PathLike) -> TrainedModel:
@@ -439,11 +412,11 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
                          f"alexnet_tf.train) or a SavedModel export folder such as exports/alexnet/1")
     if not os.path.isdir(path):
         raise ModelError(f"--model {path}: is a file; give a run directory or a SavedModel export folder")
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    if os.path.isfile(os.path.join(path, MODEL_FILE)):
         return ExportModel(path)
     if RunDir(path).is_run():
         return RunModel(path)
-    latest = _latest_version(path)
+    latest = latest_version(path)
     if latest:
         return ExportModel(latest)
     raise ModelError(f"--model {path}: neither a run directory (no run config) nor a SavedModel export (no "

@@ -1,0 +1,17 @@
+"""What an export promises its clients: the signature names, the top-k, the request limit, the label columns and
+the files beside the graph. Plain constants, importable without TensorFlow (the commands' --help shows them)."""
+
+from __future__ import annotations
+
+import os
+
+SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
+TOP_K = 5  # classes in the top-k outputs of every signature, and in predict's listing
+# Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; a request of 64 photos
+# took 2.7 GB beyond the loaded full-size model here (docs/serving.md, limits).
+MAX_BATCH = 64
+LABEL_COLUMNS = {"wnid": 1, "name": 2}  # columns of classes.tsv: index, wnid, name
+VOCABULARY_FILE = "classes.tsv"  # in the SavedModel's assets/
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The preprocessing constants in plain JSON, for tools that evaluate an export (the graph holds them as constants).
+PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")

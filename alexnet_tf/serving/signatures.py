@@ -1,0 +1,163 @@
+"""The serving functions, built once for both users: the SavedModel's signatures (`build_archive`) and a run's
+in-process inference (`inference.run_model`), so an export and its run compute the same numbers the same way.
+
+Each function takes encoded images (or, for predict_images, decoded uint8 images of any size) and runs the paper's
+test-time preprocessing (the functions of `alexnet_tf.data.preprocess`, imported, never copied) and the ten-crop
+average of `models.crops`. The archive adds the top-k outputs and the vocabulary lookup; see `serving.savedmodel`
+for the signatures' inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf.data import preprocess
+from alexnet_tf.errors import ExportError
+from alexnet_tf.models import crops
+from alexnet_tf.models.alexnet import with_features
+from alexnet_tf.serving.contract import LABEL_COLUMNS, MAX_BATCH, SIGNATURES, TOP_K, VOCABULARY_FILE
+
+if TYPE_CHECKING:
+    from alexnet_tf.data.vocab import Vocabulary
+    from alexnet_tf.runs.rundir import Run
+
+# A serving function and the input signature it is traced with.
+Endpoint = tuple[Callable[[tf.Tensor], tf.Tensor], list[tf.TensorSpec]]
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """What the exported graph needs besides the network: the preprocessing constants and the vocabulary.
+
+    Attributes:
+        mean: The training mean, float32 [image_size, image_size, 3] (mean image) or [3] (per channel), 0-255.
+        image_size: The side of the square that evaluation crops from (256 in the paper).
+        crop_size: The network's input side (224 in the paper).
+        vocabulary: The classes; written into the SavedModel's assets as classes.tsv.
+        labels: Which column `top_k_labels` returns: "name" or "wnid".
+        max_pixels: Images declaring more pixels than this are refused from their header.
+        max_batch: Requests with more images than this are refused.
+    """
+
+    mean: np.ndarray
+    image_size: int
+    crop_size: int
+    vocabulary: Vocabulary
+    labels: str = "name"
+    max_pixels: int = preprocess.MAX_PIXELS
+    max_batch: int = MAX_BATCH
+
+
+def serving_spec(run: Run, labels: str = "name") -> ServingSpec:
+    """The preprocessing constants and vocabulary a run's export carries."""
+    return ServingSpec(mean=run.mean(), image_size=run.config.data.image_size, crop_size=run.config.data.crop_size,
+                       vocabulary=run.vocabulary, labels=labels)
+
+
+def serving_functions(model: keras.Model, spec: ServingSpec, limit_batch: bool = True) -> dict[str, Endpoint]:
+    """Signature name -> (function, input signature); each function gives probabilities [N, C] ("features": fc7
+    features [N, fc_width], after ReLU, averaged over the ten crops).
+
+    Args:
+        model: The logits model of `build_alexnet`, built unpinned, input spec.crop_size.
+        spec: Preprocessing constants and limits.
+        limit_batch: Refuse requests of more than spec.max_batch images (an export); False when the caller batches.
+    """
+    features_model = with_features(model)
+    mean = np.asarray(spec.mean, np.float32)
+    size, crop = spec.image_size, spec.crop_size
+    max_batch = spec.max_batch if limit_batch else None
+
+    def squares(image_bytes: tf.Tensor) -> tf.Tensor:
+        return preprocess.squares_from_bytes(image_bytes, size, spec.max_pixels, max_batch)
+
+    def ten_crop(image_bytes: tf.Tensor) -> tf.Tensor:
+        return crops.ten_crop_probabilities(model, preprocess.ten_crop_patches(squares(image_bytes), mean, crop))
+
+    def images_ten_crop(images: tf.Tensor) -> tf.Tensor:
+        patches = preprocess.ten_crop_patches(preprocess.squares_from_images(images, size, max_batch), mean, crop)
+        return crops.ten_crop_probabilities(model, patches)
+
+    def center_crop(image_bytes: tf.Tensor) -> tf.Tensor:
+        return crops.patch_probabilities(model, preprocess.center_patches(squares(image_bytes), mean, crop))
+
+    def features(image_bytes: tf.Tensor) -> tf.Tensor:
+        patches = preprocess.ten_crop_patches(squares(image_bytes), mean, crop)
+        return crops.ten_crop_features(features_model, patches)
+
+    bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    return {"serving_default": (ten_crop, bytes_spec),
+            "predict_images": (images_ten_crop, [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]),
+            "center_crop": (center_crop, bytes_spec),
+            "features": (features, bytes_spec)}
+
+
+def _label_table(spec: ServingSpec, asset_dir: str) -> tf.lookup.StaticHashTable:
+    """Class index -> label (spec.labels' column), read from classes.tsv written into `asset_dir`."""
+    # Written anew (not copied) so that line numbers are exactly the class indices the table looks up.
+    vocabulary_file = os.path.join(asset_dir, VOCABULARY_FILE)
+    spec.vocabulary.save(vocabulary_file)
+    return tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                                      tf.string, LABEL_COLUMNS[spec.labels], delimiter="\t"),
+        default_value="")
+
+
+def _with_top_k(fn: Callable[[tf.Tensor], tf.Tensor], labels: tf.lookup.StaticHashTable,
+                top_k: int) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    """A probabilities function made a signature's: probabilities, top_k_classes, top_k_scores, top_k_labels."""
+    def predictions(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = fn(inputs)
+        scores, classes = tf.math.top_k(probabilities, k=top_k)
+        classes = tf.cast(classes, tf.int64)
+        return {"probabilities": probabilities, "top_k_classes": classes, "top_k_scores": scores,
+                "top_k_labels": labels.lookup(classes)}
+    return predictions
+
+
+def _named(fn: Callable[[tf.Tensor], tf.Tensor], output: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    """A function made a signature's with one named output."""
+    return lambda inputs: {output: fn(inputs)}
+
+
+def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> keras.export.ExportArchive:
+    """The ExportArchive with the four signatures of `serving_functions`, `serving_default` first.
+
+    Args:
+        model: The logits model of `build_alexnet`, built unpinned, input spec.crop_size.
+        spec: Preprocessing constants, vocabulary and limits.
+        asset_dir: A folder for classes.tsv, which must stay until the archive is written out.
+
+    Raises:
+        ExportError: for an unknown spec.labels, or a vocabulary whose size is not the model's class count.
+    """
+    if spec.labels not in LABEL_COLUMNS:
+        raise ExportError(f"labels: got {spec.labels!r}; allowed values: {', '.join(LABEL_COLUMNS)}")
+    num_classes = int(model.output.shape[-1])
+    if len(spec.vocabulary) != num_classes:
+        raise ExportError(f"the vocabulary has {len(spec.vocabulary)} classes but the model {num_classes}")
+    labels = _label_table(spec, asset_dir)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(labels)
+    endpoints = serving_functions(model, spec)
+    for name in SIGNATURES:
+        fn, signature = endpoints[name]
+        fn = _named(fn, "features") if name == "features" else _with_top_k(fn, labels, min(TOP_K, num_classes))
+        archive.add_endpoint(name, fn, input_signature=signature)
+    return archive
+
+
+def describe_preprocessing(spec: ServingSpec, num_classes: int) -> dict[str, object]:
+    """What `PREPROCESSING_FILE` holds: the constants the graph was built with, for readers of the export."""
+    return {"image_size": spec.image_size, "crop_size": spec.crop_size,
+            "mean": "image" if np.ndim(spec.mean) == 3 else "channel", "num_classes": num_classes,
+            "top_k": min(TOP_K, num_classes), "labels": spec.labels, "max_pixels": spec.max_pixels,
+            "max_batch": spec.max_batch, "ten_crop_order": list(preprocess.TEN_CROP_ORDER),
+            "signatures": list(SIGNATURES)}
