@@ -6,12 +6,15 @@ Nothing here imports TensorFlow at import time: `--help` and argument errors ans
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from typing import Any, Callable, Sequence
 
 from alexnet_tf.errors import (
     EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
     EXIT_NON_FINITE,
     EXIT_OK,
     EXIT_PREEMPTED,
@@ -28,7 +31,9 @@ EXIT_CODE_MEANINGS = {
                     "change); nothing was lost",
     EXIT_NON_FINITE: "the loss or weights stayed NaN/Inf through train.nan_max_retries retries (the message names "
                      "the step)",
-    EXIT_PREEMPTED: "stopped by SIGTERM or Ctrl-C after saving a checkpoint: run the same command again to resume",
+    EXIT_PREEMPTED: "stopped by SIGTERM, SIGHUP or Ctrl-C after saving a checkpoint: run the same command again to "
+                    "resume",
+    EXIT_INTERRUPTED: "a second Ctrl-C stopped it at once (a run resumes from its last complete checkpoint)",
 }
 
 def exit_codes_help(*codes: int) -> str:
@@ -36,16 +41,50 @@ def exit_codes_help(*codes: int) -> str:
     return "exit codes:\n" + "\n".join(f"  {code:<3} {EXIT_CODE_MEANINGS[code]}" for code in (EXIT_OK, *codes))
 
 
-def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Runs a command's `main(argv)` and maps alexnet_tf's errors to exit codes (printing their message)."""
+def _stdout_closed() -> bool:
+    """Flushes stdout; True when its reader has gone (`... | head -1`), after pointing it at /dev/null so that the
+    interpreter's own flush at exit stays quiet too."""
     try:
-        return main(argv)
+        sys.stdout.flush()
+        return False
+    except BrokenPipeError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture): nothing is flushed to a pipe
+        pass
+    finally:
+        os.close(devnull)
+    return True
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Runs a command's `main(argv)` and maps alexnet_tf's errors to exit codes (printing their message).
+
+    A second Ctrl-C (the first asks training to save and stop) ends the command at once with a one-line message,
+    and a closed stdout (`... | head -1`) quietly (EXIT_BROKEN_PIPE), without a traceback either way.
+    """
+    try:
+        code = main(argv)
+    except SystemExit:  # argparse's --help and usage errors
+        if _stdout_closed():
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+        raise
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
         return e.exit_code
     except AlexNetError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: stopped at once by Ctrl-C; nothing half-written is used (a run resumes from its last "
+              "complete checkpoint)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_closed()
+        return EXIT_BROKEN_PIPE
+    return EXIT_BROKEN_PIPE if _stdout_closed() else code
 
 
 def callable_module(module_name: str, function: Callable[..., Any]) -> None:

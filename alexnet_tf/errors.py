@@ -7,7 +7,10 @@ or value and says what to do) and exits with the error's `exit_code`:
     1   predict: some images could not be predicted (the others were)
     2   bad input: config, data, run directory, model path, export target; reported before any work is lost
     3   the loss or weights stayed NaN/Inf through every allowed retry
-    75  stopped by SIGTERM / SIGINT after saving a checkpoint (EX_TEMPFAIL): the same command resumes
+    75  stopped by SIGTERM / SIGINT / SIGHUP after saving a checkpoint (EX_TEMPFAIL): the same command resumes
+    130 interrupted at once by a second Ctrl-C (128 + SIGINT, as the shell reports it); nothing half-written is
+        used: a resumed run starts from its last complete checkpoint
+    141 stdout was closed (a broken pipe, e.g. `| head -1`; 128 + SIGPIPE): the command stops quietly
 
 This module imports nothing heavy, so that `--help` and argument errors answer without loading TensorFlow.
 """
@@ -15,12 +18,15 @@ This module imports nothing heavy, so that `--help` and argument errors answer w
 from __future__ import annotations
 
 import re
+import signal
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 EXIT_PREEMPTED = 75
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class AlexNetError(Exception):
@@ -74,13 +80,16 @@ class NonFiniteError(AlexNetError, RuntimeError):
 
 
 class Preempted(AlexNetError):
-    """Training stopped on SIGTERM or SIGINT after saving a checkpoint at a step boundary."""
+    """Training stopped on SIGTERM, SIGINT or SIGHUP after saving a checkpoint at a step boundary."""
 
     exit_code = EXIT_PREEMPTED
 
     def __init__(self, step: int, signum: int, checkpoint: str | None) -> None:
-        super().__init__(f"stopped by signal {signum} at step {step}; saved {checkpoint}; run the same command to "
-                         f"resume")
+        try:
+            name = f"{signal.Signals(signum).name} (signal {signum})"
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint}; run the same command to resume")
         self.step, self.signum, self.checkpoint = step, signum, checkpoint
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
-from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_PREEMPTED
 from alexnet_tf.runs.latest import LATEST, RUNS
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ examples:
   tensorboard --logdir runs/
       watch loss, top-1/top-5 error, learning rate, images/s, augmented images and conv1 kernels
 
-""" + cli.exit_codes_help(EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED)
+""" + cli.exit_codes_help(EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, EXIT_INTERRUPTED)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -12,6 +12,8 @@ import pytest
 from alexnet_tf import cli
 from alexnet_tf.errors import (
     EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
     AlexNetError,
@@ -70,11 +72,24 @@ def test_runner_prints_the_message_and_returns_the_code(capsys):
     assert cli.run(bad, []) == 2
     assert capsys.readouterr().err == "error: folder 'x' holds no images; give a folder with train/ and val/\n"
     assert cli.run(preempted, []) == 75
-    assert "preempted: stopped by signal 15 at step 12" in capsys.readouterr().err
+    assert "preempted: stopped by SIGTERM (signal 15) at step 12" in capsys.readouterr().err
     assert cli.run(fine, []) == 0
     with pytest.raises(ZeroDivisionError):  # a programming error is not dressed up as a user's
         cli.run(lambda argv: 1 / 0, [])
     assert not issubclass(ZeroDivisionError, AlexNetError)
+
+
+def test_a_second_ctrl_c_and_a_closed_pipe_end_without_a_traceback(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    def closed_pipe(argv):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert cli.run(interrupted, []) == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err.startswith("interrupted: stopped at once by Ctrl-C")
+    assert cli.run(closed_pipe, []) == EXIT_BROKEN_PIPE == 141
+    assert capsys.readouterr().err == ""
 
 
 def test_exit_codes_help_lists_the_codes_asked_for():

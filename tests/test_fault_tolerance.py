@@ -18,8 +18,8 @@ from helpers import DAMAGE, TINY
 
 from alexnet_tf import cli
 from alexnet_tf.config import load_config
+from alexnet_tf.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, DataError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
-from alexnet_tf.errors import DataError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.runs.rundir import RunDir, checkpoint_damage
 from alexnet_tf.training.trainer import Trainer
 
@@ -171,6 +171,54 @@ def test_interrupted_runs_resume_exactly_and_runs_are_deterministic(cache_dir, t
     assert third.returncode == 0, third.stderr[-2000:]
 
     assert_same_final_weights(runs["A"], runs["B"])  # weights and velocities, bitwise
+
+
+@pytest.mark.slow
+def test_sighup_saves_and_exits_75_like_sigterm(cache_dir, tmp_path):
+    # A closed terminal or ssh session sends SIGHUP: before, the run died without saving (rc -1).
+    run_dir = str(tmp_path / "run")
+    process = subprocess.Popen(_train_command(cache_dir, run_dir, "train.epochs=200"), env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(run_dir, 2, process)
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == PREEMPTED_EXIT_CODE, err[-2000:]
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    assert f"stopped by SIGHUP (signal {int(signal.SIGHUP)}) at step {latest.rsplit('-', 1)[1]}" in err
+    assert checkpoint_damage(latest) is None and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_ends_training_quietly(cache_dir, tmp_path):
+    # `python -m alexnet_tf.train | head -1`: before, a BrokenPipeError traceback and rc 1 (or 120).
+    process = subprocess.Popen(_train_command(cache_dir, str(tmp_path / "run"), "train.epochs=200"), env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert first.startswith("epoch 1/200") and process.returncode == EXIT_BROKEN_PIPE, (first, err[-2000:])
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err[-2000:]
+
+
+def test_a_second_ctrl_c_during_the_save_stops_at_once_cleanly(cache_dir, tmp_path, monkeypatch, capsys):
+    run_dir = str(tmp_path / "run")
+    real_save, calls = tf.train.CheckpointManager.save, []
+
+    def save(manager, *args, **kwargs):
+        calls.append(kwargs.get("checkpoint_number"))
+        if len(calls) == 3:  # steps 0 and 4 are saved; then Ctrl-C twice while step 8 is saved
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+        return real_save(manager, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir, "train.epochs=4")) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted: stopped at once by Ctrl-C" in err and "Traceback" not in err, err
+    good = os.path.join(run_dir, "checkpoints", "ckpt-4")
+    assert RunDir(run_dir).latest_checkpoint() == good and checkpoint_damage(good) is None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer's handlers are gone
 
 
 def _free_ports(count: int) -> list[int]:

@@ -41,10 +41,12 @@ from alexnet_tf.training.summaries import Summaries
 
 
 class _StopSignals:
-    """While active, SIGTERM and SIGINT only set `signum`; the loop finishes its step, saves and stops.
+    """While active, SIGTERM, SIGINT and SIGHUP (a closed terminal or ssh session) only set `signum`; the loop
+    finishes its step, saves and stops.
 
-    A second signal of the same kind while stopping is not caught again (a second Ctrl-C interrupts at once).
-    Outside the main thread (where Python cannot install handlers) it does nothing.
+    A second signal of the same kind while stopping is not caught again (a second Ctrl-C interrupts at once; the
+    command runner reports it without a traceback). Outside the main thread (where Python cannot install handlers)
+    it does nothing.
     """
 
     def __init__(self) -> None:
@@ -58,7 +60,7 @@ class _StopSignals:
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -223,7 +225,7 @@ class Trainer:
         """Trains until `train.epochs` epochs (or `train.max_steps` steps) are done; returns the final figures.
 
         Raises:
-            Preempted: after SIGTERM or SIGINT; the current step was finished and saved first.
+            Preempted: after SIGTERM, SIGINT or SIGHUP; the current step was finished and saved first.
             NonFiniteError: when the loss or the weights stayed non-finite through `train.nan_max_retries` retries.
         """
         train, state = self.config.train, self.state
