@@ -14,7 +14,9 @@ from helpers import TinyRun
 
 from alexnet_tf import cli, evaluate
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.inference import trained
+from alexnet_tf.errors import ModelError
+from alexnet_tf.inference import evaluation, trained
+from alexnet_tf.inference.batches import SplitOutputs
 from alexnet_tf.models.alexnet import build_alexnet
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
@@ -74,8 +76,8 @@ def reference_a(tiny_run, tiny_data):
 
 def test_errors_equal_numpy_from_the_same_weights(tiny_run, tiny_data, reference_a) -> None:
     labels, centre, ten = reference_a
-    outputs: list[evaluate.SplitOutputs] = []
-    report = evaluate.evaluate_models([trained.load_model(tiny_run.path)], progress=False, outputs=outputs)
+    outputs: list[SplitOutputs] = []
+    report = evaluation.evaluate_models([trained.load_model(tiny_run.path)], progress=False, outputs=outputs)
     (out,) = outputs
     np.testing.assert_array_equal(out.labels, labels)
     np.testing.assert_allclose(out.center, centre, atol=2e-6)
@@ -100,9 +102,9 @@ def test_errors_equal_numpy_from_the_same_weights(tiny_run, tiny_data, reference
 def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_path, capsys) -> None:
     run_config = os.path.join(tiny_run.path, "config.yaml")
     run_out, export_out = [], []
-    run = evaluate.evaluate_models([trained.load_model(tiny_run.path)], progress=False, outputs=run_out)
+    run = evaluation.evaluate_models([trained.load_model(tiny_run.path)], progress=False, outputs=run_out)
     # an export outside its run directory: the run's config.yaml says which data it was made for
-    exported = evaluate.evaluate_models([trained.load_model(tiny_export)], progress=False, outputs=export_out,
+    exported = evaluation.evaluate_models([trained.load_model(tiny_export)], progress=False, outputs=export_out,
                                         config_file=run_config)
     np.testing.assert_allclose(run_out[0].ten, export_out[0].ten, atol=1e-6)
     np.testing.assert_allclose(run_out[0].center, export_out[0].center, atol=1e-6)
@@ -124,8 +126,8 @@ def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_pat
 def test_ensemble_averages_softmax_outputs(tiny_run, tiny_run_b, tiny_data, reference_a) -> None:
     labels, centre_a, ten_a = reference_a
     _, centre_b, ten_b = reference_probabilities(tiny_run_b, tiny_data[1])
-    outputs: list[evaluate.SplitOutputs] = []
-    report = evaluate.evaluate_models([trained.load_model(tiny_run.path), trained.load_model(tiny_run_b.path)],
+    outputs: list[SplitOutputs] = []
+    report = evaluation.evaluate_models([trained.load_model(tiny_run.path), trained.load_model(tiny_run_b.path)],
                                       progress=False, outputs=outputs)
     assert len(outputs) == 3
     ensemble = outputs[2]
@@ -137,17 +139,17 @@ def test_ensemble_averages_softmax_outputs(tiny_run, tiny_run_b, tiny_data, refe
     assert report["models"][1]["ten_crop"] == pytest.approx(numpy_errors(ten_b, labels), abs=1e-12)
     # averaging logits instead of probabilities would rank differently somewhere; make sure the data can tell
     assert not np.allclose(ensemble.ten, _softmax(np.log(ten_a) + np.log(ten_b)), atol=1e-3)
-    assert "ensemble of 2" in evaluate.format_table(report)
+    assert "ensemble of 2" in evaluation.format_table(report)
 
 
 def test_bad_models_and_arguments(tmp_path, tiny_run, capsys) -> None:
-    with pytest.raises(evaluate.ModelError, match="no_such_run.*no such file"):
+    with pytest.raises(ModelError, match="no_such_run.*no such file"):
         trained.load_model(str(tmp_path / "no_such_run"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(evaluate.ModelError, match="empty.*neither a run directory"):
+    with pytest.raises(ModelError, match="empty.*neither a run directory"):
         trained.load_model(str(tmp_path / "empty"))
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(evaluate.ModelError, match="file.txt.*is a file"):
+    with pytest.raises(ModelError, match="file.txt.*is a file"):
         trained.load_model(str(tmp_path / "file.txt"))
     assert cli.run(evaluate.main, ["--model", tiny_run.path, "--model", str(tmp_path / "gone"), "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -158,10 +160,10 @@ def test_bad_models_and_arguments(tmp_path, tiny_run, capsys) -> None:
     class OtherData:
         vocabulary = Vocabulary(("x", "y"), ("x", "y"))
 
-    with pytest.raises(evaluate.ModelError, match="8 classes but --data 'elsewhere' has 2"):
-        evaluate.check_vocabulary(model, OtherData(), "elsewhere")
-    with pytest.raises(evaluate.ModelError, match="--split"):
-        evaluate.evaluate_models([model], split="test", progress=False)
+    with pytest.raises(ModelError, match="8 classes but --data 'elsewhere' has 2"):
+        evaluation.check_vocabulary(model, OtherData(), "elsewhere")
+    with pytest.raises(ModelError, match="--split"):
+        evaluation.evaluate_models([model], split="test", progress=False)
 
 
 def test_checkpoint_prefix_and_export_base_folder(tiny_run, tiny_export) -> None:

@@ -140,7 +140,6 @@ def test_every_folder_and_command_has_a_layer():
     assert sorted({folder_of(m) for m in modules()} - set(RANK)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the commands still hold library code; remove when it passes")
 def test_no_module_imports_a_later_layer():
     known = modules()
     upward = [f"{m}:{line} imports {t}" for m, p in known.items() for t, line, _ in imports(p, known)
@@ -148,12 +147,10 @@ def test_no_module_imports_a_later_layer():
     assert upward == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the commands still hold library code; remove when it passes")
 def test_no_import_circle_between_modules():
     assert find_cycle(graph()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the commands still hold library code; remove when it passes")
 def test_no_import_circle_between_folders():
     folders: dict[str, set[str]] = {}
     for module, targets in graph().items():

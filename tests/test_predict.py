@@ -14,7 +14,10 @@ from PIL import Image
 
 from alexnet_tf import cli, predict
 from alexnet_tf.core import files
+from alexnet_tf.figures import layout
+from alexnet_tf.inference.prediction import predict_files
 from alexnet_tf.inference.trained import load_model
+from alexnet_tf.serving.contract import TOP_K
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
 
@@ -46,7 +49,7 @@ GOOD = ("landscape", "portrait", "small", "bitmap")
 
 def test_top5_matches_the_exports_serving_default(images, tiny_export, tiny_run) -> None:
     paths = [images[n] for n in GOOD]
-    results = predict.predict_files(load_model(tiny_export), paths)
+    results = predict_files(load_model(tiny_export), paths)
     serving = tf.saved_model.load(tiny_export).signatures["serving_default"]
     expected = serving(image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
     assert [r.path for r in results] == paths and not any(r.error for r in results)
@@ -55,7 +58,7 @@ def test_top5_matches_the_exports_serving_default(images, tiny_export, tiny_run)
     assert [r.labels for r in results] == [[s.decode() for s in row] for row in expected["top_k_labels"].numpy()]
     assert len(results[0].classes) == 5
     # the run directory the export came from predicts the same
-    from_run = predict.predict_files(load_model(tiny_run.path), paths)
+    from_run = predict_files(load_model(tiny_run.path), paths)
     assert [r.classes for r in from_run] == [r.classes for r in results]
     np.testing.assert_allclose([r.scores for r in from_run], [r.scores for r in results], atol=1e-6)
     # the folder named after a class marks the true class
@@ -89,20 +92,20 @@ def test_bad_images_are_named_and_the_others_predicted(images, tiny_export, tmp_
     assert all(len(p["top_k"]) == 5 and p["error"] is None for p in good)
 
     picture = np.asarray(Image.open(figure))
-    assert (picture.shape[1], picture.shape[0]) == predict.figure_size(3, 2) == (2 * (predict.TILE + 20),
-                                                                                  2 * predict.cell_size()[1])
+    assert (picture.shape[1], picture.shape[0]) == layout.figure_size(3, 2, TOP_K) == (2 * (layout.TILE + 20),
+                                                                                  2 * layout.cell_size(TOP_K)[1])
     # each bar's length is its probability: the bottom pixel row of a bar lies below the label text
     red_bars = 0
     for i, p in enumerate(good):
-        x0 = (i % 2) * predict.cell_size()[0] + predict.CELL_PAD
-        y0 = (i // 2) * predict.cell_size()[1] + predict.CELL_PAD + predict.TILE + 4 + predict.CAPTION_HEIGHT
+        x0 = (i % 2) * layout.cell_size(TOP_K)[0] + layout.CELL_PAD
+        y0 = (i // 2) * layout.cell_size(TOP_K)[1] + layout.CELL_PAD + layout.TILE + 4 + layout.CAPTION_HEIGHT
         for j, entry in enumerate(p["top_k"]):
-            row = picture[y0 + j * (predict.BAR_HEIGHT + predict.BAR_GAP) + predict.BAR_HEIGHT - 1,
-                          x0:x0 + predict.TILE]
+            row = picture[y0 + j * (layout.BAR_HEIGHT + layout.BAR_GAP) + layout.BAR_HEIGHT - 1,
+                          x0:x0 + layout.TILE]
             # the true class's bar is red, as in the paper; every other bar blue
-            colour = predict.TRUE_COLOUR if entry["class"] == p["truth"] else predict.BAR_COLOUR
+            colour = layout.TRUE_COLOUR if entry["class"] == p["truth"] else layout.BAR_COLOUR
             filled = int(np.sum(np.all(row == colour, axis=1)))
-            assert filled == round(entry["probability"] * predict.TILE)
+            assert filled == round(entry["probability"] * layout.TILE)
             red_bars += entry["class"] == p["truth"] and filled > 0
     # the image in the class-named folder has its true class among its five bars: a red bar was really checked
     assert good[2]["truth"] == 2 and red_bars == 1

@@ -13,7 +13,9 @@ from helpers import encode_image, photo
 from PIL import Image
 
 from alexnet_tf import cli, visualize
-from alexnet_tf.evaluate import data_config_for
+from alexnet_tf.figures import layout
+from alexnet_tf.inference import neighbors
+from alexnet_tf.inference.evaluation import data_config_for
 from alexnet_tf.inference.trained import load_model
 
 # The shared session fixtures (tiny data, runs, export), built once for the three evaluation test files.
@@ -30,12 +32,12 @@ def test_kernel_figure_tiles_are_the_scaled_conv1_weights(tiny_run, tiny_export,
     n, size = 6, 11  # width 0.125: 6 conv1 kernels of 11x11 per tower
     rows = -(-n // columns)
     block = ((rows * (size + PAD) + PAD) * zoom, (columns * (size + PAD) + PAD) * zoom)
-    layout = visualize.kernel_figure_layout(block)
-    assert picture.shape[:2] == layout["size"] == (2 * (visualize.HEADING + block[0]) + visualize.GAP,
-                                                   max(block[1], visualize.MIN_WIDTH))
+    placed = layout.kernel_figure_layout(block)
+    assert picture.shape[:2] == placed["size"] == (2 * (layout.HEADING + block[0]) + layout.GAP,
+                                                   max(block[1], layout.MIN_WIDTH))
     for tower in ("a", "b"):
         weights = tiny_run.weights[f"conv1_{tower}/kernel"].astype(np.float64)
-        y0, x0 = layout[tower]
+        y0, x0 = placed[tower]
         for i in range(n):
             k = weights[..., i]
             expected = np.round((k - k.min()) / (k.max() - k.min()) * 255).astype(np.uint8)  # figures.py's scaling
@@ -60,8 +62,8 @@ def test_gallery_run_and_export_agree_and_the_cache_is_reused(tiny_run, tiny_exp
     run, exported = load_model(tiny_run.path), load_model(tiny_export)
     data_cfg = data_config_for(run)
     cache = str(tmp_path / "cache")
-    g_run = visualize.gallery_features(run, prepared, data_cfg, "train", 1, cache, progress=False)
-    g_export = visualize.gallery_features(exported, prepared, data_config_for(exported, config_file=os.path.join(
+    g_run = neighbors.gallery_features(run, prepared, data_cfg, "train", 1, cache, progress=False)
+    g_export = neighbors.gallery_features(exported, prepared, data_config_for(exported, config_file=os.path.join(
         tiny_run.path, "config.yaml")), "train", 1, None, progress=False)
     assert g_run.features.shape == (prepared.num_train, config.model.fc_width)
     np.testing.assert_allclose(g_run.features, g_export.features, rtol=1e-5, atol=1e-5)
@@ -72,19 +74,19 @@ def test_gallery_run_and_export_agree_and_the_cache_is_reused(tiny_run, tiny_exp
         raise AssertionError("the cached features should have been used")
 
     monkeypatch.setattr(run, "split_features", no_computing)
-    again = visualize.gallery_features(run, prepared, data_cfg, "train", 1, cache, progress=False)
+    again = neighbors.gallery_features(run, prepared, data_cfg, "train", 1, cache, progress=False)
     np.testing.assert_array_equal(again.features, g_run.features)
     with pytest.raises(AssertionError, match="cached"):  # another subset is another cache entry
-        visualize.gallery_features(run, prepared, data_cfg, "train", 4, cache, progress=False)
+        neighbors.gallery_features(run, prepared, data_cfg, "train", 4, cache, progress=False)
     monkeypatch.undo()
-    sub = visualize.gallery_features(run, prepared, data_cfg, "train", 4, None, progress=False)
+    sub = neighbors.gallery_features(run, prepared, data_cfg, "train", 4, None, progress=False)
     np.testing.assert_array_equal(sub.indices, np.arange(0, prepared.num_train, 4))
     np.testing.assert_allclose(sub.features, g_run.features[::4], rtol=1e-5, atol=1e-6)
 
 
 def test_nearest_is_euclidean() -> None:
     gallery = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [-2.0, 0.0]])
-    rows, dists = visualize.nearest(gallery, np.array([[1.0, 0.0], [3.0, 3.0]]), k=3, chunk=3)
+    rows, dists = neighbors.nearest(gallery, np.array([[1.0, 0.0], [3.0, 3.0]]), k=3, chunk=3)
     np.testing.assert_array_equal(rows, [[0, 2, 3], [1, 2, 0]])
     np.testing.assert_allclose(dists, [[1.0, 1.0, 3.0], [1.0, np.sqrt(8), np.sqrt(18)]])
 
@@ -104,17 +106,17 @@ def test_neighbors_cli_finds_a_training_image_itself(tiny_run, tiny_data, tmp_pa
     stdout, stderr = capsys.readouterr()
     assert status == 1 and "bad.jpg" in stderr and "cannot be decoded" in stderr
     picture = Image.open(out)
-    assert picture.size == visualize.neighbors_figure_size(2, 3)
+    assert picture.size == layout.neighbors_figure_size(2, 3)
     model = load_model(tiny_run.path)
-    gallery = visualize.gallery_features(model, prepared, data_config_for(model), "train", 1,
+    gallery = neighbors.gallery_features(model, prepared, data_config_for(model), "train", 1,
                                          str(tmp_path / "features"), progress=False)
-    rows, dists = visualize.nearest(gallery.features, model.features([query.read_bytes()]), 3)
+    rows, dists = neighbors.nearest(gallery.features, model.features([query.read_bytes()]), 3)
     assert gallery.indices[rows[0, 0]] == 7 and dists[0, 0] < 1e-3 * max(1e-9, dists[0, 1])
     # the figure's first neighbour tile is training image 7 itself
-    tile = visualize.record_tiles(prepared, "train", [7], visualize.NEIGHBOR_TILE)[7]
-    x = visualize.NEIGHBOR_PAD + visualize.NEIGHBOR_TILE + visualize.NEIGHBOR_PAD + visualize.QUERY_GAP
-    y = visualize.NEIGHBOR_PAD
-    shown = np.asarray(picture.convert("RGB"))[y:y + visualize.NEIGHBOR_TILE, x:x + visualize.NEIGHBOR_TILE]
+    tile = neighbors.record_tiles(prepared, "train", [7], layout.NEIGHBOR_TILE)[7]
+    x = layout.NEIGHBOR_PAD + layout.NEIGHBOR_TILE + layout.NEIGHBOR_PAD + layout.QUERY_GAP
+    y = layout.NEIGHBOR_PAD
+    shown = np.asarray(picture.convert("RGB"))[y:y + layout.NEIGHBOR_TILE, x:x + layout.NEIGHBOR_TILE]
     np.testing.assert_array_equal(shown, tile)
     assert str(query) in stdout and str(other) in stdout
 

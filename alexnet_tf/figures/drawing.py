@@ -13,6 +13,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image, ImageFont
+
+from alexnet_tf.core.files import atomic_path
+from alexnet_tf.data import preprocess
 
 if TYPE_CHECKING:
     import keras
@@ -66,15 +70,11 @@ def conv1_grids(model: keras.Model, columns: int = 8, zoom: int = 4) -> dict[str
 
 def image_tile(image_bytes: bytes, tile: int) -> np.ndarray:
     """The central square of an encoded image at `tile` pixels, uint8 [tile, tile, 3], decoded as models decode it."""
-    from alexnet_tf.data import preprocess
-
     return preprocess.eval_square(image_bytes, tile).numpy()
 
 
 def font(size: int) -> Any:
     """Pillow's built-in scalable font (no font files needed)."""
-    from PIL import ImageFont
-
     return ImageFont.load_default(size=size)
 
 
@@ -89,10 +89,6 @@ def fit_text(draw: Any, text: str, width: int, text_font: Any) -> str:
 
 def save_image(image: Any, path: str | os.PathLike) -> None:
     """Writes a PIL image or a uint8 RGB array as PNG, atomically (creating its folder)."""
-    from PIL import Image
-
-    from alexnet_tf.core.files import atomic_path
-
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, np.uint8))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

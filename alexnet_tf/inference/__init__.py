@@ -1,1 +1,1 @@
-"""Any trained model behind one interface: loading, predicting, evaluating, features."""
+"""Any trained model behind one interface: loading, predicting, evaluating, features, neighbours."""

@@ -1,0 +1,99 @@
+"""Running a trained model over many inputs: the batch size, per-image fault isolation for image files, and the
+collection of a split's outputs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf.core.files import read_bytes
+from alexnet_tf.core.progress import progress_bar
+
+
+def short_tf_error(error: Exception) -> str:
+    """The first meaningful line of a TensorFlow error, without the graph-node trailer."""
+    text = (getattr(error, "message", None) or str(error)).split("\n\t [[")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else type(error).__name__  # the last line is the op's message; above it: the trace
+    if line.startswith("assertion failed: "):  # tf.debugging.Assert: "[message] [more data] ..."
+        line = line[len("assertion failed: "):]
+        line = line[1:line.index("]")] if line.startswith("[") and "]" in line else line
+    return line
+
+
+def per_image(fn: Callable[[list[bytes]], Any], contents: dict[str, bytes],
+              batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Applies a batch function of encoded images, in batches; a batch that fails is redone image by image so that
+    one bad file costs only its own result.
+
+    Returns:
+        (output row by path, error message by path).
+    """
+    outputs, errors = {}, {}
+    items = list(contents.items())
+    for start in range(0, len(items), batch_size):
+        batch = items[start:start + batch_size]
+        try:
+            rows = fn([data for _, data in batch])
+            outputs.update({path: row for (path, _), row in zip(batch, rows)})
+            continue
+        except tf.errors.InvalidArgumentError:
+            pass
+        for path, data in batch:
+            try:
+                outputs[path] = fn([data])[0]
+            except tf.errors.InvalidArgumentError as e:
+                errors[path] = f"cannot be decoded as an image: {short_tf_error(e)}"
+    return outputs, errors
+
+
+def encoded(images: Sequence[bytes | str | os.PathLike]) -> np.ndarray:
+    """Encoded images as a string array; paths are read."""
+    return np.asarray([item if isinstance(item, bytes) else read_bytes(item) for item in images], dtype=object)
+
+
+@dataclass
+class SplitOutputs:
+    """One model's softmax outputs over a split, in the prepared data's order.
+
+    Attributes:
+        labels: int64 [N] true classes.
+        center: float32 [N, C] probabilities of the centre crop.
+        ten: float32 [N, C] the average of the ten crops' probabilities.
+    """
+
+    labels: np.ndarray
+    center: np.ndarray
+    ten: np.ndarray
+
+
+def every(ds: tf.data.Dataset, stride: int) -> tf.data.Dataset:
+    """Every `stride`-th element of a dataset, with its position: (index, *element)."""
+    ds = ds.enumerate()
+    if stride > 1:
+        ds = ds.filter(lambda i, _: i % stride == 0)
+    return ds.map(lambda i, element: (i, *element))
+
+
+def collect(batches: Iterable[tuple[np.ndarray, ...]], total: int, desc: str,
+            progress: bool) -> tuple[np.ndarray, ...]:
+    """Concatenates the columns of a stream of batches (tuples of arrays), with a progress bar over `total`."""
+    columns: list[list[np.ndarray]] = []
+    bar = progress_bar(total, desc, progress, leave=False)
+    for batch in batches:
+        columns = columns or [[] for _ in batch]
+        for column, value in zip(columns, batch):
+            column.append(value)
+        bar.update(len(batch[0]))
+    bar.close()
+    return tuple(np.concatenate(c) for c in columns)
+
+
+def file_stamp(path: str) -> str:
+    """A file's path, size and modification time: enough to notice new weights."""
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
