@@ -10,6 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["alexnet_tf", "alexnet_tf.*"]),
+    package_data={"alexnet_tf.data": ["ilsvrc2012_synsets.txt"]},  # decode_predictions' 1000 classes
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",

@@ -11,6 +11,7 @@ The public API (importing the package is instant; TensorFlow loads on first use)
     model.predict(["photo.jpg"])                            # top-5 classes and probabilities
     model.evaluate()                                        # top-1/top-5 error, centre and ten crops
     net = alexnet_tf.build_alexnet(num_classes=1000)        # the bare two-tower Keras model
+    app = alexnet_tf.AlexNet(weights="runs/tiny")           # a Keras application (alexnet_tf.applications)
 
 The functions live in `alexnet_tf.api`, which loads TensorFlow: the package imports it on first use of one of them
 (`load_config` needs no TensorFlow and is imported at once). `alexnet_tf.train` and `alexnet_tf.export` are also the
@@ -32,17 +33,22 @@ from typing import Any
 
 from alexnet_tf.config import load_config
 
-__all__ = ["build_alexnet", "export", "load", "load_config", "train"]
+__all__ = ["AlexNet", "build_alexnet", "export", "load", "load_config", "train"]
 _FROM_API = ("build_alexnet", "export", "load", "train")
 
 
 def __getattr__(name: str) -> Any:
-    """The API functions other than `load_config`, loaded with TensorFlow (quietly) when first asked for."""
-    if name not in _FROM_API:
+    """The API functions other than `load_config`, loaded with TensorFlow (quietly) when first asked for, and
+    `AlexNet`, the Keras application (`alexnet_tf.applications`)."""
+    if name not in (*_FROM_API, "AlexNet"):
         raise AttributeError(f"module 'alexnet_tf' has no attribute {name!r}")
     from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
 
     quiet_tensorflow()
+    if name == "AlexNet":
+        from alexnet_tf.applications import AlexNet
+
+        return AlexNet
     from alexnet_tf import api
 
     return getattr(api, name)

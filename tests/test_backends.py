@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from alexnet_tf.models.alexnet import build_alexnet
+from alexnet_tf.applications import AlexNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,11 +49,12 @@ CHILD = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A small two-tower AlexNet saved as .keras, and an .npz of inputs and their TensorFlow logits."""
+    """A small two-tower AlexNet application (its own mean subtraction, then logits) saved as .keras, and an .npz
+    of pixels and their TensorFlow logits."""
     folder = tmp_path_factory.mktemp("backends")
     keras.utils.set_random_seed(4)
-    model = build_alexnet(num_classes=5, width=0.125, fc_width=32, input_size=67)
-    x = np.random.default_rng(5).uniform(-100, 100, size=(2, 67, 67, 3)).astype(np.float32)
+    model = AlexNet(classes=5, width=0.125, fc_width=32, input_shape=(67, 67, 3), classifier_activation=None)
+    x = np.random.default_rng(5).uniform(0, 255, size=(2, 67, 67, 3)).astype(np.float32)
     path, data = str(folder / "alexnet.keras"), str(folder / "data.npz")
     model.save(path)
     np.savez(data, x=x, logits=model(x, training=False).numpy())

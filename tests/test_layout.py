@@ -31,7 +31,7 @@ LAYERS = [
     ["training", "caffe"],
     ["serving"],
     ["inference"],
-    ["api", "cli", "__init__", "commands"],
+    ["api", "applications", "cli", "__init__", "commands"],
 ]
 COMMANDS = {"train", "prepare", "evaluate", "predict", "visualize", "export", "convert", "features", "ablate",
             "dataservice"}

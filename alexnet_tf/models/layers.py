@@ -175,3 +175,32 @@ class TowerDropout(OnDevice, keras.layers.Dropout):
 class TowerLRN(OnDevice, LocalResponseNormalization):
     """Local response normalisation on one tower's device: of its own maps, or (given both towers' maps and `keep`)
     of its own channels normalised across both towers."""
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class MeanSubtraction(keras.layers.Layer):
+    """Subtracts a fixed training mean from RGB pixels (0-255): the model's own preprocessing, as in Keras's
+    ConvNeXt and EfficientNet, so its users feed raw pixels. Any numeric input is taken as float32.
+
+    The mean is a non-trainable weight (so `.keras` and `.weights.h5` files carry it and fine-tuning keeps it) of
+    shape [H, W, C] (a mean image) or [1, 1, C] (one value per channel).
+
+    Args:
+        shape: The mean's shape, [H, W, C] or [1, 1, C].
+    """
+
+    def __init__(self, shape: Sequence[int] = (1, 1, 3), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mean_shape = tuple(int(s) for s in shape)
+        if len(self.mean_shape) != 3:
+            raise ValueError(f"MeanSubtraction: the mean's shape must be [H, W, C], got {self.mean_shape}")
+        self.mean = self.add_weight(shape=self.mean_shape, initializer="zeros", trainable=False, name="mean")
+
+    def call(self, inputs: Any) -> Any:
+        return ops.cast(inputs, "float32") - ops.cast(self.mean, "float32")
+
+    def compute_output_shape(self, input_shape: Any) -> Sequence[int | None]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "shape": self.mean_shape}
