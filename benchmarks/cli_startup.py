@@ -17,7 +17,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("train", "prepare", "evaluate", "predict", "visualize", "export", "convert")
+COMMANDS = ("train", "prepare", "evaluate", "predict", "visualize", "export", "convert", "features")
 
 
 def wall_time(args: list[str], repeats: int) -> float:

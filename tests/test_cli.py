@@ -33,7 +33,7 @@ pytestmark = pytest.mark.pure_python  # no TensorFlow: these tests start in well
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "configs", "tiny.yaml")
-COMMANDS = ("train", "prepare", "evaluate", "predict", "visualize", "export", "convert")
+COMMANDS = ("train", "prepare", "evaluate", "predict", "visualize", "export", "convert", "features")
 
 # Runs a command's --help in-process and reports which heavy libraries the command loaded for it.
 HELP_PROBE = """

@@ -17,11 +17,13 @@ import tensorflow as tf
 def per_crop(fn: Callable[[tf.Tensor], tf.Tensor], crops: tf.Tensor) -> tf.Tensor:
     """Applies a batch function (a model) to every patch: [B, 10, S, S, 3] -> [B, 10, ...its output...].
 
-    The patches go through `fn` as one [B * 10, S, S, 3] batch; the output is reshaped back per image.
+    The patches go through `fn` as one [B * 10, S, S, 3] batch; the output (or each output of a dict or list) is
+    reshaped back per image.
     """
     shape = tf.shape(crops)
     outputs = fn(tf.reshape(crops, tf.concat([[-1], shape[2:]], axis=0)))
-    return tf.reshape(outputs, tf.concat([shape[:2], tf.shape(outputs)[1:]], axis=0))
+    return tf.nest.map_structure(lambda out: tf.reshape(out, tf.concat([shape[:2], tf.shape(out)[1:]], axis=0)),
+                                 outputs)
 
 
 def average_over_crops(values: tf.Tensor) -> tf.Tensor:
