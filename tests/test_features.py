@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from alexnet_tf import features
-from alexnet_tf.inference.activations import model_activations
+from alexnet_tf.inference.activations import model_activations  # what TrainedModel.activations calls
 from alexnet_tf.inference.trained import load_model
 from alexnet_tf.models.activations import LAYER_TABLE, activation_model
 from alexnet_tf.models.alexnet import build_alexnet
@@ -38,7 +38,7 @@ def run_model(tiny_run):
 
 def test_activations_agree_with_the_forward_pass(run_model, photos):
     names = ("conv1", "conv1_pre", "conv1_a", "conv1_b", "lrn2", "pool5", "fc6", "fc6_pre", "fc7", "fc8", "prob")
-    got = model_activations(run_model, photos, names)
+    got = run_model.activations(photos, names)
     assert got.paths == photos and not got.errors
     center = run_model.probabilities(photos, ten_crop=False)
     logits = got.layers["fc8"].astype(np.float64)
@@ -63,6 +63,13 @@ def test_fc7_over_ten_crops_is_the_features_signature(run_model, photos):
     np.testing.assert_allclose(got.layers["fc7"], run_model.features(photos), atol=1e-5)
     center = model_activations(run_model, photos, ["fc7"]).layers["fc7"]
     assert not np.allclose(center, got.layers["fc7"], atol=1e-4)
+
+
+def test_an_export_has_no_layer_activations(tiny_export, photos):
+    from alexnet_tf.errors import ModelError
+
+    with pytest.raises(ModelError, match="fc7 only"):
+        load_model(tiny_export).activations(photos, ["conv1"])
 
 
 def test_a_bad_image_is_listed_and_skipped(run_model, photos, tmp_path):

@@ -12,11 +12,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.core.files import atomic_path, expand_images, read_images
+from alexnet_tf.core.files import atomic_path
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data import preprocess
 from alexnet_tf.errors import InputError, ModelError
-from alexnet_tf.inference.trained import per_image
+from alexnet_tf.inference.batches import gather_images, per_image
 from alexnet_tf.models.activations import activation_model
 from alexnet_tf.models.crops import average_over_crops, per_crop
 
@@ -67,28 +67,12 @@ def activations_function(keras_model: Any, spec: Any, layers: Sequence[str],
     return run
 
 
-def _gather(images: Sequence[str | os.PathLike | bytes]) -> tuple[list[str], dict[str, bytes], dict[str, str]]:
-    """(names in order, contents by name, error by name or argument): files, folders and patterns expanded."""
-    order, contents, errors = [], {}, {}
-    for i, item in enumerate(images):
-        if isinstance(item, bytes):
-            order.append(f"<image {i}>")
-            contents[order[-1]] = item
-            continue
-        paths, messages = expand_images([item])
-        errors.update({os.fspath(item): m[len(os.fspath(item)) + 2:] for m in messages})
-        found, unreadable = read_images([p for p in paths if p not in contents])
-        order += [p for p in paths if p in found]
-        contents.update(found)
-        errors.update(unreadable)
-    return order, contents, errors
-
-
 def image_activations(function: Callable[[Any], dict[str, tf.Tensor]], images: Sequence[str | os.PathLike | bytes],
                       batch_size: int = 32, progress: bool = False) -> Activations:
-    """Runs `activations_function`'s function over image files in batches (`trained.per_image`: a batch with an
+    """Runs `activations_function`'s function over image files in batches (`batches.per_image`: a batch with an
     undecodable image is redone one image at a time, so only that image is skipped)."""
-    order, contents, errors = _gather(images)
+    order, contents, errors = gather_images(images)
+    order = [p for p in order if p in contents]
 
     def rows(batch: list[bytes]) -> list[dict[str, np.ndarray]]:
         out = {name: value.numpy() for name, value in function(tf.constant(batch, tf.string)).items()}

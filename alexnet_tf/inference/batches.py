@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.core.files import read_bytes
+from alexnet_tf.core.files import expand_images, read_bytes, read_images
 from alexnet_tf.core.progress import progress_bar
 
 
@@ -49,6 +49,29 @@ def per_image(fn: Callable[[list[bytes]], Any], contents: dict[str, bytes],
             except tf.errors.InvalidArgumentError as e:
                 errors[path] = f"cannot be decoded as an image: {short_tf_error(e)}"
     return outputs, errors
+
+
+def gather_images(images: Sequence[str | os.PathLike | bytes]) -> tuple[list[str], dict[str, bytes], dict[str, str]]:
+    """(names in order, contents by name, error by name): files, folders and patterns expanded and read; encoded
+    bytes named "<image N>". An argument that names nothing is in the order too, with its error."""
+    order: list[str] = []
+    contents: dict[str, bytes] = {}
+    errors: dict[str, str] = {}
+    for i, item in enumerate(images):
+        if isinstance(item, bytes):
+            order.append(f"<image {i}>")
+            contents[order[-1]] = item
+            continue
+        paths, messages = expand_images([item])
+        for message in messages:  # "ARG: what is wrong"
+            order.append(os.fspath(item))
+            errors[order[-1]] = message[len(order[-1]) + 2:]
+        new = [p for p in paths if p not in contents and p not in errors]
+        found, unreadable = read_images(new)
+        order += new
+        contents.update(found)
+        errors.update(unreadable)
+    return order, contents, errors
 
 
 def encoded(images: Sequence[bytes | str | os.PathLike]) -> np.ndarray:

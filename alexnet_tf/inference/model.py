@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from alexnet_tf.inference.activations import DEFAULT_LAYERS, Activations, model_activations
 from alexnet_tf.inference.batches import SplitOutputs, collect
 from alexnet_tf.inference.defaults import DEFAULT_BATCH
 from alexnet_tf.inference.evaluation import evaluate_models
@@ -79,6 +80,20 @@ class TrainedModel:
     def features(self, images: Sequence[bytes | str | os.PathLike]) -> np.ndarray:
         """fc7 features [N, D] of encoded images (or image files), after ReLU, averaged over the ten crops."""
         raise NotImplementedError
+
+    def activations(self, images: Sequence[str | os.PathLike | bytes], layers: Sequence[str] = DEFAULT_LAYERS,
+                    ten_crop: bool = False, batch_size: int = DEFAULT_BATCH, progress: bool = False) -> Activations:
+        """Activations of named layers (conv1 ... fc8, pools, LRNs; tower names; NAME_pre before the ReLU: see
+        `models.activations` and docs/model.md) for image files, folders, patterns or encoded bytes.
+
+        Returns:
+            `Activations`: paths (the images computed, in order), layers ({name: float32 [N, ...]}), errors (the
+            images skipped, with why). Centre crop, or the mean over the ten crops with `ten_crop`.
+
+        Raises:
+            ModelError: for an export (its graph holds only fc7) or an unknown layer name.
+        """
+        return model_activations(self, images, layers, ten_crop, batch_size, progress)
 
     def conv1_kernels(self) -> dict[str, np.ndarray]:
         """{"a": weight, "b": weight}: the conv1 kernels of each tower, Keras layout [11, 11, 3, n]."""

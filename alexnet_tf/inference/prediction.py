@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.core.files import expand_images, read_images
-from alexnet_tf.inference.batches import per_image
+from alexnet_tf.inference.batches import gather_images, per_image
 from alexnet_tf.inference.defaults import DEFAULT_BATCH
 from alexnet_tf.serving.contract import TOP_K
 
@@ -61,29 +60,6 @@ def true_class(path: str, vocabulary: Any) -> int | None:
     return None
 
 
-def _gather(images: Sequence[str | os.PathLike | bytes]) -> tuple[list[str], dict[str, bytes], dict[str, str]]:
-    """(names in order, contents by name, error by name): files, folders and patterns expanded and read; encoded
-    bytes named "<image N>"."""
-    order: list[str] = []
-    contents: dict[str, bytes] = {}
-    errors: dict[str, str] = {}
-    for i, item in enumerate(images):
-        if isinstance(item, bytes):
-            order.append(f"<image {i}>")
-            contents[order[-1]] = item
-            continue
-        paths, messages = expand_images([item])
-        for message in messages:  # "ARG: what is wrong"
-            order.append(os.fspath(item))
-            errors[order[-1]] = message[len(order[-1]) + 2:]
-        new = [p for p in paths if p not in contents and p not in errors]
-        found, unreadable = read_images(new)
-        order += new
-        contents.update(found)
-        errors.update(unreadable)
-    return order, contents, errors
-
-
 def _top_k(path: str, probabilities: np.ndarray, k: int, vocabulary: Any, is_file: bool) -> Prediction:
     """One image's Prediction from its probabilities; a file's folder may name its true class."""
     top = np.argsort(-probabilities, kind="stable")[:k]
@@ -103,7 +79,7 @@ def predict_files(model: TrainedModel, images: Sequence[str | os.PathLike | byte
         ten_crop: Average the ten crops' softmax outputs (else the centre crop's).
         batch_size: Images per step.
     """
-    order, contents, errors = _gather(images)
+    order, contents, errors = gather_images(images)
     probabilities, decode_errors = per_image(lambda b: model.probabilities(b, ten_crop=ten_crop), contents,
                                              batch_size)
     errors.update(decode_errors)
