@@ -50,6 +50,7 @@ def train(config: Config | str, run_dir: str | None = None, resume: bool | None 
     if resume and run_dir is None:
         raise InputError("resuming needs the run directory to continue (--run-dir)")
     configure_tower_cpus(config.runtime.tower_devices)  # before TensorFlow sets up its devices
+    trainer.check_memory(config)  # before a new run directory is made for a config that cannot run
     result = trainer.train(config, run_dir or new_run_dir(), resume=resume, progress=progress, init=init)
     if result.config.train.export_at_end and not result.already_complete:
         result = dataclasses.replace(result, export=export(result.run_dir, progress=progress))

@@ -376,6 +376,16 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         except FileNotFoundError:
             raise ConfigError(f"config file {str(path)!r} does not exist; give a YAML file, or one of the shipped "
                               f"configs by name: {', '.join(shipped_config_names())} (in {SHIPPED_CONFIGS})") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {str(path)!r} is a folder; give a YAML file (e.g. "
+                              f"{os.path.join(str(path), 'tiny.yaml')!r}), or one of the shipped configs by name: "
+                              f"{', '.join(shipped_config_names())}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {e.start} cannot be read: "
+                              f"{e.reason}); save it as UTF-8, or give a YAML config file") from None
+        except OSError as e:
+            raise ConfigError(f"config file {str(path)!r} cannot be read ({e.strerror or e}); check its "
+                              f"permissions, or give another YAML file") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
         if raw is None:

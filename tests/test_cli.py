@@ -127,6 +127,9 @@ def _run(args: list[str], cwd: str) -> subprocess.CompletedProcess:
     (["alexnet_tf.visualize", "kernels", "--model", "no_such_run", "--out", "k.png"], "no_such_run"),
     (["alexnet_tf.export", "--run", "no_such_run", "--out", "exports/x"], "no_such_run"),
     (["alexnet_tf.convert", "caffe", "no_such.caffemodel", "--out", "converted"], "no_such.caffemodel"),
+    (["alexnet_tf.train", "--config", os.path.join(REPO, "configs")], "is a folder"),
+    (["alexnet_tf.train", "--set", "model.width=300"], "'model.width': got 300"),
+    (["alexnet_tf.prepare", "--set", "data.image_size=20000"], "'data.image_size': got 20000"),
 ])
 def test_bad_input_exits_2_naming_it(tmp_path, args, named):
     done = _run(args, str(tmp_path))

@@ -138,6 +138,15 @@ def test_missing_file_is_named(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_a_folder_or_a_file_that_is_not_utf8_is_named_with_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .* is a folder; give a YAML file"):
+        load_config(tmp_path)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("train:\n  epochs: 2  # réglé\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml' is not UTF-8 text .*save it as UTF-8"):
+        load_config(latin1)
+
+
 def test_resolved_config_round_trips_through_yaml(tmp_path):
     c = load_config(CONFIGS / "tiny.yaml", ["runtime.tower_devices=/CPU:0,/CPU:1", "train.step_epochs=3",
                                             "model.lrn_alpha=2.5e-4"])

@@ -5,7 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.models.alexnet import BIAS_ONE_LAYERS, build_alexnet, tower_kernels, with_features
+from alexnet_tf.config import ConfigError, ModelConfig
+from alexnet_tf.core.memory import GIB
+from alexnet_tf.models.alexnet import (
+    BIAS_ONE_LAYERS,
+    build_alexnet,
+    check_training_fits,
+    parameter_count,
+    tower_kernels,
+    training_bytes,
+    with_features,
+)
 from alexnet_tf.models.devices import UNPINNED, tower_placement
 
 TINY = dict(num_classes=5, width=0.125, fc_width=32, input_size=67)
@@ -219,3 +229,23 @@ def test_the_lrn_options_add_no_weights_and_keep_the_checkpoint_layout(tmp_path)
     tf.train.Checkpoint(model=caffe_like).read(prefix).assert_existing_objects_matched()
     for mine, theirs in zip(paper.weights, caffe_like.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("sizes", [{}, dict(num_classes=8, width=0.25, fc_width=64, input_size=64),
+                                   dict(num_classes=3, width=1.37, fc_width=100, conv1_padding=0, input_size=100)])
+def test_parameter_count_without_building_is_keras_count(sizes):
+    assert parameter_count(**sizes) == build_alexnet(**sizes).count_params()
+
+
+def test_a_network_that_cannot_fit_in_memory_is_refused_naming_width_its_bound_and_the_fix():
+    available = 16 * GIB
+    for width in (300, 1e6):  # both made TensorFlow run out of memory, with a traceback
+        with pytest.raises(ConfigError, match=r"config key 'model.width': got .*GiB are available; at most "
+                                              r"model.width=[0-9.]+ fits here: lower model.width") as caught:
+            check_training_fits(ModelConfig(width=width), 224, 128, available=available)
+        bound = float(str(caught.value).split("model.width=")[1].split()[0])
+        # The bound is the largest that fits, rounded down to three digits: it fits, and 2 % more does not.
+        assert training_bytes(width=bound) <= available < training_bytes(width=bound * 1.02)
+    check_training_fits(ModelConfig(), 224, 128, available=available)  # the paper's network fits in 16 GiB
+    with pytest.raises(ConfigError, match=r"'train.batch_size': got 10000000;.*at most train.batch_size=\d+"):
+        check_training_fits(ModelConfig(width=0.1), 224, 10_000_000, available=available)

@@ -33,6 +33,7 @@ import tensorflow as tf
 from alexnet_tf.config import DataConfig
 from alexnet_tf.core.files import atomic_write_text, fsync_path, remove_stale_temporaries, temp_name
 from alexnet_tf.core.progress import progress_bar
+from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.data.prepared import (
     PREPARED_FORMAT,
     SPLITS,
@@ -369,6 +370,7 @@ def prepare_data(data_cfg: DataConfig, progress: bool = True, workers: int = 0) 
         DataError: a missing path, a source without images, too many undecodable files, or a prepared folder
             that does not match (the message says which and what to do).
     """
+    check_image_size(data_cfg)  # before generating, reading or writing anything
     source_or_none, directory = open_source(data_cfg, progress)
     if source_or_none is None:
         prepared = load_prepared(directory)

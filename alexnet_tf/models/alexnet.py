@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import keras
 
-from alexnet_tf.config import MIN_PADDED_INPUT
+from alexnet_tf.config import MIN_PADDED_INPUT, ModelConfig
+from alexnet_tf.core.memory import GIB, available_bytes, largest_fitting
+from alexnet_tf.errors import ConfigError
 from alexnet_tf.models import layers as L
 from alexnet_tf.models.devices import UNPINNED, TowerPlacement
 
@@ -39,6 +41,73 @@ BIAS_ONE_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 def tower_kernels(width: float) -> tuple[int, ...]:
     """Kernels per tower of conv1..conv5 for a width multiplier (at least one each)."""
     return tuple(max(1, round(k * width)) for k in _CONV_KERNELS)
+
+
+def _map_sides(input_size: int, conv1_padding: int) -> tuple[int, int, int, int]:
+    """The sides of conv1's maps, pool1's, pool2's (conv2..conv5 keep their input's side) and pool5's."""
+    def pooled(side: int) -> int:
+        return (side - 3) // 2 + 1
+
+    conv1 = (input_size + 2 * conv1_padding - 11) // 4 + 1
+    return conv1, pooled(conv1), pooled(pooled(conv1)), pooled(pooled(pooled(conv1)))
+
+
+def parameter_count(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4096, conv1_padding: int = 2,
+                    input_size: int = 224) -> int:
+    """The number of weights `build_alexnet` makes (60,965,224 for the paper's network), without building it."""
+    k1, k2, k3, k4, k5 = tower_kernels(width)
+    pool5 = _map_sides(input_size, conv1_padding)[3]
+    half = fc_width // 2
+    convs = (11 * 11 * 3 * k1 + k1) + (5 * 5 * k1 * k2 + k2) + (3 * 3 * 2 * k2 * k3 + k3) + (3 * 3 * k3 * k4 + k4) \
+        + (3 * 3 * k4 * k5 + k5)
+    fcs = (2 * k5 * pool5 * pool5 * half + half) + (fc_width * half + half)
+    return 2 * (convs + fcs) + fc_width * num_classes + num_classes
+
+
+def training_bytes(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4096, conv1_padding: int = 2,
+                   input_size: int = 224, batch_size: int = 128) -> int:
+    """About the memory one training step of this network takes, a lower bound: float32 weights, gradients and
+    momentum (three copies of the parameters), and each layer's outputs for the batch twice (kept for the backward
+    pass, and their gradients). TensorFlow's own workspace comes on top."""
+    k1, k2, k3, k4, k5 = (2 * k for k in tower_kernels(width))
+    conv1, pool1, pool2, pool5 = _map_sides(input_size, conv1_padding)
+    # Per image: the input, conv1 + LRN + pool1, conv2 + LRN + pool2, conv3's joined input, conv3..5, pool5, fcs.
+    outputs = (3 * input_size ** 2 + 2 * k1 * conv1 ** 2 + k1 * pool1 ** 2 + 2 * k2 * pool1 ** 2 + 2 * k2 * pool2 ** 2
+               + (k3 + k4 + k5) * pool2 ** 2 + k5 * pool5 ** 2 + 2 * fc_width + num_classes)
+    return 4 * (3 * parameter_count(num_classes, width, fc_width, conv1_padding, input_size)
+                + 2 * batch_size * outputs)
+
+
+def check_training_fits(model_cfg: ModelConfig, input_size: int, batch_size: int,
+                        available: int | None = None) -> None:
+    """Refuses a network that cannot train in this machine's memory (`training_bytes` above what is available),
+    before TensorFlow tries and fails with an out-of-memory error.
+
+    Raises:
+        ConfigError: naming model.width (or train.batch_size, when no width fits), the largest value that fits and
+            the fix.
+    """
+    available = available if available is not None else available_bytes()
+    sizes = dict(num_classes=model_cfg.num_classes, fc_width=model_cfg.fc_width,
+                 conv1_padding=model_cfg.conv1_padding, input_size=input_size)
+
+    def need(width: float, batch: int = batch_size) -> int:
+        return training_bytes(width=width, batch_size=batch, **sizes)
+
+    if available is None or need(model_cfg.width) <= available:
+        return
+    required = (f"training it needs at least {need(model_cfg.width) / GIB:,.1f} GiB of memory "
+                f"({parameter_count(width=model_cfg.width, **sizes):,} weights, train.batch_size {batch_size}), "
+                f"but {available / GIB:,.1f} GiB are available")
+    smallest = 1 / min(_CONV_KERNELS)  # every layer down to one kernel per tower
+    if need(smallest) <= available:
+        bound = largest_fitting(need, smallest, model_cfg.width, available, integer=False)
+        raise ConfigError(f"config key 'model.width': got {model_cfg.width:g}; {required}; at most "
+                          f"model.width={bound:g} fits here: lower model.width (1.0 is the paper's) or "
+                          f"train.batch_size")
+    bound = int(largest_fitting(lambda b: need(model_cfg.width, int(b)), 1, batch_size, available, integer=True))
+    raise ConfigError(f"config key 'train.batch_size': got {batch_size}; {required}; at most "
+                      f"train.batch_size={bound} fits here: lower train.batch_size (or model.fc_width)")
 
 
 def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4096, dropout: float = 0.5,

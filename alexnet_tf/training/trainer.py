@@ -29,8 +29,10 @@ import tensorflow as tf
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config, ConfigError
 from alexnet_tf.core.progress import progress_bar, write
+from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
+from alexnet_tf.models.alexnet import check_training_fits
 from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.finetune import FineTune, start_from
@@ -38,6 +40,17 @@ from alexnet_tf.training.metrics import RunningSums
 from alexnet_tf.training.state import build_state, is_chief
 from alexnet_tf.training.steps import make_eval_step, make_train_step
 from alexnet_tf.training.summaries import Summaries
+
+
+def check_memory(config: Config) -> None:
+    """Refuses sizes that cannot fit in this machine's memory (model.width, train.batch_size, data.image_size),
+    before any work or file (the train command calls it before making a run directory).
+
+    Raises:
+        ConfigError: naming the key, the largest value that fits and the fix.
+    """
+    check_training_fits(config.model, config.data.crop_size, config.train.batch_size)
+    check_image_size(config.data)
 
 
 class _StopSignals:
@@ -151,6 +164,7 @@ class Trainer:
             latest = self._checkpoint_to_resume(resume, move_damaged=chief)
             seed_everything(runtime.seed, runtime.deterministic)
             set_precision(runtime.precision)
+            check_memory(config)  # before preparing data
             self.prepared = self._prepare_data(init)
             config = self.config
             self.directory.check_fits(config)
