@@ -18,6 +18,7 @@ import numpy as np
 
 from alexnet_tf.caffe.proto import CaffeLayer, blob_array, blob_shape, blob_value_count, net_layers
 from alexnet_tf.errors import InputError, ModelError
+from alexnet_tf.models.alexnet import tower_kernels
 
 # Layers that feed data, evaluate, or do nothing at inference: they do not change the network's logits.
 _IGNORED_TYPES = {"Data", "ImageData", "Input", "DummyData", "MemoryData", "HDF5Data", "WindowData", "Dropout",
@@ -136,15 +137,41 @@ def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlex
         raise ModelError(f"{source}: no convolution, pooling or inner product layers; it is not AlexNet")
     pool_before_lrn = len(computing) > 2 and computing[2].kind == "Pooling"
     expected = _expected_kinds(pool_before_lrn)
-    layers: dict[str, CaffeLayer] = {}
-    lrn: tuple | None = None
-    kernels: list[int] = []
-    channels_in = 3
+    walk = _Walk(source, with_weights)
     for i, (role, kind) in enumerate(expected):
         if i >= len(computing):
             raise ModelError(f"{source}: the network ends after layer '{computing[-1].name}', where AlexNet has "
                              f"{role} ({kind}) next; this network cannot be represented by alexnet_tf's model")
-        layer = computing[i]
+        walk.check(computing[i], role, kind)
+    if len(computing) > len(expected):
+        extra = computing[len(expected)]
+        raise ModelError(f"{source}: layer '{extra.name}' ({extra.kind}) follows fc8 "
+                         f"('{computing[len(expected) - 1].name}'); AlexNet ends with fc8, so this network cannot be "
+                         f"represented by alexnet_tf's model")
+    assert walk.lrn is not None  # both LRN layers were matched above
+    local_size, alpha, beta, k = walk.lrn
+    layers = walk.layers
+    conv1 = layers["conv1"].param
+    return CaffeAlexNet(source=source, width=conv1.num_output / CONV1_OUTPUTS,
+                        fc_width=layers["fc6"].param.num_output, num_classes=layers["fc8"].param.num_output,
+                        conv1_padding=_pair(conv1.pad, conv1.pad_h, conv1.pad_w, 0, "pad", source),
+                        pool_before_lrn=pool_before_lrn, lrn_k=k, lrn_n=local_size,
+                        lrn_alpha=float(f"{alpha / local_size:.7g}"), lrn_beta=beta, layers=layers)
+
+
+class _Walk:
+    """The state of `parse_alexnet`'s walk through the layers: what the layers checked so far fix for the next."""
+
+    def __init__(self, source: str, with_weights: bool) -> None:
+        self.source, self.with_weights = source, with_weights
+        self.layers: dict[str, CaffeLayer] = {}  # conv and fc layers by role
+        self.lrn: tuple | None = None  # the first LRN's constants; the second must match them
+        self.kernels: list[int] = []  # conv1..conv5 outputs, set by conv1's width
+        self.channels_in = 3
+
+    def check(self, layer: CaffeLayer, role: str, kind: str) -> None:
+        """Refuses `layer` unless it is AlexNet's `role`, of Caffe type `kind`."""
+        source = self.source
         if layer.kind != kind:
             raise _differs(source, layer, role, f"a {kind} layer is expected here")
         if kind == "ReLU" and layer.param.negative_slope != 0:
@@ -152,36 +179,26 @@ def parse_alexnet(net: Any, source: str, with_weights: bool = True) -> CaffeAlex
         elif kind == "Pooling":
             _check_pooling(source, layer, role)
         elif kind == "LRN":
-            lrn = _check_lrn(source, layer, role, lrn)
+            self.lrn = _check_lrn(source, layer, role, self.lrn)
         elif kind == "Convolution":
             if role == "conv1":
-                outputs = layer.param.num_output
-                if outputs < 2 or outputs % 2:
-                    raise _differs(source, layer, role, f"{outputs} outputs; two towers need an even number")
-                from alexnet_tf.models.alexnet import tower_kernels  # here: reading files needs no TensorFlow
-
-                kernels = [2 * k for k in tower_kernels(outputs / CONV1_OUTPUTS)]
-            _check_conv(source, layer, role, kernels, channels_in, with_weights)
-            channels_in = layer.param.num_output
+                self.kernels = _conv_outputs(source, layer, role)
+            _check_conv(source, layer, role, self.kernels, self.channels_in, self.with_weights)
+            self.channels_in = layer.param.num_output
         elif kind == "InnerProduct":
-            fc_width = layers["fc6"].param.num_output if role != "fc6" else layer.param.num_output
-            inputs = {"fc6": channels_in * POOL5_SIZE * POOL5_SIZE, "fc7": fc_width, "fc8": fc_width}[role]
-            _check_inner_product(source, layer, role, inputs, fc_width, with_weights)
+            fc_width = self.layers["fc6"].param.num_output if role != "fc6" else layer.param.num_output
+            inputs = {"fc6": self.channels_in * POOL5_SIZE * POOL5_SIZE, "fc7": fc_width, "fc8": fc_width}[role]
+            _check_inner_product(source, layer, role, inputs, fc_width, self.with_weights)
         if kind in ("Convolution", "InnerProduct"):
-            layers[role] = layer
-    if len(computing) > len(expected):
-        extra = computing[len(expected)]
-        raise ModelError(f"{source}: layer '{extra.name}' ({extra.kind}) follows fc8 "
-                         f"('{computing[len(expected) - 1].name}'); AlexNet ends with fc8, so this network cannot be "
-                         f"represented by alexnet_tf's model")
-    assert lrn is not None  # both LRN layers were matched above
-    local_size, alpha, beta, k = lrn
-    conv1 = layers["conv1"].param
-    return CaffeAlexNet(source=source, width=conv1.num_output / CONV1_OUTPUTS, fc_width=layers["fc6"].param.num_output,
-                        num_classes=layers["fc8"].param.num_output,
-                        conv1_padding=_pair(conv1.pad, conv1.pad_h, conv1.pad_w, 0, "pad", source),
-                        pool_before_lrn=pool_before_lrn, lrn_k=k, lrn_n=local_size,
-                        lrn_alpha=float(f"{alpha / local_size:.7g}"), lrn_beta=beta, layers=layers)
+            self.layers[role] = layer
+
+
+def _conv_outputs(source: str, conv1: CaffeLayer, role: str) -> list[int]:
+    """The outputs of conv1..conv5 (both towers) at the width conv1's outputs give."""
+    outputs = conv1.param.num_output
+    if outputs < 2 or outputs % 2:
+        raise _differs(source, conv1, role, f"{outputs} outputs; two towers need an even number")
+    return [2 * k for k in tower_kernels(outputs / CONV1_OUTPUTS)]
 
 
 def _check_pooling(source: str, layer: CaffeLayer, role: str) -> None:

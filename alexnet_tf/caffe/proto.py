@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf.message import DecodeError
 
 from alexnet_tf.errors import InputError
 
@@ -117,8 +119,6 @@ _ENUMS = {"V1LayerType": _V1_TYPES, "PoolMethod": {"MAX": 0, "AVE": 1, "STOCHAST
 
 
 def _build_messages() -> dict[str, type]:
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
     FDP = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(name="alexnet_tf_caffe.proto", package="caffe", syntax="proto2")
     for name, values in _ENUMS.items():
@@ -163,8 +163,6 @@ def read_caffemodel(path: str) -> Any:
     Raises:
         InputError: for a missing file or one that is not a binary Caffe model.
     """
-    from google.protobuf.message import DecodeError
-
     data = _read_bytes(path, "Caffe model")
     net = messages()["NetParameter"]()
     try:
@@ -183,8 +181,6 @@ def read_prototxt(path: str) -> Any:
     Raises:
         InputError: for a missing file or text that is not a Caffe network definition.
     """
-    from google.protobuf import text_format
-
     text = _read_bytes(path, "Caffe network definition").decode("utf-8", errors="replace")
     net = messages()["NetParameter"]()
     try:
@@ -248,8 +244,6 @@ def read_mean_binaryproto(path: str) -> np.ndarray:
     Raises:
         InputError: for a file that is not a BlobProto of a 3-channel image.
     """
-    from google.protobuf.message import DecodeError
-
     blob = messages()["BlobProto"]()
     try:
         blob.ParseFromString(_read_bytes(path, "mean file"))
