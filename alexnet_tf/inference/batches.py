@@ -1,5 +1,5 @@
-"""Running a trained model over many inputs: the batch size, per-image fault isolation for image files, and the
-collection of a split's outputs."""
+"""Running a trained model over many inputs: per-image fault isolation for image files, encoded inputs, and the
+collection of a split's outputs (the default batch size is `inference.defaults.DEFAULT_BATCH`)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,7 @@ import tensorflow as tf
 
 from alexnet_tf.core.files import expand_images, read_bytes, read_images
 from alexnet_tf.core.progress import progress_bar
-
-
-def short_tf_error(error: Exception) -> str:
-    """The first meaningful line of a TensorFlow error, without the graph-node trailer."""
-    text = (getattr(error, "message", None) or str(error)).split("\n\t [[")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = lines[-1] if lines else type(error).__name__  # the last line is the op's message; above it: the trace
-    if line.startswith("assertion failed: "):  # tf.debugging.Assert: "[message] [more data] ..."
-        line = line[len("assertion failed: "):]
-        line = line[1:line.index("]")] if line.startswith("[") and "]" in line else line
-    return line
+from alexnet_tf.errors import error_summary
 
 
 def per_image(fn: Callable[[list[bytes]], Any], contents: dict[str, bytes],
@@ -47,7 +37,7 @@ def per_image(fn: Callable[[list[bytes]], Any], contents: dict[str, bytes],
             try:
                 outputs[path] = fn([data])[0]
             except tf.errors.InvalidArgumentError as e:
-                errors[path] = f"cannot be decoded as an image: {short_tf_error(e)}"
+                errors[path] = f"cannot be decoded as an image: {error_summary(e)}"
     return outputs, errors
 
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from alexnet_tf.data.pipeline import record_dataset
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import ModelError, RunDirError, VocabularyError
-from alexnet_tf.inference.batches import encoded, every, file_stamp, short_tf_error
+from alexnet_tf.errors import ModelError, RunDirError, VocabularyError, error_summary
+from alexnet_tf.inference.batches import encoded, every, file_stamp
 from alexnet_tf.inference.model import REPORTS_DIR, TrainedModel
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.serving.contract import PREPROCESSING_FILE, SIGNATURES, VOCABULARY_FILE
@@ -99,7 +99,7 @@ def _load_saved_model(version_dir: str) -> Any:
     try:
         saved = tf.saved_model.load(version_dir)
     except (OSError, ValueError, tf.errors.OpError) as e:
-        raise ModelError(f"--model {version_dir}: cannot load the SavedModel ({short_tf_error(e)})") from None
+        raise ModelError(f"--model {version_dir}: cannot load the SavedModel ({error_summary(e)})") from None
     missing = [s for s in SIGNATURES if s != "predict_images" and s not in saved.signatures]
     if missing:
         raise ModelError(f"--model {version_dir}: the SavedModel lacks the signatures {missing}; export it with "

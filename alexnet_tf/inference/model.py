@@ -73,7 +73,7 @@ class TrainedModel:
         centre crop.
 
         Raises:
-            tf.errors.InvalidArgumentError: when any of the images cannot be decoded (see `batches.short_tf_error`).
+            tf.errors.InvalidArgumentError: when any of the images cannot be decoded (see `errors.error_summary`).
         """
         raise NotImplementedError
 
