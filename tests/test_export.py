@@ -4,6 +4,7 @@ device-free graphs, atomic versioning."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -681,6 +682,40 @@ def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, caps
     with pytest.raises(rundir.RunDirError, match="does not fit the network"):
         rundir.load_run(str(bad)).restore_model()
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_an_export_into_a_read_only_folder_or_onto_a_full_disk_exits_2_naming_it(tmp_path, run, monkeypatch,
+                                                                                  capsys):
+    locked = tmp_path / "read_only"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anyway: give the answer the kernel gives anyone else
+        real_mkdir = os.mkdir
+
+        def mkdir(path, *args, **kwargs):
+            if str(path).startswith(str(locked)):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "mkdir", mkdir)
+    out = locked / "alexnet"
+    assert cli.run(export_command.main, ["--run", run, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"export into {str(out)!r}: cannot be written (read-only" in err, err
+    assert "choose another --out, or make the folder writable" in err and "Traceback" not in err
+    monkeypatch.undo()
+
+    def full_disk(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "model/variables/variables.data-00000-of-00001.tempstate1;"
+                                                           " No space left on device")
+
+    monkeypatch.setattr(export, "_write_version", full_disk)
+    out = tmp_path / "full" / "alexnet"
+    assert cli.run(export_command.main, ["--run", run, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"export into {str(out)!r}: no space left on the disk" in err and "MiB are free" in err, err
+    assert "nothing was published" in err and "Traceback" not in err
+    assert [name for name in os.listdir(out) if not name.startswith(".export")] == []  # no version, no staging
 
 
 def test_help_explains_the_command(capsys):

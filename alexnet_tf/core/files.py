@@ -4,6 +4,7 @@ whole trees, and the image files a user names (paths, folders, glob patterns).""
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -71,6 +72,36 @@ def fsync_tree(root: str) -> None:
         for name in files:
             fsync_path(os.path.join(folder, name))
         fsync_path(folder)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Writes that fail: a full disk or a folder that cannot be written, told apart from other errors.
+
+NO_SPACE = "no space left on the disk"
+NOT_WRITABLE = "cannot be written (read-only or without write permission)"
+_NOT_WRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def write_problem(error: BaseException) -> str | None:
+    """NO_SPACE or NOT_WRITABLE when `error` (an OSError, or TensorFlow's error from its own file system, told by
+    its words) is one of those; None for anything else."""
+    code = getattr(error, "errno", None)
+    text = str(getattr(error, "message", None) or error)
+    if code == errno.ENOSPC or "No space left" in text or type(error).__name__ == "ResourceExhaustedError" and \
+            "space" in text:
+        return NO_SPACE
+    if code in _NOT_WRITABLE_ERRNOS or type(error).__name__ == "PermissionDeniedError" or \
+            "Read-only file system" in text or "Permission denied" in text:
+        return NOT_WRITABLE
+    return None
+
+
+def free_bytes(path: str) -> int:
+    """The free space of the disk holding `path` (or its nearest existing parent)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return shutil.disk_usage(path).free
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ import tempfile
 
 import keras
 
-from alexnet_tf.core.files import fsync_tree, remove_stale_temporaries
+from alexnet_tf.core.files import NO_SPACE, free_bytes, fsync_tree, remove_stale_temporaries, write_problem
 from alexnet_tf.core.progress import progress_bar
+from alexnet_tf.errors import AlexNetError, ExportError, error_summary
 from alexnet_tf.runs.rundir import load_run
 from alexnet_tf.serving.contract import MAX_BATCH, PREPROCESSING_FILE, WARMUP_FILE
 from alexnet_tf.serving.signatures import ServingSpec, build_archive, describe_preprocessing, serving_spec
@@ -78,9 +79,29 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
         The path of the written version.
 
     Raises:
-        ExportError: for a version < 1, or an existing version without `force`.
+        ExportError: for a version < 1, an existing version without `force`, a full disk or a folder that cannot
+            be written (naming it and the fix).
     """
     out_dir = os.path.abspath(out_dir)
+    try:
+        return _export_into(model, spec, out_dir, version, force, model_name, progress)
+    except AlexNetError:
+        raise
+    except Exception as e:
+        problem = write_problem(e)
+        if problem is None:
+            raise
+        size = sum(int(w.numpy().nbytes) for w in model.weights)
+        fix = (f"free some space (a version needs about {size / 2**20:.0f} MiB, {free_bytes(out_dir) / 2**20:.0f} "
+               f"MiB are free) or choose another --out" if problem == NO_SPACE else
+               "choose another --out, or make the folder writable")
+        raise ExportError(f"export into {out_dir!r}: {problem} ({error_summary(e)}); {fix}; nothing was "
+                          f"published") from None
+
+
+def _export_into(model: keras.Model, spec: ServingSpec, out_dir: str, version: int | None, force: bool,
+                 model_name: str | None, progress: bool) -> str:
+    """`export_model`'s work, in the absolute folder `out_dir`."""
     with export_lock(out_dir):
         target_version(out_dir, version, force)  # fail before any work
         remove_stale_temporaries(out_dir)  # the staging folders of exports that were killed (up to a model each)
