@@ -137,6 +137,22 @@ def test_a_gif_whose_frame_is_larger_than_its_screen_never_enters_prepared_data(
     assert manifest["splits"]["train"]["counts_per_class"] == {"n01": 3, "n02": 4}  # the animation's first frame
 
 
+def test_a_class_folder_linked_into_the_dataset_is_refused_by_name(tmp_path):
+    root = write_folder(str(tmp_path / "src"), {"n01": 2, "n02": 2, "n03": 2})
+    # Elsewhere: a class assembled from a link is a class like any other.
+    outside = write_folder(str(tmp_path / "other"), {"n04": 2}, val_per_class=0)
+    os.symlink(os.path.join(outside, "train", "n04"), os.path.join(root, "train", "n04"))
+    os.makedirs(os.path.join(root, "val", "n04"))
+    os.symlink(os.path.join(root, "val", "n01", "n01_500.JPEG"), os.path.join(root, "val", "n04", "v.JPEG"))
+    prepared = prepare_data(config(tmp_path, root), progress=False)
+    assert prepared.vocabulary.wnids == ("n01", "n02", "n03", "n04") and prepared.num_train == 8
+    # `train/zloop -> .` became a fourth class holding every image.
+    os.symlink(".", os.path.join(root, "train", "zloop"))
+    with pytest.raises(DataError, match=r"class folder '.*train/zloop' is a symbolic link to '.*train', inside the "
+                                        r"dataset .*remove the link"):
+        prepare_data(config(tmp_path, root, prepared_dir=str(tmp_path / "again")), progress=False)
+
+
 def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):
     root = write_folder(str(tmp_path / "src"), {"n01": 3}, extra_train={"n01": {"broken.JPEG": b"garbage"}})
     with pytest.raises(DataError, match=r"broken\.JPEG.*Raise data\.max_bad_fraction and rerun"):

@@ -33,6 +33,22 @@ def _list_files(folder: str) -> list[str]:
     return sorted(found)
 
 
+def _refuse_link_into_dataset(root: str, folder: str) -> None:
+    """Refuses a class folder that is a symbolic link into the dataset itself (`train/zloop -> .`): its files would
+    be listed again, under another class. Links to folders elsewhere (a dataset assembled from links) are fine.
+
+    Raises:
+        DataError: naming the link, its target and the fix.
+    """
+    if not os.path.islink(folder):
+        return
+    target, dataset = os.path.realpath(folder), os.path.realpath(root)
+    if os.path.commonpath([target, dataset]) == dataset or os.path.commonpath([target, dataset]) == target:
+        raise DataError(f"class folder {folder!r} is a symbolic link to {target!r}, inside the dataset {root!r}: its "
+                        f"images would be read again, as another class; remove the link, or replace it with a copy "
+                        f"of the images of that class only")
+
+
 def _class_names(root: str, wnids: Sequence[str]) -> dict[str, str]:
     names: dict[str, str] = {}
     for candidate in SYNSET_NAME_FILES:
@@ -118,6 +134,8 @@ def _training_files(root: str, train_split: str) -> tuple[Vocabulary, list[str],
         raise DataError(f"{train_dir!r} holds no class folders; expected {train_dir}/<class>/*.JPEG")
     vocab = Vocabulary.from_wnids(wnids, _class_names(root, wnids))
     paths, labels = [], []
+    for wnid in wnids:
+        _refuse_link_into_dataset(root, os.path.join(train_dir, wnid))
     for label, wnid in enumerate(wnids):
         files = _list_files(os.path.join(train_dir, wnid))
         if not files:
@@ -142,6 +160,7 @@ def _validation_files(root: str, val_split: str, val_labels: str, vocab: Vocabul
                             f"split {os.path.join(root, train_split)!r}")
         val_paths, val_labels_list = [], []
         for d in sorted(subdirs):
+            _refuse_link_into_dataset(root, os.path.join(val_dir, d))
             files = _list_files(os.path.join(val_dir, d))
             val_paths += files
             val_labels_list += [vocab.index(d)] * len(files)
