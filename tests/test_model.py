@@ -249,3 +249,94 @@ def test_a_network_that_cannot_fit_in_memory_is_refused_naming_width_its_bound_a
     check_training_fits(ModelConfig(), 224, 128, available=available)  # the paper's network fits in 16 GiB
     with pytest.raises(ConfigError, match=r"'train.batch_size': got 10000000;.*at most train.batch_size=\d+"):
         check_training_fits(ModelConfig(width=0.1), 224, 10_000_000, available=available)
+
+
+# -- the ablation switches (docs/paper-claims.md) --------------------------------------------------------------------
+
+def layer_kinds(model: keras.Model) -> list[str]:
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_lrn_off_has_no_lrn_layers_and_the_same_weights():
+    with_lrn, without = build_alexnet(**TINY), build_alexnet(**TINY, lrn=False)
+    assert layer_kinds(with_lrn).count("TowerLRN") == 4
+    assert "TowerLRN" not in layer_kinds(without)
+    assert not [n for n in (layer.name for layer in without.layers) if n.startswith("lrn")]
+    assert without.count_params() == with_lrn.count_params()
+    # Without LRN pool1 reads conv1's ReLU output directly.
+    x = tf.random.stateless_uniform([1, 67, 67, 3], seed=[3, 4], maxval=50.0)
+    without.get_layer("conv1_a").set_weights(with_lrn.get_layer("conv1_a").get_weights())
+    pooled = keras.Model(without.input, without.get_layer("pool1_a").output)(x).numpy()
+    conv1 = keras.Model(without.input, without.get_layer("conv1_a").output)(x).numpy()
+    want = np.max(np.stack([conv1[:, i:i + 2 * pooled.shape[1] - 1:2, j:j + 2 * pooled.shape[2] - 1:2]
+                            for i in range(3) for j in range(3)]), axis=0)
+    np.testing.assert_allclose(pooled, want, rtol=1e-6)
+
+
+def test_non_overlapping_pooling_is_2x2_stride_2_with_the_papers_output_sizes(paper_model):
+    model = build_alexnet(pool="non_overlapping")
+    for stage in ("pool1", "pool2", "pool5"):
+        for t in "ab":
+            layer = model.get_layer(f"{stage}_{t}")
+            assert tuple(layer.pool_size) == (2, 2) and tuple(layer.strides) == (2, 2)
+            assert tuple(paper_model.get_layer(f"{stage}_{t}").pool_size) == (3, 3)
+        # "which produces output of equivalent dimensions" (section 3.4): 27, 13 and 6 at 224 pixels.
+        assert stage_shape(model, stage) == stage_shape(paper_model, stage)
+    assert model.count_params() == paper_model.count_params()
+    x = np.arange(2 * 67 * 67 * 3, dtype=np.float32).reshape(2, 67, 67, 3) % 97
+    small = build_alexnet(**TINY, pool="non_overlapping")
+    conv1 = keras.Model(small.input, small.get_layer("lrn1_a").output)(x).numpy()
+    pooled = keras.Model(small.input, small.get_layer("pool1_a").output)(x).numpy()
+    n = pooled.shape[1]
+    want = conv1[:, :2 * n, :2 * n].reshape(2, n, 2, n, 2, -1).max(axis=(2, 4))
+    np.testing.assert_allclose(pooled, want, rtol=1e-6)
+
+
+def test_one_tower_halves_conv1_to_conv4_and_keeps_conv5_and_the_fc_layers(paper_model):
+    one = build_alexnet(towers="one")
+    kernels = {n: one.get_layer(n).kernel.shape for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6",
+                                                            "fc7", "fc8")}
+    assert kernels == {"conv1": (11, 11, 3, 48), "conv2": (5, 5, 48, 128), "conv3": (3, 3, 128, 192),
+                       "conv4": (3, 3, 192, 192), "conv5": (3, 3, 192, 256), "fc6": (9216, 4096),
+                       "fc7": (4096, 4096), "fc8": (4096, 1000)}
+    assert not [layer.name for layer in one.layers if layer.name.endswith(("_a", "_b"))]
+    # By hand: conv1 48*(363+1), conv2 128*(1200+1), conv3 192*(1152+1), conv4 192*(1728+1), conv5 256*(1728+1),
+    # fc6 4096*9217, fc7 4096*4097, fc8 1000*4097.
+    by_hand = (48 * 364 + 128 * 1201 + 192 * 1153 + 192 * 1729 + 256 * 1729 + 4096 * 9217 + 4096 * 4097
+               + 1000 * 4097)
+    assert one.count_params() == by_hand == 59_798_312
+    # Footnote 2: about the same size as the two-tower net (within 5 %), not half of it.
+    assert abs(one.count_params() / paper_model.count_params() - 1) < 0.05
+    assert stage_shape(one, "pool5") == (6, 6, 256) and stage_shape(one, "lrn2") == (27, 27, 128)
+    features = with_features(build_alexnet(**TINY, towers="one"))
+    logits, fc7 = features(np.zeros([1, 67, 67, 3], np.float32))
+    assert logits.shape == (1, 5) and fc7.shape == (1, 32)
+
+
+def test_tanh_activation_everywhere_but_fc8():
+    model = build_alexnet(**TINY, activation="tanh")
+    activated = [layer for layer in model.layers if hasattr(layer, "activation") and hasattr(layer, "kernel")]
+    assert len(activated) == 15  # 5 conv and 2 fc layers per tower, and fc8
+    for layer in activated:
+        want = keras.activations.linear if layer.name == "fc8" else keras.activations.tanh
+        assert layer.activation is want, layer.name
+    x = tf.random.stateless_uniform([1, 67, 67, 3], seed=[5, 6], maxval=100.0)
+    conv1 = keras.Model(model.input, model.get_layer("conv1_a").output)(x).numpy()
+    assert conv1.min() < 0 and np.abs(conv1).max() <= 1  # a ReLU would give no negative value
+    relu = build_alexnet(**TINY)
+    assert all(layer.activation is keras.activations.relu for layer in relu.layers
+               if hasattr(layer, "activation") and hasattr(layer, "kernel") and layer.name != "fc8")
+
+
+def test_dropout_zero_makes_training_and_inference_agree():
+    x = tf.random.stateless_uniform([4, 67, 67, 3], seed=[7, 8], maxval=100.0)
+    off = build_alexnet(**TINY, dropout=0.0, init_stddev=0.1)
+    np.testing.assert_allclose(off(x, training=True).numpy(), off(x, training=False).numpy(), rtol=1e-5)
+    on = build_alexnet(**TINY, dropout=0.5, init_stddev=0.1)
+    assert not np.allclose(on(x, training=True).numpy(), on(x, training=False).numpy(), rtol=1e-5)
+
+
+def test_unknown_switch_values_are_refused():
+    for argument in ("towers", "pool", "activation"):
+        with pytest.raises(ValueError, match=argument):
+            build_alexnet(**TINY, **{argument: "three"})

@@ -6,6 +6,12 @@ default arguments the network has exactly 60,965,224 parameters. Two options rep
 `alexnet_tf.caffe.net`): `lrn_across_towers` (the LRN windows cross the tower boundary) and `pool_before_lrn`
 (CaffeNet's order); neither adds weights nor changes the checkpoint's layout.
 
+Four switches undo one of the paper's choices each, for the ablations of sections 3 and 4 (`alexnet_tf.studies`):
+`lrn=False` (no response normalisation), `pool="non_overlapping"` (2x2 windows, stride 2: the same output sizes),
+`activation="tanh"` and `towers="one"` (the paper's one-GPU comparison: one tower with one tower's kernels in conv1
+to conv4, and, as the paper's footnote 2 says, conv5, fc6 and fc7 not halved, so that the two nets have about the
+same number of parameters). `dropout=0` turns dropout off.
+
     input 224x224x3
     conv1  11x11/4 pad 2, 48+48  -> ReLU -> LRN (per tower) -> max-pool 3x3/2       55x55x96 -> 27x27x96
     conv2  5x5 pad 2, 128+128 (own) -> ReLU -> LRN (per tower) -> max-pool 3x3/2     27x27x256 -> 13x13x256
@@ -19,6 +25,8 @@ default arguments the network has exactly 60,965,224 parameters. Two options rep
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from alexnet_tf.config import MIN_PADDED_INPUT, ModelConfig
@@ -31,6 +39,12 @@ TOWERS = ("a", "b")
 
 # The smallest input that leaves pool5 at least 1x1 (with conv1 padding 2).
 MIN_INPUT_SIZE = MIN_PADDED_INPUT - 2 * 2
+
+# The `towers`, `pool` and `activation` switches' values; the first of each is the paper's.
+TOWER_CHOICES = ("two", "one")
+POOL_CHOICES = ("overlapping", "non_overlapping")
+ACTIVATION_CHOICES = ("relu", "tanh")
+_POOL_WINDOW = {"overlapping": 3, "non_overlapping": 2}  # both with stride 2
 
 # Kernels per tower at width 1.0: conv1..conv5.
 _CONV_KERNELS = (48, 128, 192, 192, 128)
@@ -113,8 +127,9 @@ def check_training_fits(model_cfg: ModelConfig, input_size: int, batch_size: int
 def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4096, dropout: float = 0.5,
                   init_stddev: float = 0.01, conv1_padding: int = 2, lrn_k: float = 2.0, lrn_n: int = 5,
                   lrn_alpha: float = 1e-4, lrn_beta: float = 0.75, lrn_across_towers: bool = False,
-                  pool_before_lrn: bool = False, input_size: int = 224, placement: TowerPlacement = UNPINNED,
-                  name: str = "alexnet") -> keras.Model:
+                  pool_before_lrn: bool = False, lrn: bool = True, pool: str = "overlapping",
+                  towers: str = "two", activation: str = "relu", input_size: int = 224,
+                  placement: TowerPlacement = UNPINNED, name: str = "alexnet") -> keras.Model:
     """Builds the two-tower AlexNet; it returns logits (no softmax).
 
     The argument names are those of `config.ModelConfig`, so `build_alexnet(**asdict(cfg.model))` works.
@@ -130,82 +145,121 @@ def build_alexnet(num_classes: int = 1000, width: float = 1.0, fc_width: int = 4
         lrn_across_towers: Normalise across both towers' maps (Caffe's single-device LRN: the windows of the
             channels next to the tower boundary reach into the other tower) instead of each tower's own (the paper).
         pool_before_lrn: Max-pool before normalising in the first two layers (CaffeNet's order), not after.
+        lrn, pool, towers, activation: The ablation switches (module docstring); the defaults are the paper's.
+            pool: "overlapping" (3x3/2) or "non_overlapping" (2x2/2). towers="one" names layers without a suffix.
         input_size: Height and width of the square input crop.
         placement: The towers' devices; `UNPINNED` for export and data-parallel replicas.
         name: The Keras model's name.
     """
+    _check_arguments(input_size, conv1_padding, towers=towers, pool=pool, activation=activation)
+    k1, k2, k3, k4, k5 = tower_kernels(width)
+    fc_half = fc_width // 2
+    if towers == "one":  # footnote 2: the last conv layer and the fc layers keep both towers' size
+        k5, fc_half = 2 * k5, fc_width
+    parts = _Parts(TOWERS if towers == "two" else TOWERS[:1], {"a": placement.tower_a, "b": placement.tower_b},
+                   init_stddev, activation, (lrn_k, lrn_n, lrn_alpha, lrn_beta) if lrn else None,
+                   lrn_across_towers, pool_before_lrn, _POOL_WINDOW[pool])
+    names = parts.towers
+    image = keras.Input((input_size, input_size, 3), name="image")
+
+    x = {t: L.TowerZeroPadding2D(conv1_padding, device=parts.device[t], name=parts.named("conv1_pad", t))(image)
+         for t in names}
+    x = {t: parts.conv("conv1", t, k1, 11, strides=4, padding="valid")(x[t]) for t in names}
+    x = parts.normalise_and_pool("1", x)
+    x = {t: parts.conv("conv2", t, k2, 5)(x[t]) for t in names}  # own tower
+    x = parts.normalise_and_pool("2", x)
+    both = [x[t] for t in names]
+    for t in names:
+        x[t] = parts.conv("conv3", t, k3, 3)(parts.join("conv3", t, both))  # both towers
+    for t in names:
+        h = parts.conv("conv4", t, k4, 3)(x[t])  # own tower
+        h = parts.conv("conv5", t, k5, 3)(h)  # own tower
+        x[t] = L.TowerFlatten(device=parts.device[t], name=parts.named("flatten", t))(parts.pool("pool5", t)(h))
+    for layer in ("fc6", "fc7"):
+        both = [x[t] for t in names]
+        for t in names:
+            h = parts.dense(layer, t, fc_half)(parts.join(layer, t, both))  # both towers
+            x[t] = L.TowerDropout(dropout, device=parts.device[t], name=parts.named(f"drop{layer[2:]}", t))(h)
+    fc7 = parts.join("fc8", "a", [x[t] for t in names])
+    logits = L.TowerDense(num_classes, kernel_initializer=parts.weights(), bias_initializer=parts.bias("fc8"),
+                          device=parts.device["a"], name="fc8")(fc7)
+    return keras.Model(image, logits, name=name)
+
+
+def _check_arguments(input_size: int, conv1_padding: int, **switches: str) -> None:
     if input_size + 2 * conv1_padding < MIN_INPUT_SIZE + 4:
         raise ValueError(f"input_size {input_size} is too small for AlexNet's three 3x3/2 poolings: with conv1 "
                          f"padding {conv1_padding} it must be at least {MIN_INPUT_SIZE + 4 - 2 * conv1_padding}")
-    k1, k2, k3, k4, k5 = tower_kernels(width)
-    fc_half = fc_width // 2
+    for argument, value in switches.items():
+        choices = {"towers": TOWER_CHOICES, "pool": POOL_CHOICES, "activation": ACTIVATION_CHOICES}[argument]
+        if value not in choices:
+            raise ValueError(f"{argument} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
-    def weights() -> keras.initializers.Initializer:
+
+class _Parts:
+    """Makes the layers of one `build_alexnet` call, named by layer and tower, on the tower's device."""
+
+    def __init__(self, towers: tuple[str, ...], device: dict[str, str | None], init_stddev: float, activation: str,
+                 lrn: tuple[float, int, float, float] | None, lrn_across_towers: bool, pool_before_lrn: bool,
+                 pool_window: int) -> None:
+        self.towers, self.device, self.init_stddev, self.activation = towers, device, init_stddev, activation
+        self.lrn_constants, self.lrn_across_towers, self.pool_before_lrn = lrn, lrn_across_towers, pool_before_lrn
+        self.pool_window = pool_window
+
+    def weights(self) -> keras.initializers.Initializer:
         # A fresh initializer per layer: an unseeded Keras 3 initializer fixes its seed when it is made, so one
         # shared instance would give tower A and tower B identical kernels.
-        return keras.initializers.RandomNormal(mean=0.0, stddev=init_stddev)
+        return keras.initializers.RandomNormal(mean=0.0, stddev=self.init_stddev)
 
+    @staticmethod
     def bias(layer: str) -> keras.initializers.Initializer:
         return keras.initializers.Ones() if layer in BIAS_ONE_LAYERS else keras.initializers.Zeros()
 
-    def conv(layer: str, tower: str, filters: int, size: int, strides: int = 1,
+    def named(self, layer: str, tower: str) -> str:
+        return f"{layer}_{tower}" if len(self.towers) == 2 else layer
+
+    def conv(self, layer: str, tower: str, filters: int, size: int, strides: int = 1,
              padding: str = "same") -> L.TowerConv2D:
-        return L.TowerConv2D(filters, size, strides=strides, padding=padding, activation="relu",
-                             kernel_initializer=weights(), bias_initializer=bias(layer),
-                             device=device[tower], name=f"{layer}_{tower}")
+        return L.TowerConv2D(filters, size, strides=strides, padding=padding, activation=self.activation,
+                             kernel_initializer=self.weights(), bias_initializer=self.bias(layer),
+                             device=self.device[tower], name=self.named(layer, tower))
 
-    def lrn(layer: str, tower: str, keep: tuple[int, int] | None = None) -> L.TowerLRN:
-        return L.TowerLRN(k=lrn_k, n=lrn_n, alpha=lrn_alpha, beta=lrn_beta, keep=keep, device=device[tower],
-                          name=f"{layer}_{tower}")
+    def lrn(self, layer: str, tower: str, keep: tuple[int, int] | None = None) -> L.TowerLRN:
+        k, n, alpha, beta = self.lrn_constants
+        return L.TowerLRN(k=k, n=n, alpha=alpha, beta=beta, keep=keep, device=self.device[tower],
+                          name=self.named(layer, tower))
 
-    def pool(layer: str, tower: str) -> L.TowerMaxPooling2D:
-        return L.TowerMaxPooling2D(pool_size=3, strides=2, device=device[tower], name=f"{layer}_{tower}")
+    def pool(self, layer: str, tower: str) -> L.TowerMaxPooling2D:
+        return L.TowerMaxPooling2D(pool_size=self.pool_window, strides=2, device=self.device[tower],
+                                   name=self.named(layer, tower))
 
-    def dense(layer: str, tower: str, units: int) -> L.TowerDense:
-        return L.TowerDense(units, activation="relu", kernel_initializer=weights(), bias_initializer=bias(layer),
-                            device=device[tower], name=f"{layer}_{tower}")
+    def dense(self, layer: str, tower: str, units: int) -> L.TowerDense:
+        return L.TowerDense(units, activation=self.activation, kernel_initializer=self.weights(),
+                            bias_initializer=self.bias(layer), device=self.device[tower],
+                            name=self.named(layer, tower))
 
-    def join(layer: str, tower: str, inputs: list) -> L.TowerConcatenate:
-        return L.TowerConcatenate(device=device[tower], name=f"{layer}_in_{tower}")(inputs)
+    def join(self, layer: str, tower: str, inputs: list) -> Any:
+        """The input of a layer that reads both towers: their concatenation (with one tower, its maps)."""
+        if len(inputs) == 1:
+            return inputs[0]
+        name = "fc8_in" if layer == "fc8" else f"{layer}_in_{tower}"  # fc8 is one layer, on tower A's device
+        return L.TowerConcatenate(device=self.device[tower], name=name)(inputs)
 
-    def normalise(stage: str, x: dict) -> dict:
-        if not lrn_across_towers:
-            return {t: lrn(f"lrn{stage}", t)(x[t]) for t in TOWERS}
+    def normalise(self, stage: str, x: dict) -> dict:
+        if self.lrn_constants is None:
+            return x
+        if not self.lrn_across_towers or len(self.towers) == 1:
+            return {t: self.lrn(f"lrn{stage}", t)(x[t]) for t in self.towers}
         # Each tower returns its own channels of the LRN of both towers' maps (tower A's come first, as in Caffe).
         size = int(x["a"].shape[-1])
-        return {t: lrn(f"lrn{stage}", t, keep=(i * size, (i + 1) * size))([x["a"], x["b"]])
+        return {t: self.lrn(f"lrn{stage}", t, keep=(i * size, (i + 1) * size))([x["a"], x["b"]])
                 for i, t in enumerate(TOWERS)}
 
-    def normalise_and_pool(stage: str, x: dict) -> dict:
-        if pool_before_lrn:
-            return normalise(stage, {t: pool(f"pool{stage}", t)(x[t]) for t in TOWERS})
-        x = normalise(stage, x)
-        return {t: pool(f"pool{stage}", t)(x[t]) for t in TOWERS}
-
-    device = {"a": placement.tower_a, "b": placement.tower_b}
-    image = keras.Input((input_size, input_size, 3), name="image")
-
-    x = {t: L.TowerZeroPadding2D(conv1_padding, device=device[t], name=f"conv1_pad_{t}")(image) for t in TOWERS}
-    x = {t: conv("conv1", t, k1, 11, strides=4, padding="valid")(x[t]) for t in TOWERS}
-    x = normalise_and_pool("1", x)
-    x = {t: conv("conv2", t, k2, 5)(x[t]) for t in TOWERS}  # own tower
-    x = normalise_and_pool("2", x)
-    both = [x["a"], x["b"]]
-    for t in TOWERS:
-        x[t] = conv("conv3", t, k3, 3)(join("conv3", t, both))  # both towers
-    for t in TOWERS:
-        h = conv("conv4", t, k4, 3)(x[t])  # own tower
-        h = conv("conv5", t, k5, 3)(h)  # own tower
-        x[t] = L.TowerFlatten(device=device[t], name=f"flatten_{t}")(pool("pool5", t)(h))
-    for layer in ("fc6", "fc7"):
-        both = [x["a"], x["b"]]
-        for t in TOWERS:
-            h = dense(layer, t, fc_half)(join(layer, t, both))  # both towers
-            x[t] = L.TowerDropout(dropout, device=device[t], name=f"drop{layer[2:]}_{t}")(h)
-    fc7 = L.TowerConcatenate(device=device["a"], name="fc8_in")([x["a"], x["b"]])
-    logits = L.TowerDense(num_classes, kernel_initializer=weights(), bias_initializer=bias("fc8"),
-                          device=device["a"], name="fc8")(fc7)
-    return keras.Model(image, logits, name=name)
+    def normalise_and_pool(self, stage: str, x: dict) -> dict:
+        if self.pool_before_lrn:
+            return self.normalise(stage, {t: self.pool(f"pool{stage}", t)(x[t]) for t in self.towers})
+        x = self.normalise(stage, x)
+        return {t: self.pool(f"pool{stage}", t)(x[t]) for t in self.towers}
 
 
 def with_features(model: keras.Model) -> keras.Model:
@@ -214,5 +268,9 @@ def with_features(model: keras.Model) -> keras.Model:
     The features are the paper's 4096-d last hidden layer (fc7 after its ReLU, both towers concatenated), the
     space in which Figure 4 finds nearest neighbours.
     """
-    fc7 = keras.layers.Concatenate(name="fc7")([model.get_layer("fc7_a").output, model.get_layer("fc7_b").output])
+    names = {layer.name for layer in model.layers}
+    if "fc7" in names:  # one tower (towers="one")
+        fc7 = keras.layers.Identity(name="fc7_features")(model.get_layer("fc7").output)
+    else:
+        fc7 = keras.layers.Concatenate(name="fc7")([model.get_layer("fc7_a").output, model.get_layer("fc7_b").output])
     return keras.Model(model.input, [model.output, fc7], name=f"{model.name}_with_features")
