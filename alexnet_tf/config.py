@@ -40,6 +40,10 @@ def _require_fraction(value: float, key: str, *, closed_right: bool = False) -> 
 
 # The smallest conv1 input side, padding included, that leaves pool5 at least 1x1 (67 -> 15 -> 7 -> 3 -> 1).
 MIN_PADDED_INPUT = 67
+# The ablation switches' values (models.alexnet.build_alexnet); the first of each is the paper's.
+POOL_CHOICES = ("overlapping", "non_overlapping")  # model.pool: 3x3 windows or 2x2, both with stride 2
+TOWER_CHOICES = ("two", "one")  # model.towers
+ACTIVATION_CHOICES = ("relu", "tanh")  # model.activation
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ class ModelConfig:
     lrn_beta: float = 0.75
     lrn_across_towers: bool = False  # True: LRN windows cross the tower boundary (Caffe's single-device LRN)
     pool_before_lrn: bool = False  # True: max-pool, then LRN in layers 1 and 2 (CaffeNet's order)
+    # Ablation switches (docs/paper-claims.md); each default is the paper's choice.
+    lrn: bool = True  # local response normalisation after conv1 and conv2
+    pool: str = "overlapping"  # "overlapping": 3x3 windows, stride 2; "non_overlapping": 2x2, stride 2
+    towers: str = "two"  # "one": one tower, conv1-conv4 halved, conv5 and fc6/fc7 full (the paper's footnote 2)
+    activation: str = "relu"  # "tanh": the saturating units of Figure 1
 
     def __post_init__(self) -> None:
         _require(self.num_classes >= 2, "model.num_classes", f"got {self.num_classes}; it must be >= 2")
@@ -72,6 +81,9 @@ class ModelConfig:
         _require_positive(self.lrn_k, "model.lrn_k")
         _require(self.lrn_alpha >= 0, "model.lrn_alpha", f"got {self.lrn_alpha}; it must be >= 0")
         _require(self.lrn_beta >= 0, "model.lrn_beta", f"got {self.lrn_beta}; it must be >= 0")
+        _require_choice(self.pool, "model.pool", POOL_CHOICES)
+        _require_choice(self.towers, "model.towers", TOWER_CHOICES)
+        _require_choice(self.activation, "model.activation", ACTIVATION_CHOICES)
 
 
 MEAN_CHOICES = ("image", "channel")  # data.mean: the mean image (the paper's) or the per-channel mean
@@ -82,7 +94,8 @@ PCA_SCALE_CHOICES = ("stddev", "eigenvalue")  # data.pca_scale: see augment.ligh
 class DataConfig:
     """Where images come from and how they are prepared and augmented."""
 
-    # "demo" (the generated default), a folder "PATH" with train/ and val/, "tfrecord:PATH" or "tfds:NAME".
+    # "demo" (the generated default), a folder "PATH" with train/ and val/, "tfrecord:PATH", "tfds:NAME", or
+    # "fashion_mnist" (the IDX files in /usr/share/datasets/fashion-mnist) / "fashion_mnist:PATH".
     source: str = "demo"
     train_split: str = "train"
     val_split: str = "val"
@@ -99,6 +112,12 @@ class DataConfig:
     # What multiplies alpha_i along p_i: "stddev" = sqrt(lambda_i), as the authors' cuda-convnet code does
     # (color_stdevs); "eigenvalue" = lambda_i, the paper's text read literally (offsets of hundreds on 0-255).
     pca_scale: str = "stddev"
+    lighting: bool = True  # PCA lighting noise in training (False: none, whatever data.pca_std says)
+    augment: bool = True  # random crops and reflections in training (False: the centre crop, never reflected)
+    # data.source=fashion_mnist: hold this many training images out (stratified) as the val split, instead of the
+    # test set (for choosing settings); and train on the first N of the rest (0: all).
+    holdout: int = 0
+    train_images: int = 0
     shuffle_buffer: int = 10_000  # encoded records held for shuffling
     shard_size: int = 1024  # images per prepared TFRecord shard
     max_bad_fraction: float = 0.001  # undecodable files tolerated before the run stops
@@ -109,13 +128,15 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _require(bool(self.source), "data.source", "it must not be empty; use 'demo', a folder, "
-                 "'tfrecord:PATH' or 'tfds:NAME'")
+                 "'tfrecord:PATH', 'tfds:NAME' or 'fashion_mnist[:PATH]'")
         _require(self.image_size >= 16, "data.image_size", f"got {self.image_size}; it must be >= 16")
         _require(0 < self.crop_size <= self.image_size, "data.crop_size",
                  f"got {self.crop_size}; it must be > 0 and <= data.image_size ({self.image_size})")
         _require_choice(self.mean, "data.mean", MEAN_CHOICES)
         _require(self.pca_std >= 0, "data.pca_std", f"got {self.pca_std}; it must be >= 0")
         _require_choice(self.pca_scale, "data.pca_scale", PCA_SCALE_CHOICES)
+        _require(self.holdout >= 0, "data.holdout", f"got {self.holdout}; it must be >= 0")
+        _require(self.train_images >= 0, "data.train_images", f"got {self.train_images}; it must be >= 0")
         _require(self.shuffle_buffer >= 1, "data.shuffle_buffer", f"got {self.shuffle_buffer}; it must be >= 1")
         _require(self.shard_size >= 1, "data.shard_size", f"got {self.shard_size}; it must be >= 1")
         _require_fraction(self.max_bad_fraction, "data.max_bad_fraction", closed_right=True)

@@ -175,3 +175,28 @@ def test_read_error_without_damage_says_so(own_prepared):
     _, data = own_prepared
     message = str(read_error(data, tf.errors.DataLossError(None, None, "corrupted record at 12")))
     assert "every shard now reads back as recorded" in message and "--verify" in message
+
+
+def test_augment_off_trains_on_the_centre_crop_never_reflected(prepared):
+    cfg, data = prepared
+    off = dataclasses.replace(cfg, augment=False)
+    squares = [r["image"] for r in read_shards(data.train_files)]
+    centre = [sq[4:28, 4:28] for sq in squares]  # (32 - 24) // 2 = 4, as preprocess.center_crop
+    for batch, _ in batches(train_dataset(data, off, 6, seed=5, epoch=1)):
+        assert (batch["offset"] == 4).all() and not batch["flip"].any()
+        assert batch["alpha"].any()  # lighting stays on: the switches are independent
+        for image in batch["image"]:
+            assert any(np.array_equal(image, c) for c in centre)
+    on_offsets = np.concatenate([b["offset"] for b, _ in batches(train_dataset(data, cfg, 6, seed=5, epoch=1))])
+    assert len({tuple(o) for o in on_offsets}) > 1
+
+
+def test_lighting_off_draws_no_alphas_whatever_pca_std_says(prepared):
+    cfg, data = prepared
+    off = dataclasses.replace(cfg, lighting=False, pca_std=0.5)
+    for batch, _ in batches(train_dataset(data, off, 6, seed=5, epoch=0)):
+        assert not batch["alpha"].any()
+        x = network_input(batch, data.stats, "channel").numpy()
+        np.testing.assert_allclose(x, batch["image"] - data.stats.channel_mean, rtol=1e-6, atol=1e-4)
+    on, _ = next(iter(train_dataset(data, dataclasses.replace(cfg, pca_std=0.5), 6, seed=5, epoch=0)))
+    assert np.abs(on["alpha"].numpy()).mean() > 0.1

@@ -27,15 +27,20 @@ def element_seed(seed: int, epoch: int | tf.Tensor, index: tf.Tensor) -> tf.Tens
 
 
 def draw_augmentation(seed: tf.Tensor, image_size: int, crop_size: int, flip: bool = True,
-                      pca_std: float = 0.1) -> dict[str, tf.Tensor]:
+                      pca_std: float = 0.1, random_crop: bool = True) -> dict[str, tf.Tensor]:
     """The random choices for one image, from a stateless seed [2].
 
     Returns:
-        {"offset": int32 [2] (top, left) uniform in [0, image_size - crop_size], "flip": bool [] (True with
-        probability 1/2, always False when `flip` is off), "alpha": float32 [3] ~ N(0, pca_std^2)}.
+        {"offset": int32 [2] (top, left) uniform in [0, image_size - crop_size], or the centre crop's when
+        `random_crop` is off, "flip": bool [] (True with probability 1/2, always False when `flip` is off),
+        "alpha": float32 [3] ~ N(0, pca_std^2)}.
     """
     seeds = tf.random.experimental.stateless_split(seed, 3)
-    offset = tf.random.stateless_uniform([2], seeds[0], minval=0, maxval=image_size - crop_size + 1, dtype=tf.int32)
+    if random_crop:
+        offset = tf.random.stateless_uniform([2], seeds[0], minval=0, maxval=image_size - crop_size + 1,
+                                             dtype=tf.int32)
+    else:  # the offset of preprocess.center_crop
+        offset = tf.fill([2], (image_size - crop_size) // 2)
     if flip:
         do_flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
     else:

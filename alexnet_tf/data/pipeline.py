@@ -52,7 +52,8 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
 
     Args:
         prepared: From `prepare_data`.
-        data_cfg: Uses crop_size, flip, pca_std, shuffle_buffer.
+        data_cfg: Uses crop_size, flip, pca_std, shuffle_buffer, and the switches augment (off: the centre crop,
+            never reflected) and lighting (off: no PCA lighting).
         batch_size: Images per batch.
         seed: The run's seed; the same (seed, epoch) gives the same batches.
         epoch: The epoch number (0-based); each epoch draws new crops and a new order.
@@ -79,8 +80,9 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
 
     def element(index: tf.Tensor, record: tf.Tensor):
         encoded, label = parse_record(record)
-        draws = augment.draw_augmentation(augment.element_seed(seed, epoch, index), size, crop, data_cfg.flip,
-                                          data_cfg.pca_std)
+        draws = augment.draw_augmentation(augment.element_seed(seed, epoch, index), size, crop,
+                                          data_cfg.flip and data_cfg.augment,
+                                          data_cfg.pca_std if data_cfg.lighting else 0.0, data_cfg.augment)
         image = augment.reflect(augment.decode_and_crop(encoded, draws["offset"], crop), draws["flip"])
         return {"image": image, **draws}, label
 
