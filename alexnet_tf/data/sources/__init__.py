@@ -3,7 +3,8 @@
 - `folder.py`: an ImageNet-style folder (a path), with its validation labels files;
 - `tfrecord.py`: TFRecord shards in the common ImageNet format ("tfrecord:PATH");
 - `tfds.py`: a tensorflow-datasets dataset ("tfds:NAME");
-- `demo.py`: the generated demo dataset ("demo"), drawn into a folder and read as one.
+- `demo.py`: the generated demo dataset ("demo"), drawn into a folder and read as one;
+- `fashion_mnist.py`: Zalando's Fashion-MNIST IDX files ("fashion_mnist" or "fashion_mnist:PATH").
 
 `base.py` holds what each of them gives: a `Source` with a `SplitSource` per split. A new kind is a module here that
 returns a `Source`, and one branch in `open_source`.
@@ -17,6 +18,7 @@ import os
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data.prepared import is_prepared_dir
+from alexnet_tf.data.sources import fashion_mnist
 from alexnet_tf.data.sources.base import Source
 from alexnet_tf.data.sources.demo import generate_demo
 from alexnet_tf.data.sources.folder import folder_source
@@ -36,11 +38,19 @@ def open_source(data_cfg: DataConfig, progress: bool = True) -> tuple[Source | N
     names already-prepared shards of ours (tfrecord:PATH of a prepared folder)."""
     spec = data_cfg.source
     cache = data_cfg.resolved_cache_dir()
+    if (data_cfg.holdout or data_cfg.train_images) and not fashion_mnist.is_fashion_mnist(spec):
+        raise DataError(f"data.holdout and data.train_images apply to data.source=fashion_mnist only, not {spec!r}; "
+                        "set them to 0")
     if spec == "demo":
         root = generate_demo(os.path.join(cache, "demo"), data_cfg.demo_classes, data_cfg.demo_train_per_class,
                              data_cfg.demo_val_per_class, data_cfg.demo_seed, progress=progress)
         default_dir = os.path.join(cache, "prepared", f"{os.path.basename(root)}-s{data_cfg.image_size}")
         return folder_source(root, "train", "val"), data_cfg.prepared_dir or default_dir
+    if fashion_mnist.is_fashion_mnist(spec):
+        default_dir = os.path.join(cache, "prepared", fashion_mnist.prepared_name(
+            spec, data_cfg.holdout, data_cfg.train_images, data_cfg.image_size))
+        return (fashion_mnist.fashion_mnist_source(spec, data_cfg.holdout, data_cfg.train_images),
+                data_cfg.prepared_dir or default_dir)
     if spec.startswith("tfrecord:"):
         path = os.path.abspath(os.path.expanduser(spec[len("tfrecord:"):]))
         if os.path.isdir(path) and is_prepared_dir(path):
