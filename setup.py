@@ -21,6 +21,7 @@ setup(
         "tensorboard",
         "pyyaml",  # configs/
         "tqdm",  # progress bars
+        "matplotlib",  # the ablation study's figures
     ],
     extras_require={"test": ["pytest"]},
 )

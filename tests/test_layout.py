@@ -31,6 +31,7 @@ LAYERS = [
     ["training", "caffe"],
     ["serving"],
     ["inference"],
+    ["studies"],
     ["api", "applications", "cli", "__init__", "commands"],
 ]
 COMMANDS = {"train", "prepare", "evaluate", "predict", "visualize", "export", "convert", "features", "ablate",

@@ -1,0 +1,100 @@
+"""Command-line entry for the ablation study of the paper's claims: `python -m alexnet_tf.ablate`.
+
+The study itself is `alexnet_tf.studies.ablation` (runs) and `alexnet_tf.studies.report` (table and figures).
+Nothing heavy is imported before the arguments are parsed: `--help` answers without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from alexnet_tf import cli
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
+
+DEFAULT_STUDY_DIR = "ablation"
+
+EPILOG = """\
+examples:
+  python -m alexnet_tf.ablate --config fashion_mnist --dry-run
+      list the study's runs (8 variants x 3 seeds) and whether each is done, partial or still to do
+  python -m alexnet_tf.ablate --config fashion_mnist --study-dir ablation
+      run the study (or continue it: finished runs are reused, an unfinished one resumes from its checkpoint),
+      then write ablation/results.md, results.json and figures/ (Figure 1, curves, overfitting)
+  python -m alexnet_tf.ablate --config fashion_mnist --report-only
+      write the report of the runs finished so far (while the study runs elsewhere), marked as partial
+  python -m alexnet_tf.ablate --config fashion_mnist --seeds 2 --variants no_lrn,tanh --set train.epochs=3
+      a smaller study: the baseline is always included
+
+variants: baseline, no_lrn (model.lrn=false), non_overlapping_pool (model.pool=non_overlapping), one_tower
+(model.towers=one), no_lighting (data.lighting=false), no_dropout (model.dropout=0), no_augment
+(data.augment=false), tanh (model.activation=tanh). The claims they test: docs/paper-claims.md.
+
+""" + cli.exit_codes_help(EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m alexnet_tf.ablate",
+        description="Measure the paper's claims: train a baseline and one variant per ablation switch over several "
+                    "seeds, then tabulate each claim's effect with a 95%% confidence interval and a verdict.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", default="fashion_mnist",
+                        help="the baseline's config: a YAML file or a shipped config by name (default: "
+                             "fashion_mnist)")
+    parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
+                        help="override a config key of every run (repeatable), e.g. --set train.epochs=3")
+    parser.add_argument("--study-dir", metavar="DIR", default=DEFAULT_STUDY_DIR,
+                        help=f"the study's folder: its runs, records, table and figures (default: {DEFAULT_STUDY_DIR})")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant: 0, 1, ... (default: 3)")
+    parser.add_argument("--variants", default="",
+                        help="comma-separated variants to run besides the baseline (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the table and figures from the runs finished so far; train nothing")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow's intra-op threads (0: TensorFlow's choice, one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Plans, runs (unless --dry-run or --report-only) and reports the study."""
+    args = parse_args(argv)
+    from alexnet_tf.core import tensorflow_setup
+
+    tensorflow_setup.quiet_tensorflow()
+    from alexnet_tf.studies.ablation import plan_study
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    study = plan_study(args.study_dir, args.config, args.overrides, args.seeds, variants)
+    planned = study.runs()
+    if args.dry_run:
+        print(f"study {study.folder}: {len(planned)} runs ({len(study.variants)} variants x {len(study.seeds)} seeds)")
+        for run in planned:
+            print(f"  {run.name:<26} {run.status():<8} {' '.join(run.variant.overrides) or '(the paper)'}")
+        return 0
+    import tensorflow as tf
+
+    from alexnet_tf.studies import ablation, report
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.report_only:
+        records = ablation.finished_records(study)
+    else:
+        records = ablation.run_study(study, progress=not args.no_progress)
+    if not records:
+        print(f"no run of the study in {study.folder} has finished yet")
+        return 0
+    paths = report.write_report(study, records)
+    print(open(paths["markdown"], encoding="utf-8").read())
+    for what, path in paths.items():
+        print(f"{what}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
