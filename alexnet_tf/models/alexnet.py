@@ -29,7 +29,7 @@ from typing import Any
 
 import keras
 
-from alexnet_tf.config import MIN_PADDED_INPUT, ModelConfig
+from alexnet_tf.config import ACTIVATION_CHOICES, MIN_PADDED_INPUT, POOL_CHOICES, TOWER_CHOICES, ModelConfig
 from alexnet_tf.core.memory import GIB, available_bytes, largest_fitting
 from alexnet_tf.errors import ConfigError
 from alexnet_tf.models import layers as L
@@ -40,10 +40,6 @@ TOWERS = ("a", "b")
 # The smallest input that leaves pool5 at least 1x1 (with conv1 padding 2).
 MIN_INPUT_SIZE = MIN_PADDED_INPUT - 2 * 2
 
-# The `towers`, `pool` and `activation` switches' values; the first of each is the paper's.
-TOWER_CHOICES = ("two", "one")
-POOL_CHOICES = ("overlapping", "non_overlapping")
-ACTIVATION_CHOICES = ("relu", "tanh")
 _POOL_WINDOW = {"overlapping": 3, "non_overlapping": 2}  # both with stride 2
 
 # Kernels per tower at width 1.0: conv1..conv5.
