@@ -187,7 +187,6 @@ def test_library_modules_import_at_the_top():
     assert late == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the commands still hold library code; remove when it passes")
 def test_no_function_is_longer_than_the_limit():
     long = []
     for module, path in modules().items():
