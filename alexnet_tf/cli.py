@@ -31,8 +31,8 @@ EXIT_CODE_MEANINGS = {
                     "change); nothing was lost",
     EXIT_NON_FINITE: "the loss or weights stayed NaN/Inf through train.nan_max_retries retries (the message names "
                      "the step)",
-    EXIT_PREEMPTED: "stopped by SIGTERM, SIGHUP or Ctrl-C after saving a checkpoint: run the same command again to "
-                    "resume",
+    EXIT_PREEMPTED: "stopped by SIGTERM, SIGHUP or Ctrl-C after saving a checkpoint: resume it with the command it "
+                    "prints, python -m alexnet_tf.train --run-dir RUN",
     EXIT_INTERRUPTED: "a second Ctrl-C stopped it at once (a run resumes from its last complete checkpoint)",
 }
 

@@ -7,7 +7,7 @@ or value and says what to do) and exits with the error's `exit_code`:
     1   predict: some images could not be predicted (the others were)
     2   bad input: config, data, run directory, model path, export target; reported before any work is lost
     3   the loss or weights stayed NaN/Inf through every allowed retry
-    75  stopped by SIGTERM / SIGINT / SIGHUP after saving a checkpoint (EX_TEMPFAIL): the same command resumes
+    75  stopped by SIGTERM / SIGINT / SIGHUP after saving a checkpoint (EX_TEMPFAIL): `train --run-dir RUN` resumes
     130 interrupted at once by a second Ctrl-C (128 + SIGINT, as the shell reports it); nothing half-written is
         used: a resumed run starts from its last complete checkpoint
     141 stdout was closed (a broken pipe, e.g. `| head -1`; 128 + SIGPIPE): the command stops quietly
@@ -17,6 +17,7 @@ This module imports nothing heavy, so that `--help` and argument errors answer w
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 
@@ -89,7 +90,10 @@ class Preempted(AlexNetError):
             name = f"{signal.Signals(signum).name} (signal {signum})"
         except ValueError:
             name = f"signal {signum}"
-        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint}; run the same command to resume")
+        run_dir = os.path.dirname(os.path.dirname(checkpoint)) if checkpoint else None
+        resume = f"resume it with: python -m alexnet_tf.train --run-dir {run_dir}" if run_dir else \
+            "run the same command to resume"
+        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint}; {resume}")
         self.step, self.signum, self.checkpoint = step, signum, checkpoint
 
 

@@ -30,9 +30,11 @@ examples:
       SavedModel into runs/latest/export/
   python -m alexnet_tf.train --config configs/alexnet_ilsvrc2012.yaml --set data.source=/data/imagenet
       the paper's recipe on ImageNet: 90 epochs, batch 128, lr 0.01 divided by 10 on plateaus (three times)
-  python -m alexnet_tf.train --run-dir runs/my_run --resume
-      continue a stopped run from its latest checkpoint (the schedule's state included); a run that is already
-      complete says so and does nothing, unless train.epochs was raised
+  python -m alexnet_tf.train --run-dir runs/my_run
+      continue a stopped run from its latest checkpoint with its own config (the schedule's state included; the
+      command a stopped run prints); --set may change epochs, logging, the checkpoint interval or the learning
+      rate, not the data, network, image/crop size, mean or batch size; a run that is already complete says so and
+      does nothing, unless train.epochs was raised; --resume makes a missing checkpoint an error
   python -m alexnet_tf.train --init-from runs/caffe_alexnet --set data.source=/data/my_images
       fine-tune a trained or converted AlexNet on a folder of your own images (configs/finetune.yaml: fc8
       replaced and trained at 10x the rate, the layers before it frozen); the network and its preprocessing (mean,
@@ -52,7 +54,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="YAML config to start from, or a shipped one by name (quickstart, tiny, finetune, "
                              "alexnet_ilsvrc2012; configs/NAME.yaml works from any folder); every key it does not "
-                             "set keeps the paper's default (default: quickstart, the quickstart on demo data)")
+                             "set keeps the paper's default (default: the run's own config.yaml when --run-dir names a "
+                             "run, else quickstart, the quickstart on demo data)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one config key after the file, e.g. --set train.batch_size=64 "
                              "--set runtime.tower_devices=/CPU:0,/CPU:1 (repeatable; sections: model, data, "
@@ -98,10 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf import api
-    from alexnet_tf.runs.rundir import TENSORBOARD_DIR
+    from alexnet_tf.runs.rundir import TENSORBOARD_DIR, RunDir
 
     overrides = [*args.overrides, *([f"train.init_from={args.init_from}"] if args.init_from else [])]
-    result = api.train(args.config or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.run_dir,
+    # `--run-dir RUN` alone resumes RUN with its own config (the command a stopped run prints); --set still applies.
+    own = RunDir(args.run_dir).config_path if args.run_dir and RunDir(args.run_dir).is_run() else None
+    result = api.train(args.config or own or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.run_dir,
                        resume=True if args.resume else None, progress=not args.no_progress, overrides=overrides)
     shown = LATEST if not args.run_dir else result.run_dir  # the name that stays valid for the newest run
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))

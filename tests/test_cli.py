@@ -87,7 +87,9 @@ def test_runner_prints_the_message_and_returns_the_code(capsys):
     assert cli.run(bad, []) == 2
     assert capsys.readouterr().err == "error: folder 'x' holds no images; give a folder with train/ and val/\n"
     assert cli.run(preempted, []) == 75
-    assert "preempted: stopped by SIGTERM (signal 15) at step 12" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "preempted: stopped by SIGTERM (signal 15) at step 12" in err
+    assert "resume it with: python -m alexnet_tf.train --run-dir runs/a" in err
     assert cli.run(fine, []) == 0
     with pytest.raises(ZeroDivisionError):  # a programming error is not dressed up as a user's
         cli.run(lambda argv: 1 / 0, [])

@@ -221,6 +221,67 @@ def test_a_second_ctrl_c_during_the_save_stops_at_once_cleanly(cache_dir, tmp_pa
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer's handlers are gone
 
 
+def test_resume_refuses_what_it_cannot_honour_and_keeps_the_runs_files(cache_dir, tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    Trainer(load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=2")), run_dir, progress=False,
+            verbose=False).fit()
+    files = {name: open(os.path.join(run_dir, name), "rb").read() for name in ("stats.npz", "classes.tsv",
+                                                                                  "config.yaml")}
+    other = tmp_path / "other_data"  # a folder source; never prepared: the refusal comes first
+    # Before: another data.source exited 0 and rewrote stats.npz and classes.tsv under the old checkpoint; another
+    # batch size trained nothing and reported success.
+    for change, key, old, new in [(f"data.source={other}", "data.source", "'demo'", repr(str(other))),
+                                  ("train.batch_size=16", "train.batch_size", "8", "16"),
+                                  ("model.width=0.25", "model.width", "0.125", "0.25"),
+                                  ("data.crop_size=63", "data.crop_size", "64", "63"),
+                                  ("data.mean=channel", "data.mean", "'image'", "'channel'")]:
+        with pytest.raises(RunDirError) as caught:
+            Trainer(load_config(TINY, _tiny_sets(cache_dir, change)), run_dir, progress=False, verbose=False)
+        message = str(caught.value)
+        assert f"{key}: {old} -> {new}" in message, message
+        assert "new --run-dir" in message and f"--init-from {run_dir}" in message, message
+    # What may change is used and recorded; the data's files are never rewritten after the first checkpoint.
+    trainer = Trainer(load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=4", "train.log_every_steps=1",
+                                                   "train.checkpoint_every_steps=1", "train.learning_rate=0.005")),
+                      run_dir, progress=False, verbose=True)
+    trainer.close()
+    out = capsys.readouterr().out
+    assert "train.max_steps: 2 -> 4" in out and "train.learning_rate: 0.01 -> 0.005" in out, out
+    recorded = load_config(os.path.join(run_dir, "config.yaml"))
+    assert (recorded.train.max_steps, recorded.train.log_every_steps) == (4, 1)
+    for name in ("stats.npz", "classes.tsv"):
+        assert open(os.path.join(run_dir, name), "rb").read() == files[name], name
+
+
+def test_the_printed_resume_command_resumes_the_stopped_run(cache_dir, tmp_path, monkeypatch, capsys):
+    # Before: "run the same command to resume", and the same command (no --run-dir) started a new run at epoch 1.
+    monkeypatch.chdir(tmp_path)
+    real_save, calls = tf.train.CheckpointManager.save, []
+
+    def save(manager, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # a SIGTERM during the second save: the run finishes its step, saves and stops
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_save(manager, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    args = ["--config", TINY, "--no-progress", *[a for s in _tiny_sets(cache_dir, "train.epochs=2",
+                                                                       "train.export_at_end=false")
+                                                 for a in ("--set", s)]]
+    assert cli.run(train_cli.main, args) == PREEMPTED_EXIT_CODE
+    err = capsys.readouterr().err
+    command = err.split("resume it with: ", 1)[1].split()
+    assert command[:4] == ["python", "-m", "alexnet_tf.train", "--run-dir"] and len(command) == 5, err
+    run_dir = command[4]
+    stopped = RunDir(run_dir).latest_checkpoint()
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(train_cli.main, ["--run-dir", run_dir, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run_dir} at step {stopped.rsplit('-', 1)[1]}" in out, out
+    assert len([n for n in os.listdir(tmp_path / "runs") if n != "latest"]) == 1  # no new run was started
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

@@ -47,6 +47,16 @@ LOCK_FILE = "trainer.lock"
 STATE_FILE = "checkpoint"  # TensorFlow's name for the list of checkpoints a CheckpointManager keeps
 _CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
 
+# What a resumed run may not change (`RunDir.check_resume`): the network ("all" of model), the data the checkpoint
+# and stats.npz / classes.tsv were made from, and its preprocessing. The batch size too: the schedule, the data
+# order and the step count of every epoch follow from it, so resuming with another would not continue the same run.
+RESUME_FIXED: dict[str, Any] = {
+    "model": "all",
+    "data": ("source", "train_split", "val_split", "val_labels", "image_size", "crop_size", "mean", "demo_classes",
+             "demo_train_per_class", "demo_val_per_class", "demo_seed"),
+    "train": ("batch_size", "init_from"),
+}
+
 
 class RunDir:
     """The paths of one run directory; the only place that knows them.
@@ -103,7 +113,8 @@ class RunDir:
     # -- writing -----------------------------------------------------------------------------------------------------
 
     def write_files(self, config: Config, stats: DatasetStats | str, vocabulary: Vocabulary | str) -> None:
-        """Creates the folder and writes the config, the statistics and the vocabulary, each atomically.
+        """Creates the folder and writes the config, the statistics and the vocabulary, each atomically; once the
+        run holds a checkpoint, only the config (`check_resume` allows only changes that keep the others valid).
 
         Args:
             config: The resolved config.
@@ -112,7 +123,10 @@ class RunDir:
         """
         os.makedirs(self.path, exist_ok=True)
         save_config(config, self.config_path)
+        resumed = self.has_checkpoint()  # the checkpoint was trained with these: they are never rewritten
         for value, path in ((stats, self.stats_path), (vocabulary, self.vocabulary_path)):
+            if resumed and os.path.isfile(path):
+                continue
             if isinstance(value, str):
                 with atomic_path(path) as tmp:
                     shutil.copyfile(value, tmp)
@@ -264,8 +278,8 @@ class RunDir:
                            f"while saving the checkpoint of step {step} ({error_summary(error)}); a "
                            f"checkpoint needs about {bytes_per_checkpoint / 2**20:.0f} MiB, "
                            f"{free / 2**20:.0f} MiB are free; the latest good checkpoint is "
-                           f"{self.latest_checkpoint()}, intact: free some space and run the same command to resume "
-                           f"from it")
+                           f"{self.latest_checkpoint()}, intact: free some space and resume from it with "
+                           f"python -m alexnet_tf.train --run-dir {self.path}")
 
     def read_config(self) -> Config:
         """The run's config.yaml.
@@ -281,28 +295,44 @@ class RunDir:
         except ConfigError as e:
             raise RunDirError(f"run directory {self.path!r}: its config.yaml cannot be read ({e})") from None
 
-    def check_fits(self, config: Config) -> None:
-        """Refuses a run directory whose checkpoint was made for another network or input than `config`'s.
+    def check_resume(self, config: Config, skip: tuple[str, ...] = ()) -> list[str]:
+        """Compares `config` with the config of the run whose checkpoint it resumes, key by key.
+
+        Keys that give the checkpoint or the run's files their meaning (`RESUME_FIXED`: the data, the network, the
+        image and crop size, the mean, the batch size) must not change; any other key may (epochs, logging, the
+        checkpoint interval, the learning rate, ...): the new value is used and config.yaml records it.
+
+        Args:
+            skip: Keys not compared (fine-tuning derives model.num_classes from the data, checked afterwards).
+
+        Returns:
+            The accepted changes, one "key: old -> new" each (none when the run has no checkpoint yet).
 
         Raises:
-            RunDirError: naming each model setting (and data.crop_size) that differs.
+            RunDirError: naming each fixed key that changed, its old and new value, and the fix.
         """
         if not (self.is_run() and self.has_checkpoint()):
-            return
+            return []
         try:
             old = load_config(self.config_path)
         except ConfigError as e:
             raise RunDirError(f"run directory {self.path!r}: its config.yaml cannot be read ({e}); use another "
                               f"--run-dir") from None
-        if old.model == config.model and old.data.crop_size == config.data.crop_size:
-            return
         theirs, ours = config_to_dict(old), config_to_dict(config)
-        diff = [f"model.{k}: {theirs['model'][k]!r} there, {ours['model'][k]!r} now"
-                for k in ours["model"] if theirs["model"][k] != ours["model"][k]]
-        if old.data.crop_size != config.data.crop_size:
-            diff.append(f"data.crop_size: {old.data.crop_size} there, {config.data.crop_size} now")
-        raise RunDirError(f"run directory {self.path!r} holds a checkpoint of a different network ({'; '.join(diff)}); "
-                          f"choose another --run-dir, or use the same model settings to resume it")
+        refused, accepted = [], []
+        for section, values in ours.items():
+            for key, value in values.items():
+                name, before = f"{section}.{key}", theirs[section][key]
+                if before == value or name in skip:
+                    continue
+                fixed = key in RESUME_FIXED.get(section, ()) or RESUME_FIXED.get(section) == "all"
+                (refused if fixed else accepted).append(f"{name}: {before!r} -> {value!r}")
+        if refused:
+            raise RunDirError(f"run directory {self.path!r} holds a checkpoint trained with other settings, which a "
+                              f"resume cannot change: {'; '.join(refused)} (the run's value first). Resume it with "
+                              f"its own settings (python -m alexnet_tf.train --run-dir {self.path}), or start a new "
+                              f"run with a new --run-dir, or fine-tune from its weights with --init-from {self.path}")
+        return accepted
 
     def resolve_checkpoint(self, checkpoint: str | None = None) -> str:
         """The checkpoint prefix to use: `checkpoint` (a prefix or a folder), else the newest in checkpoints/.

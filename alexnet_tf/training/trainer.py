@@ -165,9 +165,14 @@ class Trainer:
             seed_everything(runtime.seed, runtime.deterministic)
             set_precision(runtime.precision)
             check_memory(config)  # before preparing data
+            skip = ("model.num_classes",) if init else ()  # fine-tuning takes it from the data: checked below
+            changes = self.directory.check_resume(config, skip) if latest else []
             self.prepared = self._prepare_data(init)
             config = self.config
-            self.directory.check_fits(config)
+            if latest and init:
+                self.directory.check_resume(config)
+            if changes and verbose:
+                write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(changes)}")
             self.global_batch = train.batch_size
             self.steps_per_epoch = self.prepared.num_train // self.global_batch
             if chief:
