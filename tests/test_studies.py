@@ -209,12 +209,12 @@ def test_a_small_real_study_writes_its_report_and_resumes(tmp_path, monkeypatch,
     overrides = ["data.holdout=20", "data.train_images=48", "data.image_size=68", "model.width=0.125",
                  "model.fc_width=32", "train.epochs=2", "train.batch_size=16", "train.log_every_steps=1"]
     args = ["--config", "fashion_mnist_ablation", "--study-dir", folder, "--seeds", "2", "--variants",
-            "tanh,no_dropout", "--no-progress"] + [a for o in overrides for a in ("--set", o)]
+            "tanh,no_dropout,one_tower", "--no-progress"] + [a for o in overrides for a in ("--set", o)]
     assert ablate.main(args) == 0
     out = capsys.readouterr().out
     assert "| tanh units |" in out and "ReLU trains faster than tanh" in out
     payload = json.load(open(os.path.join(folder, "results.json")))
-    assert payload["finished_runs"] == payload["planned_runs"] == 6
+    assert payload["finished_runs"] == payload["planned_runs"] == 8
     for run in payload["runs"]:
         assert 0 <= run["ten_crop_top1_error"] <= 1 and len(run["epoch_curve"]) == 2
         assert len(run["train_curve"]) == 2 * 3  # 48 images / batch 16 = 3 steps per epoch, logged every step
@@ -230,4 +230,32 @@ def test_a_small_real_study_writes_its_report_and_resumes(tmp_path, monkeypatch,
     assert trained == [os.path.join(folder, "runs", "tanh-s1")]
     assert "run already complete" in capsys.readouterr().out
     assert ablate.main(args[:4] + ["--dry-run"] + args[4:]) == 0
-    assert capsys.readouterr().out.count(" done ") == 6
+    assert capsys.readouterr().out.count(" done ") == 8
+
+
+def test_a_run_trained_by_another_process_is_skipped(tmp_path, monkeypatch):
+    study = ablation.plan_study(str(tmp_path / "s"), "fashion_mnist_ablation", seeds=1, variants=["tanh"])
+    busy = ablation.RunDirError("run directory 'x' is in use by another trainer (PID 1, see x); wait for it")
+    calls = []
+
+    def train(config, run_dir, **kwargs):
+        calls.append(os.path.basename(run_dir))
+        raise busy
+
+    monkeypatch.setattr(ablation.trainer, "train", train)
+    assert ablation.run_study(study, progress=False) == []
+    assert calls == ["baseline-s0", "tanh-s0"]
+    monkeypatch.setattr(ablation.trainer, "train", lambda *a, **k: (_ for _ in ()).throw(
+        ablation.RunDirError("cannot use 'x' as a run directory (read-only)")))
+    with pytest.raises(ablation.RunDirError, match="read-only"):
+        ablation.run_study(study, progress=False)
+
+
+def test_one_tower_nets_have_their_conv1_drawn():
+    from alexnet_tf.figures.drawing import conv1_grids
+    from alexnet_tf.models.alexnet import build_alexnet
+
+    grids = conv1_grids(build_alexnet(num_classes=3, width=0.125, fc_width=8, input_size=67, towers="one"))
+    assert list(grids) == ["one"] and grids["one"].ndim == 3
+    two = conv1_grids(build_alexnet(num_classes=3, width=0.125, fc_width=8, input_size=67))
+    assert list(two) == ["a", "b"]

@@ -63,9 +63,12 @@ def kernel_grid(kernels: np.ndarray, columns: int = 8, pad: int = 1, zoom: int =
 
 
 def conv1_grids(model: keras.Model, columns: int = 8, zoom: int = 4) -> dict[str, np.ndarray]:
-    """{"a": grid, "b": grid}: the conv1 kernels of tower A and of tower B, each as a `kernel_grid` image."""
-    return {t: kernel_grid(np.asarray(model.get_layer(f"conv1_{t}").kernel), columns=columns, zoom=zoom)
-            for t in ("a", "b")}
+    """{"a": grid, "b": grid}: the conv1 kernels of tower A and of tower B, each as a `kernel_grid` image; a
+    one-tower net (model.towers=one) gives {"one": grid}."""
+    names = {layer.name for layer in model.layers}
+    layers = {"one": "conv1"} if "conv1" in names else {t: f"conv1_{t}" for t in ("a", "b")}
+    return {t: kernel_grid(np.asarray(model.get_layer(name).kernel), columns=columns, zoom=zoom)
+            for t, name in layers.items()}
 
 
 def image_tile(image_bytes: bytes, tile: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from tensorflow.core.util import event_pb2
 from alexnet_tf.config import Config, config_to_dict, load_config
 from alexnet_tf.core.files import atomic_write_text
 from alexnet_tf.core.progress import progress_bar, write
-from alexnet_tf.errors import InputError
+from alexnet_tf.errors import InputError, RunDirError
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training import trainer
 
@@ -145,7 +145,10 @@ def plan_study(folder: str, config_path: str | None, overrides: Sequence[str] = 
 
 def run_study(study: Study, progress: bool = True, verbose: bool = True,
               on_record: Callable[[PlannedRun, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Runs (or continues) every run of `study` and returns their records, in plan order."""
+    """Runs (or continues) every run of `study` and returns the records of those finished, in plan order.
+
+    Several processes may run one study at once: a run that another one is training is skipped.
+    """
     os.makedirs(os.path.join(study.folder, "records"), exist_ok=True)
     atomic_write_text(os.path.join(study.folder, STUDY_FILE), json.dumps(study.description(), indent=1))
     planned = study.runs()
@@ -159,7 +162,15 @@ def run_study(study: Study, progress: bool = True, verbose: bool = True,
             if verbose:
                 write(f"[{number}/{len(planned)}] {run.name}: {' '.join(run.variant.overrides) or 'baseline'}")
             run_start = time.monotonic()
-            result = trainer.train(run.config, run.run_dir, progress=False, verbose=verbose)
+            try:
+                result = trainer.train(run.config, run.run_dir, progress=False, verbose=verbose)
+            except RunDirError as e:
+                if "in use by another trainer" not in str(e):
+                    raise
+                # Another `ablate` of the same study is training it: several can share a study, one run each.
+                write(f"[{number}/{len(planned)}] {run.name}: trained by another process; skipped")
+                bar.update(1)
+                continue
             record = collect_record(run, result)
             atomic_write_text(run.record_path, json.dumps(record, indent=1))
             keras.backend.clear_session()  # the next run builds a new model: free the old graph's memory

@@ -55,8 +55,8 @@ class Summaries:
         """Each tower's conv1 kernels as a grid, and (when asked for) a histogram of every trainable weight."""
         grids = conv1_grids(model)
         with self.writer.as_default(step=step):
-            for t in ("a", "b"):
-                tf.summary.image(f"conv1/tower_{t}", grids[t][None].astype(np.float32) / 255)
+            for t, grid in grids.items():
+                tf.summary.image(f"conv1/tower_{t}", grid[None].astype(np.float32) / 255)
             if histograms:
                 for v in model.trainable_variables:
                     tf.summary.histogram(f"weights/{v.path}", v)
