@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from alexnet_tf import cli
-from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
 DEFAULT_STUDY_DIR = "ablation"
 
@@ -53,6 +53,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="write the table and figures from the runs finished so far; train nothing")
+    parser.add_argument("--threshold", type=float, default=0.25,
+                        help="the training error whose crossing times Figure 1 and dropout's convergence (default: "
+                             "0.25, the paper's); another value writes results-tNN.md beside the paper's")
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow's intra-op threads (0: TensorFlow's choice, one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -89,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not records:
         print(f"no run of the study in {study.folder} has finished yet")
         return 0
-    paths = report.write_report(study, records)
+    if not 0 < args.threshold < 1:
+        raise InputError(f"--threshold {args.threshold}: give a training error between 0 and 1, e.g. 0.25")
+    paths = report.write_report(study, records, args.threshold)
     print(open(paths["markdown"], encoding="utf-8").read())
     for what, path in paths.items():
         print(f"{what}: {path}")

@@ -259,3 +259,15 @@ def test_one_tower_nets_have_their_conv1_drawn():
     assert list(grids) == ["one"] and grids["one"].ndim == 3
     two = conv1_grids(build_alexnet(num_classes=3, width=0.125, fc_width=8, input_size=67))
     assert list(two) == ["a", "b"]
+
+
+def test_another_threshold_is_reported_beside_the_papers(tmp_path):
+    study = ablation.plan_study(str(tmp_path / "s"), "fashion_mnist_ablation", seeds=3)
+    records = [fake_record("baseline", s, 0.15, None) for s in range(3)]  # 0.3 at best: 25 % never reached
+    records += [fake_record("tanh", s, 0.3, None) for s in range(3)]
+    paths = report.write_report(study, records)
+    assert "relu never reached 25% in 3 runs" in open(paths["markdown"]).read()
+    other = report.write_report(study, records, threshold=0.5)
+    assert other["markdown"].endswith("results-t50.md") and other["figure1"].endswith("figure1_relu_tanh-t50.png")
+    assert json.load(open(other["json"]))["threshold"] == 0.5
+    assert os.path.isfile(paths["markdown"])  # the paper's report stays

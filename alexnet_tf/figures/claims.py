@@ -88,8 +88,8 @@ def figure1(relu: Records, tanh: Records, threshold: float, path: str) -> str:
     axes[0].set_ylabel("training error (top-1, %)")
     axes[0].legend(loc="upper right")
     axes[0].set_ylim(0, None)
-    fig.suptitle(f"Figure 1 on Fashion-MNIST: ReLU vs tanh, {len(relu)} seeds each (dots: crossing of "
-                 f"{100 * threshold:.0f}%; medians in the titles)", fontsize=11)
+    fig.suptitle(f"Figure 1 on Fashion-MNIST: ReLU vs tanh, {len(relu)} and {len(tanh)} seeds (dots: crossing of "
+                 f"{100 * threshold:.0f}% training error; medians in the titles)", fontsize=11)
     return _save(fig, path)
 
 

@@ -42,12 +42,13 @@ def crossing(train_curve: Sequence[Sequence[float]], threshold: float = THRESHOL
     return None
 
 
-def crossings(records: Sequence[dict[str, Any]], column: int = 0) -> tuple[list[float], int]:
-    """Each run's crossing of THRESHOLD, a run that never crosses counting as its last point (a lower bound);
+def crossings(records: Sequence[dict[str, Any]], column: int = 0,
+              threshold: float = THRESHOLD) -> tuple[list[float], int]:
+    """Each run's crossing of `threshold`, a run that never crosses counting as its last point (a lower bound);
     and how many runs never crossed."""
     values, censored = [], 0
     for record in records:
-        at = crossing(record["train_curve"], column=column)
+        at = crossing(record["train_curve"], threshold, column)
         if at is None:
             censored += 1
             at = float(record["train_curve"][-1][column]) if record["train_curve"] else math.nan
@@ -95,14 +96,15 @@ def error_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def _ratio_row(claim: str, quoted: str, slow: list[dict[str, Any]], fast: list[dict[str, Any]],
-               slow_name: str, fast_name: str) -> dict[str, Any]:
-    (slow_steps, slow_censored), (fast_steps, fast_censored) = crossings(slow), crossings(fast)
+               slow_name: str, fast_name: str, threshold: float) -> dict[str, Any]:
+    (slow_steps, slow_censored), (fast_steps, fast_censored) = (crossings(slow, threshold=threshold),
+                                                                crossings(fast, threshold=threshold))
     row = {"claim": claim, "paper": quoted,
            "measured": {slow_name: _summary(slow_steps, 1.0, 0), fast_name: _summary(fast_steps, 1.0, 0),
                         f"{slow_name}_never_reached": slow_censored, f"{fast_name}_never_reached": fast_censored},
-           "metric": f"steps to {100 * THRESHOLD:.0f}% training error, {slow_name} / {fast_name}"}
+           "metric": f"steps to {100 * threshold:.0f}% training error, {slow_name} / {fast_name}"}
     if fast_censored or not slow or not fast:
-        row["difference"] = {"text": f"{fast_name} never reached {100 * THRESHOLD:.0f}% in {fast_censored} runs"}
+        row["difference"] = {"text": f"{fast_name} never reached {100 * threshold:.0f}% in {fast_censored} runs"}
         row["verdict"] = st.NOT_MEASURED
         return row
     ratio = st.ratio(slow_steps, fast_steps)
@@ -113,16 +115,17 @@ def _ratio_row(claim: str, quoted: str, slow: list[dict[str, Any]], fast: list[d
     return row
 
 
-def claim_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Table 2: the claims that are not about test error (speed, overfitting, ten crops)."""
+def claim_rows(groups: dict[str, list[dict[str, Any]]], threshold: float = THRESHOLD) -> list[dict[str, Any]]:
+    """Table 2: the claims that are not about test error (speed to `threshold` training error, overfitting, ten
+    crops)."""
     base = groups.get("baseline", [])
     rows = []
     if base and groups.get("tanh"):
         rows.append(_ratio_row("ReLU trains faster than tanh (Figure 1)", "several times faster (Figure 1: about 6x)",
-                               groups["tanh"], base, "tanh", "relu"))
+                               groups["tanh"], base, "tanh", "relu", threshold))
     if base and groups.get("no_dropout"):
         rows.append(_ratio_row("dropout slows convergence", "\"roughly doubles the number of iterations\"",
-                               base, groups["no_dropout"], "dropout", "no_dropout"))
+                               base, groups["no_dropout"], "dropout", "no_dropout", threshold))
     for name, claim in (("no_dropout", "without dropout the net overfits"),
                         ("no_augment", "without crops and reflections the net overfits")):
         if base and groups.get(name):
@@ -167,22 +170,29 @@ def markdown(study: Study, table1: list[dict[str, Any]], table2: list[dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def write_report(study: Study, records: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Writes results.md, results.json and the figures into the study folder; returns {what: path}."""
+def write_report(study: Study, records: Sequence[dict[str, Any]], threshold: float = THRESHOLD) -> dict[str, str]:
+    """Writes results.md, results.json and the figures into the study folder; returns {what: path}.
+
+    `threshold`: the training error of Figure 1 and of dropout's convergence (the paper's 25 %). Another value is
+    put in the files' names (results-t60.md, ...), beside the paper's."""
     groups = by_variant(records)
-    table1, table2 = error_rows(groups), claim_rows(groups)
+    table1, table2 = error_rows(groups), claim_rows(groups, threshold)
+    suffix = "" if threshold == THRESHOLD else f"-t{round(100 * threshold)}"
     planned = len(study.seeds) * len(study.variants)
-    paths = {"markdown": os.path.join(study.folder, "results.md"), "json": os.path.join(study.folder, "results.json")}
+    paths = {"markdown": os.path.join(study.folder, f"results{suffix}.md"),
+             "json": os.path.join(study.folder, f"results{suffix}.json")}
     os.makedirs(study.folder, exist_ok=True)
     atomic_write_text(paths["markdown"], markdown(study, table1, table2, planned, len(records)))
-    payload = {"study": study.description(), "planned_runs": planned, "finished_runs": len(records),
+    payload = {"study": study.description(), "threshold": threshold, "planned_runs": planned,
+               "finished_runs": len(records),
                "errors": table1, "claims": table2, "runs": list(records)}
     atomic_write_text(paths["json"], json.dumps(payload, indent=1))
     folder = os.path.join(study.folder, "figures")
     os.makedirs(folder, exist_ok=True)
     if groups.get("baseline") and groups.get("tanh"):
-        paths["figure1"] = claim_figures.figure1(groups["baseline"], groups["tanh"], THRESHOLD,
-                                                 os.path.join(folder, FIGURES["figure1"]))
+        name = FIGURES["figure1"].replace(".png", f"{suffix}.png")
+        paths["figure1"] = claim_figures.figure1(groups["baseline"], groups["tanh"], threshold,
+                                                 os.path.join(folder, name))
     if groups:
         labels = {v.name: v.label for v in VARIANTS}
         paths["curves"] = claim_figures.curves(groups, labels, os.path.join(folder, FIGURES["curves"]))
