@@ -1,10 +1,7 @@
 """`python -m alexnet_tf.visualize`: figures of what a trained network learned, its conv1 kernels per tower (the
 paper's Figure 3) and the training images nearest to query images in fc7 space (Figure 4, right). The work is
-`alexnet_tf.figures.kernels`', `alexnet_tf.inference.neighbors`' and `alexnet_tf.figures.neighbors`'.
-
-Figures go where --out says, else into the model's reports folder (`TrainedModel.reports_dir`: RUN/reports/ for a
-run or an export inside one, reports/ beside the versions of an export outside a run), never into the current folder
-unasked.
+`alexnet_tf.figures.kernels`', `alexnet_tf.inference.neighbors`' and `alexnet_tf.figures.neighbors`'; figures go
+where --out says, else into the model's reports folder (`inference.reports.figure_path`), never into the cwd unasked.
 """
 
 from __future__ import annotations
