@@ -32,6 +32,9 @@ import sys
 from typing import Any
 
 from alexnet_tf.config import load_config
+from alexnet_tf.core.tensorflow_setup import use_onednn_by_default
+
+use_onednn_by_default()  # TensorFlow reads this switch once, as it loads: before any module can import it
 
 __all__ = ["AlexNet", "build_alexnet", "export", "load", "load_config", "train"]
 _FROM_API = ("build_alexnet", "export", "load", "train")

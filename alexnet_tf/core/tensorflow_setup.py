@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import sys
 from typing import Iterator
 
 # Set ALEXNET_TF_VERBOSE=1 to see TensorFlow's own start-up lines (oneDNN, CUDA probing) again.
 VERBOSE_ENV = "ALEXNET_TF_VERBOSE"
+# TensorFlow's switch for its oneDNN kernels; "0" turns them off (docs/troubleshooting.md).
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+_X86 = ("x86_64", "amd64", "i686", "x86")
+
+
+def use_onednn_by_default() -> None:
+    """Turns TensorFlow's oneDNN CPU kernels on for x86 CPUs, unless the user set TF_ENABLE_ONEDNN_OPTS.
+
+    TensorFlow's Linux x86 packages enable oneDNN by themselves only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX
+    (Intel Cascade Lake and newer); elsewhere, such as AVX2 CPUs, it stays off although it is faster there too:
+    measured on a 2-core AVX2 AMD EPYC, docs/benchmarks.md. It is read once, when TensorFlow loads, so this must run
+    before the first `import tensorflow`: the package's __init__ and `quiet_tensorflow` call it.
+    """
+    if platform.machine().lower() in _X86 and not os.environ.get(ONEDNN_ENV):
+        os.environ[ONEDNN_ENV] = "1"
 
 
 @contextlib.contextmanager
@@ -35,6 +51,7 @@ def quiet_tensorflow() -> None:
     lines written before its logging starts are hidden by pointing stderr at /dev/null during the import only
     (a Python error raised by the import is still reported: it is printed after stderr is back).
     """
+    use_onednn_by_default()
     if os.environ.get(VERBOSE_ENV) == "1":
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
