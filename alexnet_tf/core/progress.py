@@ -2,12 +2,19 @@
 
 A bar is drawn only when it was asked for (no --no-progress) and both stdout and stderr are terminals: a log file
 that a command's output is redirected to gets the one-line summaries, never thousands of carriage-return updates.
+In a log, a bar that was asked for becomes plain lines on stderr instead: one when the phase starts, one at least
+every LOG_EVERY_SECONDS while it runs and one when it ends, so that a redirected log never falls silent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any
+import threading
+import time
+from typing import Any, Iterator
+
+LOG_EVERY_SECONDS = 10.0
 
 
 def interactive() -> bool:
@@ -19,14 +26,80 @@ def progress_bar(total: int | None, desc: str, enabled: bool = True, unit: str =
                  leave: bool = True) -> Any:
     """A tqdm bar over `total` items; it draws nothing when not `enabled` or when the output is not a terminal.
 
-    The object always has tqdm's `update`, `set_postfix`, `set_postfix_str` and `close`.
+    The object always has tqdm's `update`, `set_postfix`, `set_postfix_str` and `close`. When the output is not a
+    terminal but the bar was asked for, it prints `LogLines` instead.
     """
+    if enabled and not interactive():
+        return LogLines(total, desc, unit, initial, ends=leave)
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, dynamic_ncols=True,
                 disable=not (enabled and interactive()))
 
 
-def write(line: str) -> None:
-    """Prints a line without breaking a progress bar that is being drawn."""
+def write(line: str, file: Any = None) -> None:
+    """Prints a line (on stdout, or `file`) without breaking a progress bar that is being drawn."""
     from tqdm import tqdm
-    tqdm.write(line)
+    tqdm.write(line, file=file)
+    (file or sys.stdout).flush()
+
+
+class LogLines:
+    """A progress bar for a log file: a line at the start, one every LOG_EVERY_SECONDS while it runs (from a
+    background thread, so also while one item takes long), one at the end.
+
+    `ends=False` (a bar that tqdm would not leave behind, as an epoch's, followed by its own summary line) prints
+    only the periodic lines.
+    """
+
+    def __init__(self, total: int | None, desc: str, unit: str = "img", initial: int = 0, ends: bool = True) -> None:
+        self.total, self.desc, self.unit, self.n = total, desc, unit, initial
+        self.postfix = ""
+        self.start = time.perf_counter()
+        self.ends = ends
+        if ends:
+            log_line(f"{desc}: started" + (f", {total} {unit}" if total else ""))
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._every_interval, name=f"log lines: {desc}", daemon=True)
+        self._beat.start()
+
+    def _counts(self) -> str:
+        return f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}"
+
+    def _every_interval(self) -> None:
+        while not self._stop.wait(LOG_EVERY_SECONDS):
+            log_line(f"{self.desc}: {self._counts()}, {time.perf_counter() - self.start:.0f} s"
+                     + (f" ({self.postfix})" if self.postfix else ""))
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._beat.join()
+        if self.ends:
+            log_line(f"{self.desc}: done, {self._counts()} in {time.perf_counter() - self.start:.1f} s")
+
+
+def log_line(line: str) -> None:
+    """One line on stderr, flushed at once (stdout may carry a command's JSON)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def phase(desc: str, enabled: bool = True) -> Iterator[None]:
+    """Prints "desc ..." as a phase without its own bar starts and "desc: done in N s" when it ends (on stderr,
+    terminal or not; nothing when not `enabled`)."""
+    start = time.perf_counter()
+    if enabled:
+        write(f"{desc} ...", file=sys.stderr)
+    yield
+    if enabled:
+        write(f"{desc}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -96,7 +96,7 @@ def collect(batches: Iterable[tuple[np.ndarray, ...]], total: int, desc: str,
             progress: bool) -> tuple[np.ndarray, ...]:
     """Concatenates the columns of a stream of batches (tuples of arrays), with a progress bar over `total`."""
     columns: list[list[np.ndarray]] = []
-    bar = progress_bar(total, desc, progress, leave=False)
+    bar = progress_bar(total, desc, progress)
     for batch in batches:
         columns = columns or [[] for _ in batch]
         for column, value in zip(columns, batch):

@@ -308,7 +308,7 @@ class Trainer:
         epoch_start = interval_start = time.perf_counter()
         interval_steps = 0
         bar = progress_bar(self.steps_per_epoch, f"epoch {epoch}/{train.epochs}", self.progress, unit="step",
-                           initial=done)
+                           initial=done, leave=False)  # the epoch's summary line stays
         with _reading(self.prepared), contextlib.closing(bar):
             for batch, labels in dataset:
                 if step >= last:

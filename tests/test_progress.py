@@ -1,0 +1,55 @@
+"""Tests of alexnet_tf.core.progress: in a log (not a terminal) a bar becomes plain lines that never fall silent."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from alexnet_tf.core import progress
+
+pytestmark = pytest.mark.pure_python
+
+
+def test_a_bar_in_a_log_prints_start_periodic_and_end_lines(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    bar = progress.progress_bar(40, "demo dataset")  # pytest's captured output is not a terminal
+    assert isinstance(bar, progress.LogLines)
+    bar.update(10)
+    time.sleep(0.3)  # one item that takes long: the lines go on from the background thread
+    bar.update(30)
+    bar.close()
+    bar.close()  # a second close prints nothing more
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert out == ""  # stdout stays free for a command's results (predict --json -)
+    assert lines[0] == "demo dataset: started, 40 img"
+    assert len([line for line in lines if line.startswith("demo dataset: 10/40 img, ")]) >= 2
+    assert lines[-1].startswith("demo dataset: done, 40/40 img in ")
+    assert "\r" not in err
+
+
+def test_a_bar_that_leaves_no_line_prints_only_the_periodic_lines(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    bar = progress.progress_bar(3, "epoch 1/2", unit="step", leave=False)
+    bar.set_postfix(loss="0.500")
+    time.sleep(0.2)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("epoch 1/2: 0/3 step, ") and line.endswith("(loss=0.500)") for line in lines)
+
+
+def test_no_progress_prints_nothing(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    bar = progress.progress_bar(3, "prepare train", enabled=False)
+    bar.update(3)
+    time.sleep(0.15)
+    bar.close()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_phase_prints_its_start_and_end(capsys):
+    with progress.phase("statistics"):
+        pass
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "statistics ..." and lines[1].startswith("statistics: done in ")
