@@ -25,7 +25,7 @@ def test_a_bar_in_a_log_prints_start_periodic_and_end_lines(capsys, monkeypatch)
     assert out == ""  # stdout stays free for a command's results (predict --json -)
     assert lines[0] == "demo dataset: started, 40 img"
     assert len([line for line in lines if line.startswith("demo dataset: 10/40 img, ")]) >= 2
-    assert lines[-1].startswith("demo dataset: done, 40/40 img in ")
+    assert lines[-1].startswith("demo dataset: done, 40/40 img, ") and lines[-1].endswith(" s")
     assert "\r" not in err
 
 
@@ -48,8 +48,13 @@ def test_no_progress_prints_nothing(capsys, monkeypatch):
     assert capsys.readouterr() == ("", "")
 
 
-def test_a_phase_prints_its_start_and_end(capsys):
-    with progress.phase("statistics"):
-        pass
+def test_a_phase_prints_its_start_periodic_lines_and_end(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    with pytest.raises(KeyError):  # also when the phase fails
+        with progress.phase("loading TensorFlow"):
+            time.sleep(0.2)
+            raise KeyError
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "statistics ..." and lines[1].startswith("statistics: done in ")
+    assert lines[0] == "loading TensorFlow: started" and lines[-1].startswith("loading TensorFlow: done, ")
+    assert len(lines) >= 4
+    assert all(line.startswith("loading TensorFlow: ") and line.endswith(" s") for line in lines[1:])

@@ -36,11 +36,11 @@ def progress_bar(total: int | None, desc: str, enabled: bool = True, unit: str =
                 disable=not (enabled and interactive()))
 
 
-def write(line: str, file: Any = None) -> None:
-    """Prints a line (on stdout, or `file`) without breaking a progress bar that is being drawn."""
+def write(line: str) -> None:
+    """Prints a line without breaking a progress bar that is being drawn."""
     from tqdm import tqdm
-    tqdm.write(line, file=file)
-    (file or sys.stdout).flush()
+    tqdm.write(line)
+    sys.stdout.flush()
 
 
 class LogLines:
@@ -63,11 +63,13 @@ class LogLines:
         self._beat.start()
 
     def _counts(self) -> str:
-        return f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}"
+        if self.total:
+            return f"{self.n}/{self.total} {self.unit}, "
+        return f"{self.n} {self.unit}, " if self.n else ""
 
     def _every_interval(self) -> None:
         while not self._stop.wait(LOG_EVERY_SECONDS):
-            log_line(f"{self.desc}: {self._counts()}, {time.perf_counter() - self.start:.0f} s"
+            log_line(f"{self.desc}: {self._counts()}{time.perf_counter() - self.start:.0f} s"
                      + (f" ({self.postfix})" if self.postfix else ""))
 
     def update(self, n: int = 1) -> None:
@@ -85,7 +87,7 @@ class LogLines:
         self._stop.set()
         self._beat.join()
         if self.ends:
-            log_line(f"{self.desc}: done, {self._counts()} in {time.perf_counter() - self.start:.1f} s")
+            log_line(f"{self.desc}: done, {self._counts()}{time.perf_counter() - self.start:.1f} s")
 
 
 def log_line(line: str) -> None:
@@ -95,11 +97,11 @@ def log_line(line: str) -> None:
 
 @contextlib.contextmanager
 def phase(desc: str, enabled: bool = True) -> Iterator[None]:
-    """Prints "desc ..." as a phase without its own bar starts and "desc: done in N s" when it ends (on stderr,
-    terminal or not; nothing when not `enabled`)."""
-    start = time.perf_counter()
-    if enabled:
-        write(f"{desc} ...", file=sys.stderr)
-    yield
-    if enabled:
-        write(f"{desc}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    """A phase without its own bar: "desc: started", a line every LOG_EVERY_SECONDS while it runs and "desc: done
+    in N s" on stderr, on a terminal too (nothing when not `enabled`)."""
+    lines = LogLines(None, desc) if enabled else None
+    try:
+        yield
+    finally:
+        if lines:
+            lines.close()
