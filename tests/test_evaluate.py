@@ -117,7 +117,7 @@ def test_run_and_its_export_give_the_same_numbers(tiny_run, tiny_export, tmp_pat
     argv = ["--model", tiny_export, "--config", run_config, "--json", path, "--no-progress"]
     assert cli.run(evaluate.main, argv) == 0
     table = capsys.readouterr().out
-    assert "Top-1 (10 crops)" in table and tiny_export in table and path in table
+    assert "Top-1 err (10 crops)" in table and tiny_export in table and path in table
     written = json.load(open(path))["models"][0]
     assert written["ten_crop"] == exported["models"][0]["ten_crop"]
     assert written["per_class"]["center_crop"] == exported["models"][0]["per_class"]["center_crop"]

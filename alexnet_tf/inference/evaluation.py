@@ -199,15 +199,15 @@ def evaluate_models(models: Sequence[TrainedModel], source: str | None = None, s
 def format_table(report: dict[str, Any], worst_classes: int = 10) -> str:
     """The report as the paper's Table 1 (error rates in %), and the classes with the lowest ten-crop accuracy."""
     rows = report["models"] + ([report["ensemble"]] if report["ensemble"] else [])
-    heads = ("Model", "Top-1 (1 crop)", "Top-5 (1 crop)", "Top-1 (10 crops)", "Top-5 (10 crops)")
+    heads = ("Model", "Top-1 err (1 crop)", "Top-5 err (1 crop)", "Top-1 err (10 crops)", "Top-5 err (10 crops)")
     width = max(len(heads[0]), *(len(r["model"]) for r in rows))
     lines = [f"{report['split']} error of {report['data']} ({report['images']} images, {report['classes']} classes)",
-             "  ".join([heads[0].ljust(width)] + [h.rjust(16) for h in heads[1:]])]
+             "  ".join([heads[0].ljust(width)] + [h.rjust(20) for h in heads[1:]])]
     lines.append("-" * len(lines[-1]))
     for r in rows:
         cells = [r["center_crop"]["top1_error"], r["center_crop"]["top5_error"], r["ten_crop"]["top1_error"],
                  r["ten_crop"]["top5_error"]]
-        lines.append("  ".join([r["model"].ljust(width)] + [f"{100 * c:.2f} %".rjust(16) for c in cells]))
+        lines.append("  ".join([r["model"].ljust(width)] + [f"{100 * c:.2f} %".rjust(20) for c in cells]))
     if worst_classes > 0:
         lines += _worst_classes(rows[-1], worst_classes)
     return "\n".join(lines)

@@ -132,8 +132,8 @@ def _reading(prepared: data_lib.PreparedData) -> Iterator[None]:
 def _fmt(metrics: dict[str, float], prefix: str) -> str:
     if not metrics:  # resumed at the very end of the epoch: no step of it ran in this process
         return f"{prefix} (resumed at the epoch's end)"
-    return (f"{prefix} loss {metrics.get('loss', float('nan')):.3f} top-1 {100 * metrics['top1_error']:.1f}% "
-            f"top-5 {100 * metrics['top5_error']:.1f}%")
+    return (f"{prefix} loss {metrics.get('loss', float('nan')):.3f} top-1 err {100 * metrics['top1_error']:.1f}% "
+            f"top-5 err {100 * metrics['top5_error']:.1f}%")
 
 
 class Trainer:
