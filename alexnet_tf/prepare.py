@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alexnet_tf.prepare", description=DESCRIPTION,
                                      epilog=cli.exit_codes_help(EXIT_BAD_INPUT),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="a YAML config file (its data section is used), e.g. configs/tiny.yaml")
+    parser.add_argument("--config", help="a YAML config file (its data section is used), e.g. configs/quickstart.yaml "
+                                         "(default: the paper's settings, 256x256 squares)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                         help="override a config key, e.g. --set data.source=/data/imagenet (repeatable)")
     parser.add_argument("--workers", type=int, default=0,
@@ -65,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     data_cfg = load_config(args.config, args.overrides).data
+    if not args.config and data_cfg.source == "demo":  # train without --config runs the quickstart: smaller squares
+        print(f"no --config: preparing the demo with the paper's data settings ({data_cfg.image_size}x"
+              f"{data_cfg.image_size} squares); the quickstart (python -m alexnet_tf.train) trains on 72x72 squares: "
+              "prepare its data with --config configs/quickstart.yaml", flush=True)
 
     tensorflow_setup.quiet_tensorflow()  # after the arguments and the config are checked: errors in them answer at once
     from alexnet_tf.data.shards import prepare_data
