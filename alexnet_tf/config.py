@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -18,6 +19,9 @@ import yaml
 
 from alexnet_tf.core.files import atomic_write_text
 from alexnet_tf.errors import ConfigError  # noqa: F401 (raised here; importable from here)
+
+# data.service: a tf.data service dispatcher's address.
+SERVICE_ADDRESS = re.compile(r"^grpc://([^:/\s\[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}$")
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -120,6 +124,7 @@ class DataConfig:
     train_images: int = 0
     shuffle_buffer: int = 10_000  # encoded records held for shuffling
     shard_size: int = 1024  # images per prepared TFRecord shard
+    service: str = ""  # grpc://HOST:PORT: a tf.data service makes the training batches (docs/training.md)
     max_bad_fraction: float = 0.001  # undecodable files tolerated before the run stops
     demo_classes: int = 10
     demo_train_per_class: int = 300
@@ -139,6 +144,9 @@ class DataConfig:
         _require(self.train_images >= 0, "data.train_images", f"got {self.train_images}; it must be >= 0")
         _require(self.shuffle_buffer >= 1, "data.shuffle_buffer", f"got {self.shuffle_buffer}; it must be >= 1")
         _require(self.shard_size >= 1, "data.shard_size", f"got {self.shard_size}; it must be >= 1")
+        _require(not self.service or bool(SERVICE_ADDRESS.match(self.service)), "data.service",
+                 f"got {self.service!r}; give the tf.data service's dispatcher as grpc://HOST:PORT, e.g. "
+                 "grpc://10.0.0.5:5050 (python -m alexnet_tf.dataservice dispatcher prints it)")
         _require_fraction(self.max_bad_fraction, "data.max_bad_fraction", closed_right=True)
         _require(self.demo_classes >= 2, "data.demo_classes", f"got {self.demo_classes}; it must be >= 2")
         _require(self.demo_train_per_class >= 1, "data.demo_train_per_class",

@@ -162,6 +162,8 @@ RUN, PICTURE = "{run}", "{picture}"  # replaced by a tiny trained run directory 
     (["alexnet_tf.train", "--config", os.path.join(REPO, "configs")], "is a folder"),
     (["alexnet_tf.train", "--set", "model.width=300"], "'model.width': got 300"),
     (["alexnet_tf.prepare", "--set", "data.image_size=20000"], "'data.image_size': got 20000"),
+    (["alexnet_tf.train", "--config", TINY, "--set", "data.service=localhost:5050"], "data.service"),
+    (["alexnet_tf.dataservice", "worker", "--dispatcher", "no_port_here"], "no_port_here"),
 ])
 def test_bad_input_exits_2_naming_it(tmp_path, request, args, named):
     if RUN in args:

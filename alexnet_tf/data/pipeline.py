@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import augment, preprocess
+from alexnet_tf.data import augment, preprocess, service
 from alexnet_tf.data.prepared import PreparedData
 from alexnet_tf.errors import DataError
 
@@ -42,7 +42,7 @@ def _options(num_threads: int) -> tf.data.Options:
 
 
 def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, seed: int, epoch: int,
-                  drop_remainder: bool = True, num_threads: int = 0) -> tf.data.Dataset:
+                  drop_remainder: bool = True, num_threads: int = 0, deterministic: bool = False) -> tf.data.Dataset:
     """One epoch of augmented training batches.
 
     Per image, in tf.data: a stateless seed from (seed, epoch, position in the epoch), from which the crop offset,
@@ -59,6 +59,7 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
         epoch: The epoch number (0-based); each epoch draws new crops and a new order.
         drop_remainder: Leave out the last, smaller batch.
         num_threads: A private tf.data thread pool of this size (0: TF's shared pool).
+        deterministic: With data.service: static sharding and the local order (`service.served_batches`).
 
     Returns:
         A dataset of (batch, labels): batch = {"image": uint8 [B, crop, crop, 3], "offset": int32 [B, 2],
@@ -86,8 +87,11 @@ def train_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int,
         image = augment.reflect(augment.decode_and_crop(encoded, draws["offset"], crop), draws["flip"])
         return {"image": image, **draws}, label
 
-    ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if data_cfg.service:  # decoding and augmenting on the tf.data service's workers
+        ds = service.served_batches(ds, element, batch_size, drop_remainder, data_cfg.service, deterministic)
+    else:
+        ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(num_threads))
 
 

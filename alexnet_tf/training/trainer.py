@@ -301,7 +301,7 @@ class Trainer:
         rate = state.schedule.on_epoch_start(epoch)
         state.set_learning_rate(rate)
         dataset = data_lib.train_dataset(self.prepared, self.config.data, self.global_batch, self.config.runtime.seed,
-                                         epoch).skip(done)
+                                         epoch, deterministic=self.config.runtime.deterministic).skip(done)
         dataset = state.strategy.experimental_distribute_dataset(_split_batches(dataset))
         outcome, interval = EpochOutcome(step), RunningSums()
         pending: list[tuple[int, dict[str, tf.Tensor]]] = []
