@@ -1,8 +1,9 @@
 """The README's commands, run as written and in order, in a fresh folder: the README cannot drift from the code.
 
 Every ```bash block of README.md is run line by line (a line ending in a backslash continues on the next; `a && b`
-runs b only after a), every ```python block as a script, each in one fresh temporary folder with a fresh home
-(so `~/.cache/alexnet_tf` is the quickstart's own cache, made by the quickstart itself), with nothing from the
+runs b only after a), every ```python block as a script, each in one fresh temporary folder with a fresh home and
+$ALEXNET_TF_CACHE set to a fresh folder apart from it (so the README's paths into the cache must honour the variable:
+`${ALEXNET_TF_CACHE:-~/.cache/alexnet_tf}`; the quickstart makes that cache itself), with nothing from the
 repository in it (`configs/NAME.yaml` names a shipped config from any folder). Each command must exit 0.
 
 Small settings: `python -m alexnet_tf.train` commands get SMALL_TRAINING appended (a narrower network, one epoch,
@@ -151,7 +152,8 @@ def test_readme_commands_run_as_written(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("ALEXNET_TF_CACHE", "TF_CPP_MIN_LOG_LEVEL", "ALEXNET_TF_VERBOSE")}
     env.update(HOME=str(home), PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+               ALEXNET_TF_CACHE=str(tmp_path / "cache"))  # not under HOME: a path hard-coding ~/.cache fails
     ran, skipped = [], []
     for kind, code, reason in planned_steps():
         if reason:
