@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
+from alexnet_tf.core.progress import phase
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_PREEMPTED
 from alexnet_tf.runs.latest import LATEST, RUNS
 
@@ -99,9 +100,10 @@ def _short(path: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Trains (or resumes) a run; errors propagate as alexnet_tf.errors classes (see `cli.run`)."""
     args = parse_args(argv)
-    tensorflow_setup.quiet_tensorflow()
-    from alexnet_tf import api
-    from alexnet_tf.runs.rundir import TENSORBOARD_DIR, RunDir
+    with phase("loading TensorFlow", enabled=not args.no_progress):
+        tensorflow_setup.quiet_tensorflow()
+        from alexnet_tf import api
+        from alexnet_tf.runs.rundir import TENSORBOARD_DIR, RunDir
 
     overrides = [*args.overrides, *([f"train.init_from={args.init_from}"] if args.init_from else [])]
     # `--run-dir RUN` alone resumes RUN with its own config (the command a stopped run prints); --set still applies.

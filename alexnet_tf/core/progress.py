@@ -2,13 +2,16 @@
 
 A bar is drawn only when it was asked for (no --no-progress) and both stdout and stderr are terminals: a log file
 that a command's output is redirected to gets the one-line summaries, never thousands of carriage-return updates.
-In a log, a bar that was asked for becomes plain lines on stderr instead: one when the phase starts, one at least
-every LOG_EVERY_SECONDS while it runs and one when it ends, so that a redirected log never falls silent.
+In a log, a bar that was asked for becomes plain lines on stderr instead (stdout may carry a command's JSON): one
+when the phase starts, one at least every LOG_EVERY_SECONDS while it runs and one when it ends, so that a
+redirected log never falls silent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import sys
 import threading
 import time
@@ -56,8 +59,9 @@ class LogLines:
         self.postfix = ""
         self.start = time.perf_counter()
         self.ends = ends
+        self._stream = _own_stderr()
         if ends:
-            log_line(f"{desc}: started" + (f", {total} {unit}" if total else ""))
+            self._line(f"{desc}: started" + (f", {total} {unit}" if total else ""))
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._every_interval, name=f"log lines: {desc}", daemon=True)
         self._beat.start()
@@ -69,7 +73,7 @@ class LogLines:
 
     def _every_interval(self) -> None:
         while not self._stop.wait(LOG_EVERY_SECONDS):
-            log_line(f"{self.desc}: {self._counts()}{time.perf_counter() - self.start:.0f} s"
+            self._line(f"{self.desc}: {self._counts()}{time.perf_counter() - self.start:.0f} s"
                      + (f" ({self.postfix})" if self.postfix else ""))
 
     def update(self, n: int = 1) -> None:
@@ -87,12 +91,21 @@ class LogLines:
         self._stop.set()
         self._beat.join()
         if self.ends:
-            log_line(f"{self.desc}: done, {self._counts()}{time.perf_counter() - self.start:.1f} s")
+            self._line(f"{self.desc}: done, {self._counts()}{time.perf_counter() - self.start:.1f} s")
+        if self._stream:
+            self._stream.close()
+
+    def _line(self, line: str) -> None:
+        print(line, file=self._stream or sys.stderr, flush=True)
 
 
-def log_line(line: str) -> None:
-    """One line on stderr, flushed at once (stdout may carry a command's JSON)."""
-    print(line, file=sys.stderr, flush=True)
+def _own_stderr() -> Any:
+    """A copy of stderr's file descriptor, so that the lines still show while TensorFlow's import points fd 2 at
+    /dev/null (`tensorflow_setup.quiet_tensorflow`); None when stderr has no descriptor (then sys.stderr is used)."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w")
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 @contextlib.contextmanager
