@@ -95,3 +95,27 @@ def test_training_through_a_dispatcher_and_two_workers_matches_the_local_pipelin
     local_lines, served_lines = ([speed.sub("", line) for line in done.stdout.splitlines() if line.startswith("epoch ")]
                                  for done in (local, served))
     assert len(local_lines) == 2 and served_lines == local_lines, (local_lines, served_lines)
+
+
+@pytest.mark.slow
+def test_dynamic_sharding_gives_every_step_a_batch_of_the_data(tmp_path):
+    """Without runtime.deterministic: files split among two in-process workers as they ask; the pipeline repeats so
+    an epoch's steps always get batches (a worker drops its own last partial batch)."""
+    from alexnet_tf.config import replace
+    from alexnet_tf.data import prepare_data, train_dataset
+    from alexnet_tf.data.service import dispatcher, worker
+
+    dispatcher_port, *worker_ports = _free_ports(3)
+    servers = [dispatcher(dispatcher_port)]
+    servers += [worker(f"127.0.0.1:{dispatcher_port}", port, f"127.0.0.1:{port}") for port in worker_ports]
+    config = load_config(TINY, [f"data.cache_dir={tmp_path}", "data.demo_train_per_class=24"])
+    prepared = prepare_data(config.data, progress=False)
+    local = [labels.numpy() for _, labels in train_dataset(prepared, config.data, 8, seed=0, epoch=1)]
+    served_cfg = replace(config, data={"service": f"grpc://127.0.0.1:{dispatcher_port}"}).data
+    served = train_dataset(prepared, served_cfg, 8, seed=0, epoch=1, deterministic=False).take(2 * len(local))
+    batches = [(batch["image"].numpy(), labels.numpy()) for batch, labels in served]
+    assert len(batches) == 2 * len(local)
+    assert all(images.shape == (8, 64, 64, 3) and images.dtype == np.uint8 for images, _ in batches)
+    first_pass = np.concatenate([labels for _, labels in batches[:len(local)]])
+    assert set(first_pass) <= set(np.concatenate(local)) and len(set(first_pass)) > 1
+    del servers

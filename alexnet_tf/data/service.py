@@ -42,7 +42,9 @@ def served_batches(records: tf.data.Dataset, element: Callable, batch_size: int,
     if not deterministic:
         made = records.map(element, num_parallel_calls=tf.data.AUTOTUNE)
         made = made.batch(batch_size, drop_remainder=drop_remainder)
-        return made.apply(_service.distribute(_service.ShardingPolicy.DYNAMIC, address))
+        # Each worker drops its own last partial batch, so a pass may hold a few batches fewer than the epoch's
+        # steps: passes repeat (each a new job), and the trainer takes the epoch's number of steps.
+        return made.apply(_service.distribute(_service.ShardingPolicy.DYNAMIC, address)).repeat()
     hint = tf.data.experimental.SHARD_HINT
     # Worker k of N keeps the blocks of records of batches k, k + N, ... and decodes only those.
     own = records.batch(batch_size, drop_remainder=drop_remainder).shard(hint, hint).unbatch()
