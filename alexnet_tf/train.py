@@ -108,8 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [*args.overrides, *([f"train.init_from={args.init_from}"] if args.init_from else [])]
     # `--run-dir RUN` alone resumes RUN with its own config (the command a stopped run prints); --set still applies.
     own = RunDir(args.run_dir).config_path if args.run_dir and RunDir(args.run_dir).is_run() else None
-    result = api.train(args.config or own or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG), args.run_dir,
-                       resume=True if args.resume else None, progress=not args.no_progress, overrides=overrides)
+    with phase("training", enabled=not args.no_progress):  # speaks when nothing inside it does (setting up)
+        result = api.train(args.config or own or (FINETUNE_CONFIG if args.init_from else DEFAULT_CONFIG),
+                           args.run_dir, resume=True if args.resume else None, progress=not args.no_progress,
+                           overrides=overrides)
     shown = LATEST if not args.run_dir else result.run_dir  # the name that stays valid for the newest run
     print(f"run directory: {result.run_dir}" + (f"  ({LATEST})" if not args.run_dir else ""))
     print(f"checkpoint: {result.checkpoint}")

@@ -11,8 +11,13 @@ from alexnet_tf.core import progress
 pytestmark = pytest.mark.pure_python
 
 
-def test_a_bar_in_a_log_prints_start_periodic_and_end_lines(capsys, monkeypatch):
+def quick(monkeypatch) -> None:
     monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(progress, "_CHECK_SECONDS", 0.005)
+
+
+def test_a_bar_in_a_log_prints_start_periodic_and_end_lines(capsys, monkeypatch):
+    quick(monkeypatch)
     bar = progress.progress_bar(40, "demo dataset")  # pytest's captured output is not a terminal
     assert isinstance(bar, progress.LogLines)
     bar.update(10)
@@ -30,7 +35,7 @@ def test_a_bar_in_a_log_prints_start_periodic_and_end_lines(capsys, monkeypatch)
 
 
 def test_a_bar_that_leaves_no_line_prints_only_the_periodic_lines(capsys, monkeypatch):
-    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    quick(monkeypatch)
     bar = progress.progress_bar(3, "epoch 1/2", unit="step", leave=False)
     bar.set_postfix(loss="0.500")
     time.sleep(0.2)
@@ -40,7 +45,7 @@ def test_a_bar_that_leaves_no_line_prints_only_the_periodic_lines(capsys, monkey
 
 
 def test_no_progress_prints_nothing(capsys, monkeypatch):
-    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    quick(monkeypatch)
     bar = progress.progress_bar(3, "prepare train", enabled=False)
     bar.update(3)
     time.sleep(0.15)
@@ -49,7 +54,7 @@ def test_no_progress_prints_nothing(capsys, monkeypatch):
 
 
 def test_a_phase_prints_its_start_periodic_lines_and_end(capsys, monkeypatch):
-    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.05)
+    quick(monkeypatch)
     with pytest.raises(KeyError):  # also when the phase fails
         with progress.phase("loading TensorFlow"):
             time.sleep(0.2)
@@ -58,3 +63,18 @@ def test_a_phase_prints_its_start_periodic_lines_and_end(capsys, monkeypatch):
     assert lines[0] == "loading TensorFlow: started" and lines[-1].startswith("loading TensorFlow: done, ")
     assert len(lines) >= 4
     assert all(line.startswith("loading TensorFlow: ") and line.endswith(" s") for line in lines[1:])
+
+
+def test_only_the_innermost_speaks_and_only_when_the_log_is_silent(capsys, monkeypatch):
+    quick(monkeypatch)
+    with progress.phase("training"):
+        bar = progress.progress_bar(2, "epoch 1/1", unit="step", leave=False)
+        for _ in range(8):  # a summary line every 0.02 s keeps the log busy: no periodic line
+            progress.write("epoch line")
+            time.sleep(0.02)
+        time.sleep(0.2)
+        bar.close()
+    err = capsys.readouterr().err.splitlines()
+    periodic = [line for line in err if line[-2:] == " s" and "done" not in line]
+    assert err[0] == "training: started" and err[-1].startswith("training: done, ")
+    assert periodic and all(line.startswith("epoch 1/1: 0/2 step, ") for line in periodic)

@@ -3,8 +3,8 @@
 A bar is drawn only when it was asked for (no --no-progress) and both stdout and stderr are terminals: a log file
 that a command's output is redirected to gets the one-line summaries, never thousands of carriage-return updates.
 In a log, a bar that was asked for becomes plain lines on stderr instead (stdout may carry a command's JSON): one
-when the phase starts, one at least every LOG_EVERY_SECONDS while it runs and one when it ends, so that a
-redirected log never falls silent.
+when the phase starts, one whenever the log has been silent for LOG_EVERY_SECONDS while it runs and one when it
+ends, so that a redirected log never falls silent.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import threading
 import time
 from typing import Any, Iterator
 
-LOG_EVERY_SECONDS = 10.0
+LOG_EVERY_SECONDS = 8.0
+_CHECK_SECONDS = 0.5  # how often the background threads look at the time since the last line
+# The time of the last line written through this module, and the bars and phases running now (innermost last):
+# only the innermost one speaks when the log has been silent for LOG_EVERY_SECONDS.
+_last_line = [time.perf_counter()]
+_active: list["LogLines"] = []
 
 
 def interactive() -> bool:
@@ -44,11 +49,13 @@ def write(line: str) -> None:
     from tqdm import tqdm
     tqdm.write(line)
     sys.stdout.flush()
+    _last_line[0] = time.perf_counter()
 
 
 class LogLines:
-    """A progress bar for a log file: a line at the start, one every LOG_EVERY_SECONDS while it runs (from a
-    background thread, so also while one item takes long), one at the end.
+    """A progress bar for a log file: a line at the start, one whenever the log has been silent for
+    LOG_EVERY_SECONDS while it runs (from a background thread, so also while one item takes long), one at the end.
+    Of bars and phases running inside one another, only the innermost writes the periodic lines.
 
     `ends=False` (a bar that tqdm would not leave behind, as an epoch's, followed by its own summary line) prints
     only the periodic lines.
@@ -63,6 +70,7 @@ class LogLines:
         if ends:
             self._line(f"{desc}: started" + (f", {total} {unit}" if total else ""))
         self._stop = threading.Event()
+        _active.append(self)
         self._beat = threading.Thread(target=self._every_interval, name=f"log lines: {desc}", daemon=True)
         self._beat.start()
 
@@ -72,7 +80,9 @@ class LogLines:
         return f"{self.n} {self.unit}, " if self.n else ""
 
     def _every_interval(self) -> None:
-        while not self._stop.wait(LOG_EVERY_SECONDS):
+        while not self._stop.wait(_CHECK_SECONDS):
+            if _active[-1:] != [self] or time.perf_counter() - _last_line[0] < LOG_EVERY_SECONDS:
+                continue
             self._line(f"{self.desc}: {self._counts()}{time.perf_counter() - self.start:.0f} s"
                      + (f" ({self.postfix})" if self.postfix else ""))
 
@@ -90,6 +100,8 @@ class LogLines:
             return
         self._stop.set()
         self._beat.join()
+        if self in _active:
+            _active.remove(self)
         if self.ends:
             self._line(f"{self.desc}: done, {self._counts()}{time.perf_counter() - self.start:.1f} s")
         if self._stream:
@@ -97,6 +109,7 @@ class LogLines:
 
     def _line(self, line: str) -> None:
         print(line, file=self._stream or sys.stderr, flush=True)
+        _last_line[0] = time.perf_counter()
 
 
 def _own_stderr() -> Any:
