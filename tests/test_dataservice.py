@@ -91,7 +91,7 @@ def test_training_through_a_dispatcher_and_two_workers_matches_the_local_pipelin
             part.terminate()
             part.wait(timeout=60)
     assert_same_final_weights(local_run, served_run)
-    speed = re.compile(r" \| [0-9.]+ img/s, [0-9.]+ s$")  # the one part of an epoch line that may differ
+    speed = re.compile(r" \| [0-9.]+ img/s, [0-9.]+ s")  # the one part of an epoch line that may differ
     local_lines, served_lines = ([speed.sub("", line) for line in done.stdout.splitlines() if line.startswith("epoch ")]
                                  for done in (local, served))
     assert len(local_lines) == 2 and served_lines == local_lines, (local_lines, served_lines)
