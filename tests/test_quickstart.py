@@ -1,0 +1,68 @@
+"""The quickstart as the README promises it: `python -m alexnet_tf.train` with no arguments, three seeds from one
+empty cache, each ending within the README's stated range of ten-crop error, with a log that never falls silent for
+more than 15 s when it is redirected (the time itself is measured, never asserted: docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = (0, 1, 2)  # 0: the default (runtime.seed), the quickstart with no arguments
+MAX_SILENCE_SECONDS = 15.0
+FINAL = re.compile(r"^final val \(ten crops\): loss [0-9.]+ top-1 err ([0-9.]+)%", re.MULTILINE)
+
+
+def readme_range() -> tuple[float, float]:
+    """The README's stated range of the quickstart's final ten-crop top-1 error, in %."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"ten-crop top-1 error of ([0-9.]+)[-–]([0-9.]+) %", text)
+    assert found, "README.md states no 'ten-crop top-1 error of A-B %' for the quickstart"
+    return float(found.group(1)), float(found.group(2))
+
+
+def test_the_readme_states_a_range():
+    low, high = readme_range()
+    assert 0 < low < high < 90  # 90 %: chance with 10 classes
+
+
+def run_logged(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[str, float]:
+    """Runs `command` with stdout and stderr into one pipe, as a redirected log; returns the log and the longest
+    silence between two lines (from the start, to the end)."""
+    start = last = time.monotonic()
+    longest, lines = 0.0, []
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        for line in process.stdout:
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+            lines.append(line)
+        process.wait(timeout=60)
+    longest = max(longest, time.monotonic() - last)
+    assert process.returncode == 0, "".join(lines)[-3000:]
+    print(f"{' '.join(command[-2:])}: {time.monotonic() - start:.0f} s, longest silence {longest:.1f} s")
+    return "".join(lines), longest
+
+
+@pytest.mark.slow
+def test_three_seeds_of_the_quickstart_end_within_the_readme_range(tmp_path):
+    low, high = readme_range()
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ALEXNET_TF_VERBOSE")}
+    env.update(ALEXNET_TF_CACHE=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    errors = {}
+    for seed in SEEDS:
+        work = tmp_path / f"seed{seed}"
+        work.mkdir()
+        extra = ["--set", f"runtime.seed={seed}"] if seed else []  # seed 0: no arguments at all
+        log, silence = run_logged([sys.executable, "-m", "alexnet_tf.train", *extra], work, env)
+        assert silence <= MAX_SILENCE_SECONDS, f"seed {seed}: the log was silent for {silence:.0f} s\n{log[-3000:]}"
+        assert "\r" not in log
+        errors[seed] = float(FINAL.findall(log)[-1])
+    assert all(low <= e <= high for e in errors.values()), f"ten-crop top-1 errors {errors}, README: {low}-{high} %"
