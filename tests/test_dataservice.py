@@ -4,7 +4,6 @@ two workers on loopback train a tiny deterministic run with the same weights as 
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import TINY
-from test_fault_tolerance import REPO, _env, assert_same_final_weights
+from test_fault_tolerance import REPO, _env, _free_ports, assert_same_final_weights
 
 from alexnet_tf.config import load_config
 from alexnet_tf.data.service import in_order
@@ -43,16 +42,6 @@ def test_a_bad_service_address_names_the_key(address):
 
 def test_a_good_service_address_is_accepted():
     assert load_config(TINY, ["data.service=grpc://10.0.0.5:5050"]).data.service == "grpc://10.0.0.5:5050"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _start(args: list[str]) -> subprocess.Popen:
