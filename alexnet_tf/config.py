@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from alexnet_tf.core.files import atomic_write_text
-from alexnet_tf.errors import ConfigError  # noqa: F401 (raised here; importable from here)
+from alexnet_tf.errors import ConfigError
 
 # data.service: a tf.data service dispatcher's address.
 SERVICE_ADDRESS = re.compile(r"^grpc://([^:/\s\[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}$")

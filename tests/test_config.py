@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from alexnet_tf.config import Config, ConfigError, load_config, replace, save_config
+from alexnet_tf.config import Config, load_config, replace, save_config
+from alexnet_tf.errors import ConfigError
 
 pytestmark = pytest.mark.pure_python  # no TensorFlow: these tests start in well under a second
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_tf.data import DataError
 from alexnet_tf.data.sources import demo
+from alexnet_tf.errors import DataError
 
 
 def listing(root):

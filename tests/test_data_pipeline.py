@@ -9,9 +9,10 @@ import tensorflow as tf
 from helpers import read_shards, write_folder
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import DataError, eval_dataset, prepare_data, record_dataset, train_dataset
+from alexnet_tf.data import eval_dataset, prepare_data, record_dataset, train_dataset
 from alexnet_tf.data.augment import network_input
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
+from alexnet_tf.errors import DataError
 from alexnet_tf.models.alexnet import build_alexnet
 
 

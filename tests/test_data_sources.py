@@ -11,10 +11,11 @@ from helpers import bad_files, crafted_gif, encode, example, odd_files, photo, r
 from PIL import Image
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import DataError, prepare_data
+from alexnet_tf.data import prepare_data
 from alexnet_tf.data.preprocess import eval_square
 from alexnet_tf.data.sources.folder import folder_source
 from alexnet_tf.data.sources.tfds import tfds_source
+from alexnet_tf.errors import DataError
 
 
 def config(tmp_path, source, **kw) -> DataConfig:

@@ -8,9 +8,10 @@ import tensorflow as tf
 from helpers import write_folder
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import DatasetStats, StatsAccumulator, StatsError, Vocabulary, VocabularyError, prepare_data
+from alexnet_tf.data import DatasetStats, StatsAccumulator, Vocabulary, prepare_data
 from alexnet_tf.data.preprocess import eval_square
 from alexnet_tf.data.vocab import read_synset_names
+from alexnet_tf.errors import StatsError, VocabularyError
 
 
 def numpy_reference(images: np.ndarray):

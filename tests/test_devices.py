@@ -3,7 +3,8 @@
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.models.devices import UNPINNED, DeviceError, available_devices, tower_placement
+from alexnet_tf.errors import DeviceError
+from alexnet_tf.models.devices import UNPINNED, available_devices, tower_placement
 
 cpu_only = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")
 

@@ -1,4 +1,8 @@
-"""Tests of errors.error_summary on the errors TensorFlow really raises, eagerly and from a graph, and on others."""
+"""Tests of errors.py: error_summary on the errors TensorFlow really raises (eagerly and from a graph) and on others;
+the error classes imported from errors.py alone."""
+
+import ast
+import pathlib
 
 import pytest
 import tensorflow as tf
@@ -51,3 +55,20 @@ def test_a_tfrecord_read_error_and_other_errors():
     assert error_summary(ValueError("")) == "ValueError"
     assert error_summary(tf.errors.NotFoundError(None, None, "")) == "NotFoundError"
     assert len(error_summary(ValueError("x" * 1000))) == 300
+
+
+def test_error_classes_are_imported_only_from_errors():
+    # One import path for each error class: a module that re-exported one would offer a second.
+    repo = pathlib.Path(__file__).resolve().parent.parent
+    classes = {node.name for node in ast.parse((repo / "alexnet_tf" / "errors.py").read_text()).body
+               if isinstance(node, ast.ClassDef)}
+    elsewhere = []
+    for path in sorted([*repo.glob("alexnet_tf/**/*.py"), *repo.glob("tests/*.py"), *repo.glob("benchmarks/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("alexnet_tf") \
+                    and node.module != "alexnet_tf.errors":
+                elsewhere += [f"{path.relative_to(repo)}:{node.lineno} imports {a.name} from {node.module}"
+                              for a in node.names if a.name in classes]
+            elif isinstance(node, ast.Attribute) and node.attr in classes and ast.unparse(node.value) != "errors":
+                elsewhere.append(f"{path.relative_to(repo)}:{node.lineno} reads {ast.unparse(node)}")
+    assert classes >= {"DataError", "ConfigError", "ModelError"} and elsewhere == []

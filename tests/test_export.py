@@ -31,7 +31,7 @@ from alexnet_tf.config import load_config, replace, save_config
 from alexnet_tf.data import preprocess
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import ExportError
+from alexnet_tf.errors import ExportError, RunDirError
 from alexnet_tf.models.alexnet import build_alexnet, with_features
 from alexnet_tf.models.devices import TowerPlacement
 from alexnet_tf.runs import rundir
@@ -671,15 +671,15 @@ def test_bad_run_directories_give_errors_that_say_what_to_do(tmp_path, run, caps
     for name in ("config.yaml", "stats.npz"):
         (bad / name).write_bytes(open(os.path.join(run, name), "rb").read())
     Vocabulary(("a", "b", "c"), ("a", "b", "c")).save(str(bad / "classes.tsv"))
-    with pytest.raises(rundir.RunDirError, match="3 classes but model.num_classes is 4"):
+    with pytest.raises(RunDirError, match="3 classes but model.num_classes is 4"):
         rundir.load_run(str(bad))
     VOCABULARY.save(str(bad / "classes.tsv"))
-    with pytest.raises(rundir.RunDirError, match="no checkpoint found"):
+    with pytest.raises(RunDirError, match="no checkpoint found"):
         rundir.load_run(str(bad))
     shutil.copytree(os.path.join(run, "checkpoints"), bad / "checkpoints")
     save_config(replace(load_config(os.path.join(run, "config.yaml")), model={"fc_width": 32}),
                 str(bad / "config.yaml"))
-    with pytest.raises(rundir.RunDirError, match="does not fit the network"):
+    with pytest.raises(RunDirError, match="does not fit the network"):
         rundir.load_run(str(bad)).restore_model()
     assert not os.path.exists(tmp_path / "o")
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.config import ConfigError, load_config
+from alexnet_tf.config import load_config
 from alexnet_tf.data import preprocess
 from alexnet_tf.data.stats import DatasetStats
-from alexnet_tf.errors import RunDirError
+from alexnet_tf.errors import ConfigError, RunDirError
 from alexnet_tf.models.alexnet import build_alexnet
 from alexnet_tf.runs.rundir import RunDir, load_run
 from alexnet_tf.serving.savedmodel import export_run

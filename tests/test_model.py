@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.config import ConfigError, ModelConfig
+from alexnet_tf.config import ModelConfig
 from alexnet_tf.core.memory import GIB
+from alexnet_tf.errors import ConfigError
 from alexnet_tf.models.alexnet import (
     BIAS_ONE_LAYERS,
     build_alexnet,

@@ -14,8 +14,9 @@ from helpers import read_shards, write_folder
 
 from alexnet_tf import cli
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import DataError, load_prepared, prepare_data
+from alexnet_tf.data import load_prepared, prepare_data
 from alexnet_tf.data.prepared import file_sha256
+from alexnet_tf.errors import DataError
 from alexnet_tf.prepare import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,9 +11,9 @@ import tensorflow as tf
 from helpers import TINY
 
 from alexnet_tf import cli
-from alexnet_tf.config import ConfigError, load_config
+from alexnet_tf.config import load_config
 from alexnet_tf.data import train_dataset
-from alexnet_tf.errors import Preempted, RunDirError
+from alexnet_tf.errors import ConfigError, Preempted, RunDirError
 from alexnet_tf.training.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
 from alexnet_tf.training.trainer import Trainer
 

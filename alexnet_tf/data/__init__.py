@@ -13,9 +13,8 @@ _HOMES = {
     "eval_dataset": "pipeline", "parse_record": "pipeline", "record_dataset": "pipeline", "train_dataset": "pipeline",
     "PreparedData": "prepared", "load_prepared": "prepared",
     "prepare_data": "shards", "prepare_source": "shards",
-    "DataError": "prepared",
-    "DatasetStats": "stats", "StatsAccumulator": "stats", "StatsError": "stats",
-    "Vocabulary": "vocab", "VocabularyError": "vocab",
+    "DatasetStats": "stats", "StatsAccumulator": "stats",
+    "Vocabulary": "vocab",
 }
 
 __all__ = sorted(_HOMES)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alexnet_tf.core.files import atomic_path
-from alexnet_tf.errors import StatsError  # noqa: F401 (raised here; importable from here)
+from alexnet_tf.errors import StatsError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from alexnet_tf.core.files import atomic_write_text
-from alexnet_tf.errors import VocabularyError  # noqa: F401 (raised here; importable from here)
+from alexnet_tf.errors import VocabularyError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from alexnet_tf.config import DISTRIBUTE_CHOICES, PRECISION_CHOICES
-from alexnet_tf.errors import DeviceError  # noqa: F401 (raised here; importable from here)
+from alexnet_tf.errors import DeviceError
 
 
 @dataclass(frozen=True)

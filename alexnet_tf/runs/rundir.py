@@ -27,12 +27,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from alexnet_tf.config import Config, ConfigError, config_to_dict, load_config, save_config
+from alexnet_tf.config import Config, config_to_dict, load_config, save_config
 from alexnet_tf.core.files import atomic_path, atomic_write_text
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import RunDirError, StatsError, VocabularyError, error_summary
+from alexnet_tf.errors import ConfigError, RunDirError, StatsError, VocabularyError, error_summary
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"

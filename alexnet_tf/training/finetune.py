@@ -23,9 +23,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from alexnet_tf.config import Config, ConfigError, parse_override, replace
+from alexnet_tf.config import Config, parse_override, replace
 from alexnet_tf.data.stats import DatasetStats
-from alexnet_tf.errors import RunDirError
+from alexnet_tf.errors import ConfigError, RunDirError
 from alexnet_tf.runs.rundir import Run, RunDir, is_checkpoint_prefix, list_checkpoints, load_run, run_dir_of_checkpoint
 
 SOURCE_DATA_KEYS = ("image_size", "crop_size", "mean")  # the preprocessing the source's weights expect

@@ -27,11 +27,11 @@ from typing import Any, Callable, Iterator
 import tensorflow as tf
 
 from alexnet_tf import data as data_lib
-from alexnet_tf.config import Config, ConfigError
+from alexnet_tf.config import Config
 from alexnet_tf.core.progress import progress_bar, write
 from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
-from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError
+from alexnet_tf.errors import ConfigError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.models.alexnet import check_training_fits
 from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.runs.rundir import RunDir

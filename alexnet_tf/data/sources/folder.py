@@ -12,8 +12,8 @@ from typing import Callable, Sequence
 import tensorflow as tf
 
 from alexnet_tf.data.sources.base import Source, SplitSource, digest
-from alexnet_tf.data.vocab import Vocabulary, VocabularyError, read_synset_names
-from alexnet_tf.errors import DataError
+from alexnet_tf.data.vocab import Vocabulary, read_synset_names
+from alexnet_tf.errors import DataError, VocabularyError
 
 # Files in a folder that name the classes (wnid -> human name), looked for in the dataset's root.
 SYNSET_NAME_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "words.txt")
