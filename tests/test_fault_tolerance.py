@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,7 +21,7 @@ from alexnet_tf import cli
 from alexnet_tf.config import load_config
 from alexnet_tf.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, DataError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
-from alexnet_tf.runs.rundir import RunDir, checkpoint_damage
+from alexnet_tf.runs.rundir import SPACE_HEADROOM, RunDir, checkpoint_damage
 from alexnet_tf.training.trainer import Trainer
 
 train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
@@ -430,7 +431,9 @@ def test_full_disk_during_a_save_exits_2_and_keeps_the_previous_checkpoint(cache
     assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir, "train.epochs=2")) == 2
     err = capsys.readouterr().err
     good = os.path.join(run_dir, "checkpoints", "ckpt-4")
-    assert "no space left" in err and good in err and "MiB" in err and "Traceback" not in err, err
+    assert "no space left" in err and good in err and "Traceback" not in err, err
+    # Real numbers (it said "needs about 0 MiB, 0 MiB are free" for a 381 KiB checkpoint).
+    assert re.search(r"a checkpoint needs about [1-9][0-9.]* KiB, [0-9.]+ [KMG]iB are free", err), err
     assert checkpoint_damage(good) is None and RunDir(run_dir).latest_checkpoint() == good
 
 
@@ -441,10 +444,12 @@ def test_run_stopped_on_a_nearly_full_disk_resumes_with_the_same_command(cache_d
     with pytest.raises(Preempted, match="at step 6"):
         trainer.fit()
     assert len(all_checkpoints(run_dir)) == 3  # ckpt-0, 4 and 6: as many as train.keep_checkpoints
-    per_checkpoint = trainer.state.bytes_per_checkpoint
+    per_checkpoint = RunDir(run_dir).checkpoint_bytes(trainer.state.bytes_per_checkpoint)
     usage = namedtuple("usage", "total used free")
-    # Room for one more checkpoint, not for the four a fresh run needs (the check used to ask for those).
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12, int(1.5 * per_checkpoint)))
+    # Room for one more checkpoint (and the headroom for TensorBoard), not for the four a fresh run needs (the check
+    # used to ask for those).
+    free = SPACE_HEADROOM + int(1.5 * per_checkpoint)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12, free))
     assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir)) == 0
     assert RunDir(run_dir).latest_checkpoint().endswith("ckpt-8")
 

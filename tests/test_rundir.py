@@ -15,7 +15,7 @@ import tensorflow as tf
 from helpers import DAMAGE, data_file, truncate_data, truncate_index
 
 from alexnet_tf.errors import RunDirError
-from alexnet_tf.runs.rundir import RunDir, checkpoint_damage, list_checkpoints
+from alexnet_tf.runs.rundir import SPACE_HEADROOM, RunDir, checkpoint_damage, list_checkpoints
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,13 +153,14 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
 def test_space_check_counts_only_checkpoints_still_to_come(tmp_path, monkeypatch):
     run = RunDir(tmp_path / "run")
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 250))
-    with pytest.raises(RunDirError, match="need about"):  # empty: 3 kept + 1 being written = 400 bytes
-        run.check_space(100, keep=3)
-    save_four(run, keep=2)  # two already there: 3 + 1 - 2 = 2 more, 200 bytes
-    run.check_space(100, keep=3)
+    # 250 kB free beyond the headroom kept for TensorBoard; checkpoints of 100 kB (more than the 16 kB on disk).
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, SPACE_HEADROOM + 250_000))
+    with pytest.raises(RunDirError, match="need about"):  # empty: 3 kept + 1 being written = 400 kB
+        run.check_space(100_000, keep=3)
+    save_four(run, keep=2)  # two already there: 3 + 1 - 2 = 2 more, 200 kB
+    run.check_space(100_000, keep=3)
     with pytest.raises(RunDirError, match="free disk space"):
-        run.check_space(100, keep=5)  # 5 + 1 - 2 = 4 more
+        run.check_space(100_000, keep=5)  # 5 + 1 - 2 = 4 more
 
 
 def test_failed_save_names_the_latest_good_checkpoint_and_removes_its_partial_files(tmp_path):
@@ -170,8 +171,36 @@ def test_failed_save_names_the_latest_good_checkpoint_and_removes_its_partial_fi
     error = run.save_failed(5, OSError(errno.ENOSPC, "No space left on device"), 3 * 2**20)
     assert isinstance(error, RunDirError) and error.exit_code == 2
     text = str(error)
-    assert "no space left" in text and paths[-1] in text and "3 MiB" in text and "step 5" in text
+    assert "no space left" in text and paths[-1] in text and "3.0 MiB" in text and "step 5" in text
     assert not os.path.exists(partial) and restored_value(paths[-1]) == 4.0
+
+
+def test_leftovers_of_killed_saves_are_removed_and_the_space_check_counts_real_sizes(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    _, paths = save_four(run, keep=2)
+    folder = run.checkpoint_dir
+    # A killed save's partial folder, a state file written but not renamed, and data whose index rotation deleted.
+    os.makedirs(os.path.join(folder, "ckpt-5_temp"))
+    with open(os.path.join(folder, "ckpt-5_temp", "part-00000-of-00001.data-00000-of-00001"), "wb") as f:
+        f.write(b"\0" * 300_000)
+    with open(os.path.join(folder, "checkpoint.tmp5f2c0e"), "w") as f:
+        f.write("model_checkpoint_path: 'ckpt-5'\n")
+    with open(os.path.join(folder, "ckpt-1.data-00000-of-00001"), "wb") as f:
+        f.write(b"\0" * 16384)
+    recovery = run.recover_checkpoints()
+    assert [line.split(" (")[0] for line in recovery.removed] == sorted(
+        os.path.join(folder, n) for n in ("ckpt-5_temp", "checkpoint.tmp5f2c0e", "ckpt-1.data-00000-of-00001"))
+    assert recovery.removed[2].endswith("ckpt-5_temp (293 KiB)")
+    assert sorted(os.listdir(folder)) == sorted(["checkpoint"] + [os.path.basename(p) + ext for p in paths[2:]
+                                                                  for ext in (".index", ".data-00000-of-00001")])
+    assert recovery.checkpoint == paths[-1] and restored_value(paths[-1]) == 4.0
+    # The size counted is the newest checkpoint's on disk when the estimate is smaller; the message gives it.
+    per = sum(os.path.getsize(p) for p in (paths[-1] + ".index", paths[-1] + ".data-00000-of-00001"))
+    assert run.checkpoint_bytes(10) == per
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, SPACE_HEADROOM + 2 * per - 1))
+    with pytest.raises(RunDirError, match=r"16\.\d KiB each.*need about 16\.\d MiB, 16\.\d MiB are free"):
+        run.check_space(10, keep=3)  # 3 + 1 - 2 = 2 more of the real size; the estimate (10 bytes) would pass
 
 
 def test_summary_round_trip(tmp_path):

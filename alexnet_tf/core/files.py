@@ -96,6 +96,21 @@ def write_problem(error: BaseException) -> str | None:
     return None
 
 
+def size_text(size: float) -> str:
+    """A size in bytes as people read it: "512 B", "376 KiB", "16.4 KiB", "1.6 MiB", "2.3 GiB"."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}" if size < 100 * scale else f"{size / scale:.0f} {unit}"
+    return f"{size:.0f} B"
+
+
+def tree_size(path: str) -> int:
+    """The bytes of a file, or of every file under a folder."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path) if os.path.exists(path) else 0
+    return sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(path) for name in names)
+
+
 def free_bytes(path: str) -> int:
     """The free space of the disk holding `path` (or its nearest existing parent)."""
     path = os.path.abspath(path)

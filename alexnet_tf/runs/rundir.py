@@ -17,6 +17,7 @@ can be missing or behind); `check_space()` counts only the checkpoints still to 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alexnet_tf.config import Config, config_to_dict, load_config, save_config
-from alexnet_tf.core.files import atomic_path, atomic_write_text
+from alexnet_tf.core.files import atomic_path, atomic_write_text, size_text, tree_size
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
@@ -46,6 +47,12 @@ DAMAGED_DIR = "damaged"  # inside checkpoints/: unreadable checkpoints, moved as
 LOCK_FILE = "trainer.lock"
 STATE_FILE = "checkpoint"  # TensorFlow's name for the list of checkpoints a CheckpointManager keeps
 _CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+_CHECKPOINT_DATA = re.compile(r"^(ckpt-\d+)\.data-\d+-of-\d+$")
+# What a save killed midway leaves in checkpoints/: TensorFlow writes ckpt-N_temp/ and renames it into place, and
+# writes the state file as checkpoint.tmp<hex> and renames it; rotation deletes a ckpt-N.index before its data.
+_SAVE_LEFTOVERS = ("ckpt-*_temp*", STATE_FILE + ".tmp*")
+# Room kept beyond the checkpoints: TensorBoard events, the state file, summary.json.
+SPACE_HEADROOM = 16 * 2**20
 
 # What a resumed run may not change (`RunDir.check_resume`): the network ("all" of model), the data the checkpoint
 # and stats.npz / classes.tsv were made from, and its preprocessing. The batch size too: the schedule, the data
@@ -191,6 +198,25 @@ class RunDir:
         except OSError as e:  # a file in the way, no permission, a read-only disk
             raise RunDirError(f"cannot use {self.path!r} as a run directory ({e}); choose another --run-dir") from None
 
+    def remove_save_leftovers(self) -> list[str]:
+        """Removes what killed saves left in checkpoints/ (`ckpt-N_temp/` folders, `checkpoint.tmp*` state files,
+        `ckpt-N.data-*` files whose index is gone); call it holding `lock()`. Returns one line per removal."""
+        folder = self.checkpoint_dir
+        found = [p for pattern in _SAVE_LEFTOVERS for p in glob.glob(os.path.join(glob.escape(folder), pattern))]
+        names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        found += [os.path.join(folder, n) for n in sorted(names)
+                  if (m := _CHECKPOINT_DATA.match(n)) and f"{m.group(1)}.index" not in names]
+        removed = []
+        for path in sorted(found):
+            size = tree_size(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+            removed.append(f"{path} ({size_text(size)})")
+        return removed
+
     def recover_checkpoints(self, move_damaged: bool = True) -> "Recovery":
         """Finds the newest checkpoint that reads completely; moves newer, damaged ones into checkpoints/damaged/.
 
@@ -201,8 +227,8 @@ class RunDir:
         Args:
             move_damaged: False only reads (for multi-worker workers, which do not own the directory).
         """
+        recovery = Recovery(None, removed=self.remove_save_leftovers() if move_damaged else [])
         found = self.checkpoints()
-        recovery = Recovery(None)
         while found:
             damage = checkpoint_damage(found[-1])
             if damage is None:
@@ -249,23 +275,32 @@ class RunDir:
         lines.append("last_preserved_timestamp: 0.0")
         atomic_write_text(state_path, "\n".join(lines) + "\n")
 
+    def checkpoint_bytes(self, estimate: int) -> int:
+        """What one checkpoint takes on disk: the newest one's files when there is one, else `estimate`."""
+        latest = self.latest_checkpoint()
+        on_disk = sum(tree_size(p) for p in glob.glob(glob.escape(latest) + ".*")) if latest else 0
+        return max(on_disk, estimate)
+
     def check_space(self, bytes_per_checkpoint: int, keep: int) -> None:
-        """Refuses to start when the disk cannot take the checkpoints still to come.
+        """Refuses to start when the disk cannot take the checkpoints still to come (call it after
+        `remove_save_leftovers`, whose space is then free).
 
         At most `keep` checkpoints are kept, plus the one being written before rotation removes the oldest; those
-        already on disk are counted as kept, so only the missing ones need free space.
+        already on disk are counted as kept, so only the missing ones need free space, and `SPACE_HEADROOM` more
+        for TensorBoard's events and the small files.
 
         Raises:
             RunDirError: naming the space needed and free.
         """
+        per = self.checkpoint_bytes(bytes_per_checkpoint)
         have = min(len(self.checkpoints()), keep)
-        need = bytes_per_checkpoint * (keep + 1 - have)
+        need = per * (keep + 1 - have) + SPACE_HEADROOM
         free = shutil.disk_usage(self.path).free
         if free < need:
             raise RunDirError(f"not enough free disk space for checkpoints in {self.path!r}: {keep} kept + 1 being "
-                              f"written, {have} already there, need about {need / 2**20:.0f} MiB more, "
-                              f"{free / 2**20:.0f} MiB are free; free some space, lower train.keep_checkpoints or "
-                              f"choose another --run-dir")
+                              f"written, {have} already there, {size_text(per)} each, and {size_text(SPACE_HEADROOM)} "
+                              f"for TensorBoard: need about {size_text(need)}, {size_text(free)} are free; free some "
+                              f"space, lower train.keep_checkpoints or choose another --run-dir")
 
     def save_failed(self, step: int, error: BaseException, bytes_per_checkpoint: int) -> "RunDirError":
         """The error for a failed checkpoint save (a full disk, mostly); removes the save's partial files (TensorFlow
@@ -274,10 +309,11 @@ class RunDir:
             shutil.rmtree(partial, ignore_errors=True)
         full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
         free = shutil.disk_usage(self.path).free if os.path.isdir(self.path) else 0
+        per = self.checkpoint_bytes(bytes_per_checkpoint)
         return RunDirError(f"{'no space left on the disk' if full else 'could not write'} of {self.checkpoint_dir!r} "
                            f"while saving the checkpoint of step {step} ({error_summary(error)}); a "
-                           f"checkpoint needs about {bytes_per_checkpoint / 2**20:.0f} MiB, "
-                           f"{free / 2**20:.0f} MiB are free; the latest good checkpoint is "
+                           f"checkpoint needs about {size_text(per)}, {size_text(free)} are free; the latest good "
+                           f"checkpoint is "
                            f"{self.latest_checkpoint()}, intact: free some space and resume from it with "
                            f"python -m alexnet_tf.train --run-dir {self.path}")
 
@@ -354,6 +390,7 @@ class Recovery:
 
     checkpoint: str | None
     damaged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # leftovers of killed saves
 
 
 def list_checkpoints(folder: str) -> list[str]:

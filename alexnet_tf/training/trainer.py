@@ -210,6 +210,8 @@ class Trainer:
         """The newest checkpoint that reads (damaged newer ones are reported and moved aside), checked against
         `resume` and the config's network."""
         recovery = self.directory.recover_checkpoints(move_damaged)
+        for line in recovery.removed:
+            print(f"note: removed the leftover of a killed save: {line}", file=sys.stderr)
         for line in recovery.damaged:
             print(f"warning: {line}", file=sys.stderr)
         if recovery.damaged and recovery.checkpoint:
