@@ -157,3 +157,27 @@ def test_python_interface_prints_no_tensorflow_start_up_lines(tiny_run, pictures
         assert marker not in done.stderr, done.stderr
     assert not [line for line in done.stderr.splitlines() if "cuda" in line.lower()
                 or line.startswith("WARNING: All log messages")], done.stderr
+
+
+def test_a_checkpoint_rotated_away_while_loading_is_retried_never_called_a_misfit(tiny_run, tmp_path, monkeypatch):
+    # A run that is training keeps its newest checkpoints only: the one chosen may be deleted before it is read.
+    run_dir = str(tmp_path / "training")
+    shutil.copytree(tiny_run.path, run_dir)
+    (old,) = RunDir(run_dir).checkpoints()
+    newer = old.rsplit("-", 1)[0] + "-999"
+    for path in [p for p in os.listdir(os.path.dirname(old)) if p.startswith(os.path.basename(old) + ".")]:
+        shutil.copyfile(os.path.join(os.path.dirname(old), path),
+                        os.path.join(os.path.dirname(old), path.replace(os.path.basename(old), "ckpt-999")))
+    real, calls = RunDir.resolve_checkpoint, []
+
+    def resolve_then_rotate(self, checkpoint=None):
+        chosen = real(self, checkpoint)
+        calls.append(chosen)
+        if len(calls) == 1:  # the trainer rotates it away right after it was chosen
+            for path in [p for p in os.listdir(os.path.dirname(chosen)) if p.startswith("ckpt-999.")]:
+                os.remove(os.path.join(os.path.dirname(chosen), path))
+        return chosen
+
+    monkeypatch.setattr(RunDir, "resolve_checkpoint", resolve_then_rotate)
+    model = trained.load_model(run_dir)  # before: "checkpoint ckpt-999 does not fit the network of the run's config"
+    assert calls == [newer, old] and model.checkpoint == old

@@ -16,7 +16,7 @@ from alexnet_tf.inference.batches import encoded, every, file_stamp
 from alexnet_tf.inference.model import REPORTS_DIR, TrainedModel
 from alexnet_tf.models.alexnet import with_features
 from alexnet_tf.models.crops import average_over_crops, crop_probabilities, ten_crop_features
-from alexnet_tf.runs.rundir import load_run
+from alexnet_tf.runs.rundir import load_run_and_model
 from alexnet_tf.serving.signatures import serving_functions, serving_spec
 
 
@@ -27,8 +27,8 @@ class RunModel(TrainedModel):
 
     def __init__(self, run_dir: str, checkpoint: str | None = None) -> None:
         try:
-            run = load_run(run_dir, checkpoint)
-            self.keras_model, self.spec = run.restore_model(), serving_spec(run)
+            run, self.keras_model = load_run_and_model(run_dir, checkpoint)  # retried if rotated away meanwhile
+            self.spec = serving_spec(run)
         except RunDirError as e:
             raise ModelError(f"--model {run_dir}: {e}") from None
         self.config, self.stats = run.config, run.stats

@@ -493,6 +493,28 @@ def load_run(path: str | os.PathLike, checkpoint: str | None = None) -> Run:
     return Run(directory, config, stats, vocabulary, directory.resolve_checkpoint(checkpoint))
 
 
+class CheckpointGone(RunDirError):
+    """The checkpoint to restore vanished (rotated away by the run's live trainer), which is no misfit."""
+
+
+def load_run_and_model(path: str | os.PathLike, checkpoint: str | None = None, attempts: int = 5) -> tuple[Run, Any]:
+    """`load_run` and its restored model. The newest checkpoint of a run that is training may be rotated away
+    between choosing and reading it: then the newest is chosen again (a given `checkpoint` is not replaced).
+
+    Raises:
+        RunDirError: as `load_run` and `restore_model` (CheckpointGone when a given checkpoint vanished).
+    """
+    for attempt in range(attempts):
+        run = load_run(path, checkpoint)
+        try:
+            return run, run.restore_model()
+        except CheckpointGone:
+            if checkpoint is not None or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def restore_model(config: Config, checkpoint_prefix: str) -> Any:
     """Builds the unpinned network of `config` (no device strings reach an export) and restores its weights.
 
@@ -508,6 +530,10 @@ def restore_model(config: Config, checkpoint_prefix: str) -> Any:
         status = tf.train.Checkpoint(model=model).restore(checkpoint_prefix).expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
+        if not (is_checkpoint_prefix(checkpoint_prefix) and glob.glob(glob.escape(checkpoint_prefix) + ".data-*")):
+            raise CheckpointGone(f"checkpoint {checkpoint_prefix!r} was removed while it was being read (a trainer "
+                                 f"keeps only its newest checkpoints: train.keep_checkpoints); give a newer one, or "
+                                 f"the run directory for its newest") from None
         raise RunDirError(f"checkpoint {checkpoint_prefix!r} does not fit the network of the run's config.yaml "
                           f"(model section and data.crop_size): {e}") from None
     return model
