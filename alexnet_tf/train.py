@@ -55,7 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="YAML config to start from, or a shipped one by name (quickstart, tiny, finetune, "
                              "alexnet_ilsvrc2012; configs/NAME.yaml works from any folder); every key it does not "
-                             "set keeps the paper's default (default: the run's own config.yaml when --run-dir names a "
+                             "set keeps the paper's default (default: the run's own config when --run-dir names a "
                              "run, else quickstart, the quickstart on demo data)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one config key after the file, e.g. --set train.batch_size=64 "
