@@ -8,7 +8,10 @@ import errno
 import glob
 import os
 import shutil
+import sys
 from typing import Iterator, Sequence
+
+from alexnet_tf.errors import InputError
 
 
 def temp_name(path: str | os.PathLike) -> str:
@@ -167,10 +170,6 @@ def expand_image_arguments(arguments: Sequence[str], what: str) -> tuple[list[st
     Raises:
         InputError: when no image is left to work on (`what` names the option, e.g. "IMAGE" or "--query").
     """
-    import sys
-
-    from alexnet_tf.errors import InputError
-
     paths, errors = expand_images(arguments)
     for message in errors:
         print(f"error: {message}", file=sys.stderr)

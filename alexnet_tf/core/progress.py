@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any, Iterator
 
+from tqdm import tqdm
+
 LOG_EVERY_SECONDS = 8.0
 _CHECK_SECONDS = 0.5  # how often the background threads look at the time since the last line
 # The time of the last line written through this module, and the bars and phases running now (innermost last):
@@ -39,14 +41,12 @@ def progress_bar(total: int | None, desc: str, enabled: bool = True, unit: str =
     """
     if enabled and not interactive():
         return LogLines(total, desc, unit, initial, ends=leave)
-    from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, dynamic_ncols=True,
                 disable=not (enabled and interactive()))
 
 
 def write(line: str) -> None:
     """Prints a line without breaking a progress bar that is being drawn."""
-    from tqdm import tqdm
     tqdm.write(line)
     sys.stdout.flush()
     _last_line[0] = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import keras
 import tensorflow as tf
 
 from alexnet_tf.config import DISTRIBUTE_CHOICES, PRECISION_CHOICES
@@ -119,8 +120,6 @@ def set_precision(policy: str) -> None:
     Mixed policies compute in 16 bits and keep variables in float32; "mixed_float16" also needs loss scaling
     (`optim.paper_sgd` wraps the optimiser for it).
     """
-    import keras
-
     if policy not in PRECISION_CHOICES:
         raise ValueError(f"runtime.precision: got {policy!r}; allowed: {', '.join(map(repr, PRECISION_CHOICES))}")
     keras.mixed_precision.set_global_policy(policy)
@@ -132,8 +131,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     Op determinism makes some ops slower and others (those without a deterministic kernel) raise an error, so it
     is off unless asked for (`runtime.deterministic`).
     """
-    import keras
-
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
