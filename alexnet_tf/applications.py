@@ -30,6 +30,7 @@ from typing import Any, Iterator, Sequence
 import keras
 import numpy as np
 
+from alexnet_tf.data.preprocess import patch_mean
 from alexnet_tf.data.vocab import read_synset_names
 from alexnet_tf.errors import ModelError
 from alexnet_tf.models.alexnet import build_alexnet
@@ -105,12 +106,7 @@ def _mean(run: Run | None, height: int | None, width: int | None, channels: int)
         return np.full((1, 1, channels), np.mean(ILSVRC2012_CHANNEL_MEAN), np.float32)
     if run is None:
         return np.asarray(ILSVRC2012_CHANNEL_MEAN, np.float32).reshape(1, 1, 3)
-    mean = np.asarray(run.mean(), np.float32)
-    if mean.ndim == 3 and height is not None and width is not None and height <= mean.shape[0] \
-            and width <= mean.shape[1]:
-        top, left = (mean.shape[0] - height) // 2, (mean.shape[1] - width) // 2
-        return mean[top:top + height, left:left + width]
-    return mean.reshape(-1, 3).mean(axis=0).reshape(1, 1, 3)
+    return patch_mean(run.mean(), height, width)
 
 
 def _rebuilt(base: keras.Model, x: Any, include_top: bool, classifier_activation: Any) -> Any:

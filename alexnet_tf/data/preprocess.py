@@ -197,6 +197,20 @@ def subtract_mean(image: tf.Tensor, mean: tf.Tensor) -> tf.Tensor:
     return tf.cast(image, tf.float32) - tf.cast(mean, tf.float32)
 
 
+def patch_mean(mean: np.ndarray, height: int | None, width: int | None) -> np.ndarray:
+    """The mean to subtract from a patch already cut to height x width, float32 [h, w, 3] or [1, 1, 3].
+
+    A mean image gives its central patch of that size (what `center_patches` subtracts from the centre crop);
+    a per-channel mean, an unknown size or one larger than the mean image gives the per-channel mean.
+    """
+    mean = np.asarray(mean, np.float32)
+    if mean.ndim == 3 and height is not None and width is not None and height <= mean.shape[0] \
+            and width <= mean.shape[1]:
+        top, left = (mean.shape[0] - height) // 2, (mean.shape[1] - width) // 2
+        return mean[top:top + height, left:left + width]
+    return mean.reshape(-1, mean.shape[-1]).mean(axis=0).reshape(1, 1, -1)
+
+
 def center_crop(images: tf.Tensor, crop: int) -> tf.Tensor:
     """The central crop x crop patch of [..., H, W, C] images (the offset rounds down when H - crop is odd)."""
     shape = tf.shape(images)

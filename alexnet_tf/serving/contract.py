@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 
 SIGNATURES = ("serving_default", "predict_images", "center_crop", "features")
+# The network alone on float RGB pixels at crop size (mean inside) -> logits: Keras's TFSMLayer endpoints; they are
+# signatures too. `__call__(images, training=False)` is the same function as TensorFlow's reusable-SavedModel API.
+REUSABLE_ENDPOINTS = ("serve", "serve_training")
 TOP_K = 5  # classes in the top-k outputs of every signature, and in predict's listing
 # Images per request. Ten-crop evaluation runs 10 * N patches through the network at once; a request of 64 photos
 # took 2.7 GB beyond the loaded full-size model here (docs/serving.md, limits).
@@ -15,3 +18,10 @@ VOCABULARY_FILE = "classes.tsv"  # in the SavedModel's assets/
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # The preprocessing constants in plain JSON, for tools that evaluate an export (the graph holds them as constants).
 PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
+# The network's build_alexnet arguments, and the training mean (0-255, RGB: [S, S, 3] mean image or [3] per channel).
+MODEL_CONFIG_FILE = os.path.join("assets.extra", "model_config.json")
+MEAN_FILE = os.path.join("assets.extra", "mean.npy")
+# python -m alexnet_tf.export --format: the SavedModel, a Keras file, and the network alone for other runtimes.
+EXPORT_FORMATS = ("savedmodel", "keras", "litert", "onnx")
+FORMAT_EXTENSIONS = {"keras": ".keras", "litert": ".tflite", "onnx": ".onnx"}
+INPUT_TYPES = ("float32", "uint8")  # the pixels the litert and onnx files take

@@ -30,12 +30,13 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 
 from alexnet_tf.core.files import NO_SPACE, free_bytes, fsync_tree, remove_stale_temporaries, write_problem
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.errors import AlexNetError, ExportError, error_summary
 from alexnet_tf.runs.rundir import load_run
-from alexnet_tf.serving.contract import MAX_BATCH, PREPROCESSING_FILE, WARMUP_FILE
+from alexnet_tf.serving.contract import MAX_BATCH, MEAN_FILE, MODEL_CONFIG_FILE, PREPROCESSING_FILE, WARMUP_FILE
 from alexnet_tf.serving.signatures import ServingSpec, build_archive, describe_preprocessing, serving_spec
 from alexnet_tf.serving.versions import export_lock, publish, target_version
 from alexnet_tf.serving.warmup import write_warmup_requests
@@ -55,6 +56,10 @@ def _write_version(model: keras.Model, spec: ServingSpec, staging: str, model_na
     write_warmup_requests(os.path.join(saved, WARMUP_FILE), model_name, spec.image_size)
     with open(os.path.join(saved, PREPROCESSING_FILE), "w", encoding="utf-8") as f:
         json.dump(describe_preprocessing(spec, int(model.output.shape[-1])), f, indent=2)
+    np.save(os.path.join(saved, MEAN_FILE), np.asarray(spec.mean, np.float32))
+    if spec.model_config is not None:
+        with open(os.path.join(saved, MODEL_CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump(spec.model_config, f, indent=2)
     fsync_tree(saved)
     steps.update()
     return saved

@@ -9,6 +9,7 @@ for the signatures' inputs and outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -21,7 +22,14 @@ from alexnet_tf.data import preprocess
 from alexnet_tf.errors import ExportError
 from alexnet_tf.models import crops
 from alexnet_tf.models.alexnet import with_features
-from alexnet_tf.serving.contract import LABEL_COLUMNS, MAX_BATCH, SIGNATURES, TOP_K, VOCABULARY_FILE
+from alexnet_tf.serving.contract import (
+    LABEL_COLUMNS,
+    MAX_BATCH,
+    REUSABLE_ENDPOINTS,
+    SIGNATURES,
+    TOP_K,
+    VOCABULARY_FILE,
+)
 
 if TYPE_CHECKING:
     from alexnet_tf.data.vocab import Vocabulary
@@ -43,6 +51,8 @@ class ServingSpec:
         labels: Which column `top_k_labels` returns: "name" or "wnid".
         max_pixels: Images declaring more pixels than this are refused from their header.
         max_batch: Requests with more images than this are refused.
+        model_config: The network's `build_alexnet` arguments (the run's model config), written beside the graph
+            as assets.extra/model_config.json; None when unknown.
     """
 
     mean: np.ndarray
@@ -52,12 +62,46 @@ class ServingSpec:
     labels: str = "name"
     max_pixels: int = preprocess.MAX_PIXELS
     max_batch: int = MAX_BATCH
+    model_config: dict | None = None
 
 
 def serving_spec(run: Run, labels: str = "name") -> ServingSpec:
     """The preprocessing constants and vocabulary a run's export carries."""
     return ServingSpec(mean=run.mean(), image_size=run.config.data.image_size, crop_size=run.config.data.crop_size,
-                       vocabulary=run.vocabulary, labels=labels)
+                       vocabulary=run.vocabulary, labels=labels, model_config=dataclasses.asdict(run.config.model))
+
+
+def network_function(model: keras.Model, spec: ServingSpec,
+                     probabilities: bool = False) -> Callable[[tf.Tensor, bool], tf.Tensor]:
+    """The network alone, for other TensorFlow code and converters: RGB pixels 0-255 at crop size, [N, crop, crop,
+    3] of any numeric type -> logits [N, C] (or softmax probabilities), the training mean subtracted inside (the
+    mean image's central patch, as the centre crop gets it); `training` turns dropout on."""
+    mean = tf.constant(preprocess.patch_mean(spec.mean, spec.crop_size, spec.crop_size))
+
+    def network(images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        logits = model(tf.cast(images, tf.float32) - mean, training=training)
+        return tf.nn.softmax(tf.cast(logits, tf.float32)) if probabilities else logits
+
+    return network
+
+
+def _add_reusable_interface(archive: keras.export.ExportArchive, model: keras.Model, spec: ServingSpec) -> None:
+    """TensorFlow's reusable-SavedModel interface (`__call__(images, training=False)`, `variables`,
+    `trainable_variables`, `regularization_losses`) and Keras's `serve` / `serve_training` endpoints, which
+    `keras.layers.TFSMLayer(export)` calls (with `call_training_endpoint="serve_training"` for fine-tuning)."""
+    network = network_function(model, spec)
+    images = tf.TensorSpec([None, spec.crop_size, spec.crop_size, 3], tf.float32, name="images")
+    archive.add_endpoint(REUSABLE_ENDPOINTS[0], lambda x: network(x, training=False), input_signature=[images])
+    archive.add_endpoint(REUSABLE_ENDPOINTS[1], lambda x: network(x, training=True), input_signature=[images])
+    call = tf.function(network)
+    for training in (False, True):
+        call.get_concrete_function(images, training=training)
+    # ExportArchive saves the AutoTrackable it holds; the interface's attributes go on it (variables and
+    # trainable_variables are there already). Weight decay is the optimiser's here, so there is no regularisation
+    # loss to hand on.
+    root = archive._tf_trackable
+    root.__call__ = call
+    root.regularization_losses = []
 
 
 def serving_functions(model: keras.Model, spec: ServingSpec, limit_batch: bool = True) -> dict[str, Endpoint]:
@@ -127,7 +171,8 @@ def _named(fn: Callable[[tf.Tensor], tf.Tensor], output: str) -> Callable[[tf.Te
 
 
 def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> keras.export.ExportArchive:
-    """The ExportArchive with the four signatures of `serving_functions`, `serving_default` first.
+    """The ExportArchive with the four signatures of `serving_functions`, `serving_default` first, and the network
+    alone behind the reusable-SavedModel interface (`_add_reusable_interface`).
 
     Args:
         model: The logits model of `build_alexnet`, built unpinned, input spec.crop_size.
@@ -151,6 +196,7 @@ def build_archive(model: keras.Model, spec: ServingSpec, asset_dir: str) -> kera
         fn, signature = endpoints[name]
         fn = _named(fn, "features") if name == "features" else _with_top_k(fn, labels, min(TOP_K, num_classes))
         archive.add_endpoint(name, fn, input_signature=signature)
+    _add_reusable_interface(archive, model, spec)
     return archive
 
 
@@ -160,4 +206,4 @@ def describe_preprocessing(spec: ServingSpec, num_classes: int) -> dict[str, obj
             "mean": "image" if np.ndim(spec.mean) == 3 else "channel", "num_classes": num_classes,
             "top_k": min(TOP_K, num_classes), "labels": spec.labels, "max_pixels": spec.max_pixels,
             "max_batch": spec.max_batch, "ten_crop_order": list(preprocess.TEN_CROP_ORDER),
-            "signatures": list(SIGNATURES)}
+            "signatures": list(SIGNATURES), "endpoints": list(REUSABLE_ENDPOINTS)}
