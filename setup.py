@@ -23,5 +23,14 @@ setup(
         "tqdm",  # progress bars
         "matplotlib",  # the ablation study's figures
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # export --format onnx converts with tf2onnx; onnxruntime runs the file (the converter tests use it)
+        "onnx": ["tf2onnx>=1.17", "onnx", "onnxruntime"],
+        # export --format litert converts with TensorFlow's own converter; ai-edge-litert's interpreter runs it
+        "litert": ["ai-edge-litert>=2.3"],
+        # Keras 3's other backends: the model builds, jits, predicts and trains on them (training stays TF's)
+        "jax": ["jax>=0.10"],
+        "torch": ["torch>=2.4"],
+    },
 )

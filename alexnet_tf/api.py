@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
+from alexnet_tf.applications import AlexNet
 from alexnet_tf.config import Config, load_config
 from alexnet_tf.errors import InputError
 from alexnet_tf.inference.trained import TrainedModel, load_model
@@ -16,6 +17,7 @@ from alexnet_tf.models.alexnet import build_alexnet
 from alexnet_tf.models.devices import configure_tower_cpus
 from alexnet_tf.runs.latest import new_run_dir
 from alexnet_tf.runs.rundir import RunDir
+from alexnet_tf.serving.formats import export_network, output_path, write_keras
 from alexnet_tf.serving.savedmodel import export_run
 from alexnet_tf.training import trainer
 from alexnet_tf.training.finetune import start_from
@@ -57,12 +59,27 @@ def train(config: Config | str, run_dir: str | None = None, resume: bool | None 
     return result
 
 
-def export(run_dir: str, out_dir: str | None = None, **kwargs: Any) -> str:
-    """Exports a run's checkpoint as a versioned SavedModel (default: into RUN_DIR/export/); returns its path.
+def export(run_dir: str, out_dir: str | None = None, format: str = "savedmodel", **kwargs: Any) -> str:
+    """Exports a run's checkpoint, as `python -m alexnet_tf.export` does; returns the path written.
 
-    The keyword arguments are `alexnet_tf.serving.savedmodel.export_run`'s (version, force, checkpoint, labels, ...).
+    Args:
+        run_dir: The run directory (or a converted Caffe run).
+        out_dir: For "savedmodel", the base folder of the versions (default RUN_DIR/export/); for the other
+            formats, the file or a folder for alexnet.keras / alexnet.tflite / alexnet.onnx (default RUN_DIR/export/).
+        format: "savedmodel" (serving signatures, versioned), "keras" (the `applications.AlexNet` model: pixels
+            0-255 at crop size -> probabilities), "litert" or "onnx" (the network alone: see
+            `alexnet_tf.serving.formats`).
+        **kwargs: For "savedmodel", `serving.savedmodel.export_run`'s (version, force, checkpoint, labels, ...);
+            for the others checkpoint, force, progress, and input_type ("float32" or "uint8", litert and onnx).
     """
-    return export_run(run_dir, out_dir or RunDir(run_dir).export_dir, **kwargs)
+    out_dir = out_dir or RunDir(run_dir).export_dir
+    if format == "savedmodel":
+        return export_run(run_dir, out_dir, **kwargs)
+    if format == "keras":
+        kwargs.pop("progress", None)
+        checkpoint = kwargs.pop("checkpoint", None)
+        return write_keras(AlexNet(weights=checkpoint or run_dir), output_path(out_dir, "keras"), **kwargs)
+    return export_network(run_dir, out_dir, format, **kwargs)
 
 
 def load(path: str) -> TrainedModel:

@@ -1,5 +1,6 @@
 """`python -m alexnet_tf.export`: a trained run as a versioned SavedModel for tensorflow_model_server and other
-TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.serving`'s)."""
+TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.serving`'s), or with
+--format as a Keras file or a network-only LiteRT or ONNX file (`alexnet_tf.serving.formats`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Sequence
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.errors import EXIT_BAD_INPUT
-from alexnet_tf.serving.contract import LABEL_COLUMNS, MAX_BATCH
+from alexnet_tf.serving.contract import EXPORT_FORMATS, INPUT_TYPES, LABEL_COLUMNS, MAX_BATCH
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,12 +22,18 @@ def _parser() -> argparse.ArgumentParser:
                     "assets.extra/tf_serving_warmup_requests) through a temporary folder renamed into place. "
                     "Signatures: serving_default (encoded images -> ten-crop probabilities and top-5), "
                     "predict_images (uint8 [N,H,W,3]), center_crop (single patch), features (fc7, ten-crop "
-                    "averaged).",
+                    "averaged); and serve (float pixels at crop size -> logits, for keras.layers.TFSMLayer and "
+                    "tf.saved_model.load(path)(x)). --format keras|litert|onnx writes one file instead: "
+                    "alexnet.keras (the Keras model: pixels 0-255 at crop size -> probabilities), or the network "
+                    "alone converted by TensorFlow's LiteRT converter or tf2onnx (alexnet.tflite, alexnet.onnx: "
+                    "pixels at crop size in, probabilities out, the mean inside; no image decoding).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n"
                "  python -m alexnet_tf.export --run runs/latest --out exports/alexnet\n"
                "  tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
-               "--rest_api_port=8501\n\n"
+               "--rest_api_port=8501\n"
+               "  python -m alexnet_tf.export --run runs/latest --format onnx --out exports/  # exports/alexnet.onnx\n"
+               "  python -m alexnet_tf.export --run runs/latest --format litert --input-type uint8 --out m.tflite\n\n"
                "Exports into one --out take turns to publish (OUT/.export.lock); the path written is printed.\n\n"
                + cli.exit_codes_help(EXIT_BAD_INPUT))
     parser.add_argument("--run", metavar="RUN_DIR",
@@ -37,11 +44,17 @@ def _parser() -> argparse.ArgumentParser:
                              "without --run, the run directory is the one that holds it")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the model's base folder (tensorflow_model_server's --model_base_path), "
-                             "e.g. exports/alexnet")
+                             "e.g. exports/alexnet; with --format keras|litert|onnx, the file to write or a folder "
+                             "for alexnet.keras / alexnet.tflite / alexnet.onnx")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
+                        help="savedmodel (default), keras, litert or onnx (docs/serving.md says what each keeps)")
+    parser.add_argument("--input-type", choices=INPUT_TYPES, default="float32",
+                        help="the pixels the litert and onnx files take (default: float32)")
     parser.add_argument("--version", type=int, metavar="N",
                         help="version number to write (default: one more than the highest in --out when the "
                              "export is published)")
-    parser.add_argument("--force", action="store_true", help="replace version N (given by --version) if it exists")
+    parser.add_argument("--force", action="store_true",
+                        help="replace version N (given by --version) if it exists; with --format, replace the file")
     parser.add_argument("--model-name", metavar="NAME",
                         help="the model name written into the warm-up requests, as in models.config "
                              "(default: the basename of --out)")
@@ -64,14 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --run RUN_DIR or --checkpoint PATH")
     if args.max_batch < 1 or (args.max_pixels is not None and args.max_pixels < 1):
         parser.error("--max-batch and --max-pixels must be positive")
+    if args.format != "savedmodel" and (args.version is not None or args.model_name):
+        parser.error("--version and --model-name are for --format savedmodel")
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.runs.rundir import run_dir_of_checkpoint
     from alexnet_tf.serving.savedmodel import export_run
 
     run_dir = args.run or run_dir_of_checkpoint(args.checkpoint).path
-    path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
-                      max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name,
-                      progress=not args.no_progress)
+    if args.format == "savedmodel":
+        path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
+                          max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name,
+                          progress=not args.no_progress)
+    else:
+        from alexnet_tf import api
+
+        extra = {} if args.format == "keras" else {"input_type": args.input_type, "progress": not args.no_progress}
+        path = api.export(run_dir, args.out, format=args.format, checkpoint=args.checkpoint, force=args.force,
+                          **extra)
     print(path)
     return 0
 

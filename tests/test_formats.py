@@ -1,0 +1,154 @@
+"""Tests for alexnet_tf.serving.formats and `export --format`: the LiteRT file (run with ai-edge-litert's
+interpreter) and the ONNX file (run with onnxruntime) match the SavedModel's predict_images on real photographs
+(max abs probability difference <= 1e-4, same top-1), with float32 and uint8 input; the .keras file loads in a fresh
+process after `import alexnet_tf` and gives the export's centre-crop probabilities."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+import subprocess
+import sys
+
+import helpers
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf.config import replace
+from alexnet_tf.data import preprocess
+from alexnet_tf.errors import ExportError
+from alexnet_tf.export import main as export_main
+from alexnet_tf.serving.formats import export_network, output_path
+from alexnet_tf.serving.savedmodel import export_run
+
+pytestmark = pytest.mark.slow  # each conversion freezes and converts a network: tens of seconds here
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHOTO = os.path.join(REPO, "tests", "data", "grace_hopper.jpg")
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+needs_litert = pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
+                                  reason="needs the litert extra (pip install .[litert])")
+needs_onnx = pytest.mark.skipif(importlib.util.find_spec("tf2onnx") is None
+                                or importlib.util.find_spec("onnxruntime") is None,
+                                reason="needs the onnx extra (pip install .[onnx])")
+
+
+def real_images() -> list[np.ndarray]:
+    """uint8 RGB photographs: Grace Hopper (shipped with the tests), and two Fashion-MNIST test images when the
+    machine has the dataset (greyscale 28x28, repeated to RGB)."""
+    images = [tf.io.decode_jpeg(open(PHOTO, "rb").read(), channels=3).numpy()]
+    if os.path.isfile(FASHION_MNIST):
+        with gzip.open(FASHION_MNIST) as f:
+            pixels = np.frombuffer(f.read(16 + 2 * 784)[16:], np.uint8).reshape(2, 28, 28)
+        images += [np.repeat(p[:, :, None], 3, axis=2) for p in pixels]
+    return images
+
+
+@pytest.fixture(scope="module")
+def channel_run(tiny_root, tiny_data) -> str:
+    """A tiny run whose mean is per channel: every one of the ten crops then has the mean a crop-size network-only
+    model subtracts, so its ten-crop average can be compared with predict_images exactly."""
+    config, prepared = tiny_data
+    run = helpers.make_run(os.path.join(tiny_root, "run_channel_mean"), replace(config, data={"mean": "channel"}),
+                           prepared, seed=5)
+    return run.path
+
+
+@pytest.fixture(scope="module")
+def channel_export(channel_run, tmp_path_factory) -> tf.Module:
+    return tf.saved_model.load(export_run(channel_run, str(tmp_path_factory.mktemp("sm")), progress=False))
+
+
+def ten_crop_pixels(image: np.ndarray, image_size: int, crop: int) -> np.ndarray:
+    """The paper's ten crop-size patches of an image's square, as pixels (before the mean), float32."""
+    square = preprocess.squares_from_images(tf.constant(image[None]), image_size)[0]
+    return preprocess.ten_crop(tf.cast(square, tf.float32), crop).numpy()
+
+
+def litert_runner(path: str):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=path).get_signature_runner()
+    return lambda x: runner(images=x)["probabilities"]
+
+
+def onnx_runner(path: str):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(["probabilities"], {"images": x})[0]
+
+
+def check_against_predict_images(runner, input_type: str, run_config, channel_export) -> None:
+    data = run_config.data
+    for image in real_images():
+        want = channel_export.signatures["predict_images"](images=tf.constant(image[None]))["probabilities"].numpy()
+        patches = ten_crop_pixels(image, data.image_size, data.crop_size)
+        patches = np.round(patches).astype(np.uint8) if input_type == "uint8" else patches
+        got = runner(patches).mean(axis=0, keepdims=True)
+        assert np.abs(got - want).max() <= 1e-4, (image.shape, np.abs(got - want).max())
+        assert got.argmax() == want.argmax()
+
+
+@needs_litert
+@pytest.mark.parametrize("input_type", ["float32", "uint8"])
+def test_litert_file_matches_predict_images_on_photographs(channel_run, channel_export, tiny_data, tmp_path,
+                                                           input_type):
+    path = export_network(channel_run, str(tmp_path), "litert", input_type=input_type, progress=False)
+    assert path == str(tmp_path / "alexnet.tflite")
+    config, _ = tiny_data
+    check_against_predict_images(litert_runner(path), input_type, config, channel_export)
+
+
+@needs_onnx
+@pytest.mark.parametrize("input_type", ["float32", "uint8"])
+def test_onnx_file_matches_predict_images_on_photographs(channel_run, channel_export, tiny_data, tmp_path,
+                                                         input_type):
+    path = export_network(channel_run, str(tmp_path / "m.onnx"), "onnx", input_type=input_type, progress=False)
+    config, _ = tiny_data
+    check_against_predict_images(onnx_runner(path), input_type, config, channel_export)
+
+
+@needs_onnx
+def test_network_file_subtracts_the_mean_images_central_patch(tiny_run, tiny_export, tmp_path):
+    """With a mean image, the network-only file gives the centre_crop signature's probabilities."""
+    path = export_main(["--run", tiny_run.path, "--format", "onnx", "--out", str(tmp_path), "--no-progress"])
+    assert path == 0
+    data = tiny_run.config.data
+    jpeg = open(PHOTO, "rb").read()
+    square = preprocess.squares_from_bytes(np.array([jpeg], object), data.image_size).numpy()[0]
+    offset = (data.image_size - data.crop_size) // 2
+    patch = square[None, offset:offset + data.crop_size, offset:offset + data.crop_size].astype(np.float32)
+    got = onnx_runner(output_path(str(tmp_path), "onnx"))(patch)
+    want = tf.saved_model.load(tiny_export).signatures["center_crop"](image_bytes=tf.constant([jpeg]))
+    np.testing.assert_allclose(got, want["probabilities"].numpy(), atol=1e-5)
+    with pytest.raises(ExportError, match="already exists"):
+        export_main(["--run", tiny_run.path, "--format", "onnx", "--out", str(tmp_path), "--no-progress"])
+
+
+CHILD = """
+import sys
+import numpy as np
+import alexnet_tf
+import keras
+
+model = keras.models.load_model(sys.argv[1])
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+"""
+
+
+def test_keras_file_loads_in_a_fresh_process_and_predicts_the_centre_crop(tiny_run, tiny_export, tmp_path):
+    assert export_main(["--run", tiny_run.path, "--format", "keras", "--out", str(tmp_path), "--no-progress"]) == 0
+    data = tiny_run.config.data
+    jpeg = open(PHOTO, "rb").read()
+    square = preprocess.squares_from_bytes(np.array([jpeg], object), data.image_size).numpy()
+    offset = (data.image_size - data.crop_size) // 2
+    np.save(tmp_path / "x.npy", square[:, offset:offset + data.crop_size, offset:offset + data.crop_size])
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "alexnet.keras"), str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    want = tf.saved_model.load(tiny_export).signatures["center_crop"](image_bytes=tf.constant([jpeg]))
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want["probabilities"].numpy(), atol=1e-5)
