@@ -283,6 +283,22 @@ def test_the_printed_resume_command_resumes_the_stopped_run(cache_dir, tmp_path,
     assert len([n for n in os.listdir(tmp_path / "runs") if n != "latest"]) == 1  # no new run was started
 
 
+def test_an_unfinished_run_is_described_as_unfinished(cache_dir, tmp_path):
+    # Before: evaluate reported a run stopped after 2 of 16 epochs with no note, and alexnet_tf.load loaded it too.
+    from alexnet_tf.inference.trained import load_model
+
+    run_dir = str(tmp_path / "run")
+    config = load_config(TINY, _tiny_sets(cache_dir, "train.epochs=2", "train.export_at_end=false"))
+    with pytest.raises(Preempted):
+        Trainer(config, run_dir, progress=False, verbose=False, loss_poison=sigterm_at(14)).fit()  # 8 steps an epoch
+    model = load_model(run_dir)
+    assert model.unfinished == "unfinished: 1 of 2 epochs"
+    assert model.description.endswith("(ckpt-14, unfinished: 1 of 2 epochs)"), model.description
+    Trainer(config, run_dir, progress=False, verbose=False).fit()
+    finished = load_model(run_dir)
+    assert finished.unfinished is None and finished.description.endswith("(ckpt-16)"), finished.description
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

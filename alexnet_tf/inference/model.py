@@ -25,7 +25,9 @@ class TrainedModel:
     Attributes:
         path: The run directory or export version folder.
         kind: "run" or "export".
-        description: How the model is named in tables and figures (path and checkpoint or version).
+        description: How the model is named in tables, JSON reports and figures (path and checkpoint or version;
+            for a run that stopped before its planned epochs, "unfinished: E of N epochs" too).
+        unfinished: That note, or None for a finished run or an export.
         vocabulary: The classes, in output order.
         config: The run's resolved config (for an export: its run's, when the export sits in RUN/export/N), or None.
         image_size: The side of the square the ten crops are taken from, or None when an export does not say.
@@ -36,6 +38,7 @@ class TrainedModel:
     path: str
     kind: str
     description: str
+    unfinished: str | None = None
     vocabulary: Any
     config: Any
     image_size: int | None

@@ -16,7 +16,7 @@ from alexnet_tf.inference.batches import encoded, every, file_stamp
 from alexnet_tf.inference.model import REPORTS_DIR, TrainedModel
 from alexnet_tf.models.alexnet import with_features
 from alexnet_tf.models.crops import average_over_crops, crop_probabilities, ten_crop_features
-from alexnet_tf.runs.rundir import load_run_and_model
+from alexnet_tf.runs.rundir import load_run_and_model, unfinished_note
 from alexnet_tf.serving.signatures import serving_functions, serving_spec
 
 
@@ -34,7 +34,9 @@ class RunModel(TrainedModel):
         self.config, self.stats = run.config, run.stats
         self.path, self.checkpoint = run_dir, run.checkpoint
         self.report_name = os.path.basename(self.checkpoint)
-        self.description = f"{run_dir} ({self.report_name})"
+        # A run still training (or stopped) is not described as a finished one: tables, JSON and the API say so.
+        self.unfinished = unfinished_note(run.config, self.checkpoint)
+        self.description = f"{run_dir} ({self.report_name}{', ' + self.unfinished if self.unfinished else ''})"
         self.reports_dir = os.path.join(run.directory.path, REPORTS_DIR)
         self.vocabulary, self.image_size = self.spec.vocabulary, self.spec.image_size
         # The export's functions of encoded images, without its per-request limit: the caller batches.

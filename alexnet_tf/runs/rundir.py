@@ -493,6 +493,23 @@ def load_run(path: str | os.PathLike, checkpoint: str | None = None) -> Run:
     return Run(directory, config, stats, vocabulary, directory.resolve_checkpoint(checkpoint))
 
 
+def unfinished_note(config: Config, checkpoint_prefix: str) -> str | None:
+    """"unfinished: E of N epochs" when the checkpoint's run stopped before train.epochs (and train.max_steps);
+    None for a finished run, or a checkpoint that does not count epochs (a converted model)."""
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(checkpoint_prefix)
+        epoch = int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+        step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    except Exception:  # noqa: BLE001 (no such variable, or the file went away: nothing to say)
+        return None
+    train = config.train
+    if epoch >= train.epochs or 0 < train.max_steps <= step:
+        return None
+    return f"unfinished: {epoch} of {train.epochs} epochs"
+
+
 class CheckpointGone(RunDirError):
     """The checkpoint to restore vanished (rotated away by the run's live trainer), which is no misfit."""
 
