@@ -66,6 +66,10 @@ class RunDirError(InputError):
     """A run directory that cannot be used (missing files, another network's checkpoint, held by another trainer)."""
 
 
+class SummaryWriteError(RunDirError):
+    """TensorBoard's events could not be written (a full disk, a folder that cannot be written)."""
+
+
 class ModelError(InputError):
     """A --model path that is neither a usable run directory nor a SavedModel export; the message says why."""
 

@@ -453,6 +453,28 @@ def test_full_disk_during_a_save_exits_2_and_keeps_the_previous_checkpoint(cache
     assert checkpoint_damage(good) is None and RunDir(run_dir).latest_checkpoint() == good
 
 
+def test_a_full_disk_while_writing_tensorboard_saves_first_and_exits_2(cache_dir, tmp_path, monkeypatch, capsys):
+    # Before: a raw ResourceExhaustedError traceback, rc 1, and no save.
+    run_dir = str(tmp_path / "run")
+    writer_class = type(tf.summary.create_file_writer(str(tmp_path / "probe")))
+    real_flush, flushes = writer_class.flush, []
+
+    def flush(writer):
+        flushes.append(1)
+        if len(flushes) == 3:  # the third flush: the disk is full
+            raise tf.errors.ResourceExhaustedError(None, None, "tensorboard/events.out.tfevents.1; No space left on "
+                                                               "device")
+        return real_flush(writer)
+
+    monkeypatch.setattr(writer_class, "flush", flush)
+    assert cli.run(train_cli.main, _cli_args(cache_dir, run_dir, "train.epochs=2")) == 2
+    err = capsys.readouterr().err
+    assert f"TensorBoard events in {os.path.join(run_dir, 'tensorboard')!r}: no space left on the disk" in err, err
+    saved = RunDir(run_dir).latest_checkpoint()  # saved at the step the writing failed, after the periodic ones
+    assert f"saved {saved} first" in err and f"--run-dir {run_dir}" in err and "Traceback" not in err, err
+    assert RunDir(run_dir).latest_checkpoint() == saved and checkpoint_damage(saved) is None
+
+
 def test_run_stopped_on_a_nearly_full_disk_resumes_with_the_same_command(cache_dir, tmp_path, monkeypatch):
     run_dir = str(tmp_path / "run")
     config = load_config(TINY, _tiny_sets(cache_dir))

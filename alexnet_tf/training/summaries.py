@@ -3,14 +3,17 @@ histograms, under the tags named here (tests and the README name the same ones).
 
 from __future__ import annotations
 
-from typing import Mapping
+import contextlib
+from typing import Iterator, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet_tf.core.files import write_problem
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats
+from alexnet_tf.errors import SummaryWriteError, error_summary
 from alexnet_tf.figures.drawing import conv1_grids
 
 SCALARS = ("train/loss", "train/top1_error", "train/top5_error", "train/learning_rate", "train/images_per_second",
@@ -27,14 +30,29 @@ class Summaries:
     """
 
     def __init__(self, log_dir: str | None) -> None:
+        self.log_dir = log_dir
         self.writer = tf.summary.create_file_writer(log_dir) if log_dir else tf.summary.create_noop_writer()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turns a full disk (or a folder that cannot be written) into a SummaryWriteError naming the folder, once:
+        afterwards nothing more is written, so that the trainer can still save a checkpoint and stop."""
+        try:
+            yield
+        except Exception as e:
+            problem = write_problem(e)
+            if problem is None:
+                raise
+            self.writer = tf.summary.create_noop_writer()
+            raise SummaryWriteError(f"TensorBoard events in {self.log_dir!r}: {problem} ({error_summary(e)})") from None
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         """Writes each `tag: value` at `step` and flushes (so a stopped run's curves are on disk)."""
-        with self.writer.as_default(step=step):
-            for tag, value in values.items():
-                tf.summary.scalar(tag, value)
-        self.writer.flush()
+        with self._writing():
+            with self.writer.as_default(step=step):
+                for tag, value in values.items():
+                    tf.summary.scalar(tag, value)
+            self.writer.flush()
 
     def augmented_images(self, batch: Mapping[str, tf.Tensor], step: int, count: int, stats: DatasetStats,
                          mean: str, pca_scale: float) -> None:
@@ -48,13 +66,13 @@ class Summaries:
         lighting = (augment.network_input(few, stats, mean=mean, pca_scale=pca_scale)
                     - augment.network_input(unlit, stats, mean=mean, pca_scale=pca_scale))
         shown = tf.clip_by_value(tf.cast(few["image"], tf.float32) + lighting, 0, 255) / 255
-        with self.writer.as_default(step=step):
+        with self._writing(), self.writer.as_default(step=step):
             tf.summary.image("train/augmented_images", shown, max_outputs=n)
 
     def epoch_images(self, model: keras.Model, step: int, histograms: bool) -> None:
         """Each tower's conv1 kernels as a grid, and (when asked for) a histogram of every trainable weight."""
         grids = conv1_grids(model)
-        with self.writer.as_default(step=step):
+        with self._writing(), self.writer.as_default(step=step):
             for t, grid in grids.items():
                 tf.summary.image(f"conv1/tower_{t}", grid[None].astype(np.float32) / 255)
             if histograms:
@@ -62,4 +80,5 @@ class Summaries:
                     tf.summary.histogram(f"weights/{v.path}", v)
 
     def flush(self) -> None:
-        self.writer.flush()
+        with self._writing():
+            self.writer.flush()

@@ -31,7 +31,7 @@ from alexnet_tf.config import Config
 from alexnet_tf.core.progress import progress_bar, write
 from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
-from alexnet_tf.errors import ConfigError, NonFiniteError, Preempted, RunDirError
+from alexnet_tf.errors import ConfigError, NonFiniteError, Preempted, RunDirError, SummaryWriteError
 from alexnet_tf.models.alexnet import check_training_fits
 from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
 from alexnet_tf.runs.rundir import RunDir
@@ -285,9 +285,23 @@ class Trainer:
                     if not outcome.finished:
                         break  # train.max_steps, inside the epoch
             return self._final_evaluation()
+        except SummaryWriteError as e:
+            raise self._stopped_by_summaries(e) from None
         finally:
             self.summaries.flush()
             self.close()
+
+    def _stopped_by_summaries(self, error: SummaryWriteError) -> SummaryWriteError:
+        """The error to stop with when TensorBoard's events cannot be written: a checkpoint is saved first if the
+        disk still takes one, so that at most the steps since the last log are lost."""
+        try:
+            saved = self._save_checked() is None and self.state.manager.latest_checkpoint
+        except RunDirError:
+            saved = None
+        kept = f"saved {saved} first" if saved else \
+            f"the latest good checkpoint is {self.directory.latest_checkpoint()}"
+        return SummaryWriteError(f"{error}; {kept}; free some space (or make the folder writable) and resume with: "
+                                 f"python -m alexnet_tf.train --run-dir {self.run_dir}")
 
     def _complete(self) -> bool:
         train, state = self.config.train, self.state
