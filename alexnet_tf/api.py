@@ -14,19 +14,18 @@ from alexnet_tf.config import Config, load_config
 from alexnet_tf.errors import InputError
 from alexnet_tf.inference.trained import TrainedModel, load_model
 from alexnet_tf.models.alexnet import build_alexnet
-from alexnet_tf.models.devices import configure_tower_cpus
 from alexnet_tf.runs.latest import new_run_dir
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.serving.formats import export_network, output_path, write_keras
 from alexnet_tf.serving.savedmodel import export_run
-from alexnet_tf.training import trainer
-from alexnet_tf.training.finetune import start_from
+from alexnet_tf.training.resolve import resolve_run
+from alexnet_tf.training.trainer import Trainer, TrainResult
 
 __all__ = ["build_alexnet", "export", "load", "load_config", "train"]
 
 
 def train(config: Config | str, run_dir: str | None = None, resume: bool | None = None, progress: bool = True,
-          overrides: Sequence[str] = ()) -> trainer.TrainResult:
+          overrides: Sequence[str] = ()) -> TrainResult:
     """Trains (or resumes) a run, as `python -m alexnet_tf.train` does, and exports it when train.export_at_end says so.
 
     Args:
@@ -45,15 +44,11 @@ def train(config: Config | str, run_dir: str | None = None, resume: bool | None 
     Raises:
         alexnet_tf.errors.InputError (or a subclass): bad config, data, run directory or devices.
     """
-    config = load_config(None, overrides, base=config) if isinstance(config, Config) else load_config(config, overrides)
-    init = None
-    if config.train.init_from:
-        config, init = start_from(config.train.init_from, config, overrides)
     if resume and run_dir is None:
         raise InputError("resuming needs the run directory to continue (--run-dir)")
-    configure_tower_cpus(config.runtime.tower_devices)  # before TensorFlow sets up its devices
-    trainer.check_memory(config)  # before a new run directory is made for a config that cannot run
-    result = trainer.train(config, run_dir or new_run_dir(), resume=resume, progress=progress, init=init)
+    config = load_config(None, overrides, base=config) if isinstance(config, Config) else load_config(config, overrides)
+    run = resolve_run(config, overrides, progress=progress, run_dir=run_dir)  # before a new run directory is made
+    result = Trainer(run, run_dir or new_run_dir(), resume=resume, progress=progress).fit()
     if result.config.train.export_at_end and not result.already_complete:
         result = dataclasses.replace(result, export=export(result.run_dir, progress=progress))
     return result

@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from alexnet_tf.config import load_config  # noqa: E402
 from alexnet_tf.data import train_dataset  # noqa: E402
+from alexnet_tf.training.resolve import resolve_run  # noqa: E402
 from alexnet_tf.training.trainer import Trainer  # noqa: E402
 
 QUICKSTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "quickstart.yaml")
@@ -60,7 +61,7 @@ def main() -> None:
           f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; {time.strftime('%Y-%m-%d %H:%M %Z')}",
           flush=True)
     with tempfile.TemporaryDirectory(prefix="alexnet_tf_e2e_") as run_dir:
-        trainer = Trainer(config, run_dir, progress=False, verbose=False)
+        trainer = Trainer(resolve_run(config), run_dir, progress=False, verbose=False)
         try:
             step = trainer._train_step
             pipeline = iter(train_dataset(trainer.prepared, config.data, config.train.batch_size,

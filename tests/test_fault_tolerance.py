@@ -22,7 +22,8 @@ from alexnet_tf.config import load_config
 from alexnet_tf.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, DataError, NonFiniteError, Preempted, RunDirError
 from alexnet_tf.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
 from alexnet_tf.runs.rundir import SPACE_HEADROOM, RunDir, checkpoint_damage
-from alexnet_tf.training.trainer import Trainer
+from alexnet_tf.training.resolve import resolve_run
+from alexnet_tf.training.trainer import Trainer, train
 
 train_cli = importlib.import_module("alexnet_tf.train")  # the command (the package's `train` is the API function)
 pytestmark = pytest.mark.usefixtures("float32_policy")
@@ -65,7 +66,7 @@ def test_nan_loss_recovers_from_last_good_checkpoint(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     config = load_config(TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=8", "train.checkpoint_every_steps=2",
                                 "train.ten_crop_at_end=false", "train.log_every_steps=4"])
-    trainer = Trainer(config, run_dir, progress=False, verbose=False, loss_poison=poison_once(5))
+    trainer = Trainer(resolve_run(config), run_dir, progress=False, verbose=False, loss_poison=poison_once(5))
     result = trainer.fit()
     assert result.step == 8
     expected_rate = config.train.learning_rate * config.train.nan_lr_factor
@@ -84,7 +85,8 @@ def test_repeated_nans_stop_with_the_step_and_no_bad_checkpoint(cache_dir, tmp_p
     # Each injected step fires once and every step is checked: step 3 fails (back to checkpoint 2), then step 4
     # (back to 2 again: 4 was never saved), then step 5 (after checkpoint 4): the third failure stops the run.
     with pytest.raises(NonFiniteError, match="at step 5"):
-        Trainer(config, run_dir, progress=False, verbose=False, loss_poison=poison_once(3, 4, 5, 6, 7, 8)).fit()
+        Trainer(resolve_run(config), run_dir, progress=False, verbose=False,
+                loss_poison=poison_once(3, 4, 5, 6, 7, 8)).fit()
     assert all_checkpoints(run_dir)
     for path in all_checkpoints(run_dir):
         for key, value in checkpoint_tensors(path).items():
@@ -95,7 +97,7 @@ def test_disk_full_is_refused_before_training(cache_dir, tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(RunDirError, match="free disk space"):
-        Trainer(load_config(TINY, [f"data.cache_dir={cache_dir}"]), str(tmp_path / "run"), progress=False)
+        Trainer(resolve_run(load_config(TINY, [f"data.cache_dir={cache_dir}"])), str(tmp_path / "run"), progress=False)
 
 
 def _train_command(cache_dir: str, run_dir: str, *extra: str) -> list[str]:
@@ -224,7 +226,7 @@ def test_a_second_ctrl_c_during_the_save_stops_at_once_cleanly(cache_dir, tmp_pa
 
 def test_resume_refuses_what_it_cannot_honour_and_keeps_the_runs_files(cache_dir, tmp_path, capsys):
     run_dir = str(tmp_path / "run")
-    Trainer(load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=2")), run_dir, progress=False,
+    Trainer(resolve_run(load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=2"))), run_dir, progress=False,
             verbose=False).fit()
     files = {name: open(os.path.join(run_dir, name), "rb").read() for name in ("stats.npz", "classes.tsv",
                                                                                   "config.yaml")}
@@ -237,14 +239,14 @@ def test_resume_refuses_what_it_cannot_honour_and_keeps_the_runs_files(cache_dir
                                   ("data.crop_size=63", "data.crop_size", "64", "63"),
                                   ("data.mean=channel", "data.mean", "'image'", "'channel'")]:
         with pytest.raises(RunDirError) as caught:
-            Trainer(load_config(TINY, _tiny_sets(cache_dir, change)), run_dir, progress=False, verbose=False)
+            train(load_config(TINY, _tiny_sets(cache_dir, change)), run_dir, progress=False, verbose=False)
         message = str(caught.value)
         assert f"{key}: {old} -> {new}" in message, message
         assert "new --run-dir" in message and f"--init-from {run_dir}" in message, message
     # What may change is used and recorded; the data's files are never rewritten after the first checkpoint.
-    trainer = Trainer(load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=4", "train.log_every_steps=1",
-                                                   "train.checkpoint_every_steps=1", "train.learning_rate=0.005")),
-                      run_dir, progress=False, verbose=True)
+    changed = load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=4", "train.log_every_steps=1",
+                                           "train.checkpoint_every_steps=1", "train.learning_rate=0.005"))
+    trainer = Trainer(resolve_run(changed), run_dir, progress=False, verbose=True)
     trainer.close()
     out = capsys.readouterr().out
     assert "train.max_steps: 2 -> 4" in out and "train.learning_rate: 0.01 -> 0.005" in out, out
@@ -314,7 +316,7 @@ def test_multi_worker_training_matches_single_process(cache_dir, tmp_path):
     """Two workers (MultiWorkerMirroredStrategy on 127.0.0.1) equal one process on the same global batch."""
     sets = [f"data.cache_dir={cache_dir}", "model.dropout=0.0", "train.max_steps=4", "train.checkpoint_every_steps=2",
             "train.ten_crop_at_end=false", "train.learning_rate=0.05"]
-    single = Trainer(load_config(TINY, sets), str(tmp_path / "single"), progress=False, verbose=False)
+    single = Trainer(resolve_run(load_config(TINY, sets)), str(tmp_path / "single"), progress=False, verbose=False)
     single.fit()
     expected = checkpoint_tensors(tf.train.latest_checkpoint(str(tmp_path / "single" / "checkpoints")))
 
@@ -428,7 +430,7 @@ def test_second_trainer_is_refused_and_a_killed_one_leaves_the_directory_free(ca
         first.kill()
         first.wait(timeout=60)
     assert steps_before  # the refused trainer wrote nothing there; the first one did
-    taken = Trainer(load_config(TINY, _tiny_sets(cache_dir)), run_dir, progress=False, verbose=False)
+    taken = Trainer(resolve_run(load_config(TINY, _tiny_sets(cache_dir))), run_dir, progress=False, verbose=False)
     taken.close()
 
 
@@ -478,7 +480,7 @@ def test_a_full_disk_while_writing_tensorboard_saves_first_and_exits_2(cache_dir
 def test_run_stopped_on_a_nearly_full_disk_resumes_with_the_same_command(cache_dir, tmp_path, monkeypatch):
     run_dir = str(tmp_path / "run")
     config = load_config(TINY, _tiny_sets(cache_dir))
-    trainer = Trainer(config, run_dir, progress=False, verbose=False, loss_poison=sigterm_at(6))
+    trainer = Trainer(resolve_run(config), run_dir, progress=False, verbose=False, loss_poison=sigterm_at(6))
     with pytest.raises(Preempted, match="at step 6"):
         trainer.fit()
     assert len(all_checkpoints(run_dir)) == 3  # ckpt-0, 4 and 6: as many as train.keep_checkpoints
@@ -495,7 +497,7 @@ def test_run_stopped_on_a_nearly_full_disk_resumes_with_the_same_command(cache_d
 def test_a_damaged_shard_mid_epoch_names_the_data_and_the_repair(tmp_path):
     cache = str(tmp_path / "cache")
     config = load_config(TINY, _tiny_sets(cache))
-    trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
+    trainer = Trainer(resolve_run(config), str(tmp_path / "run"), progress=False, verbose=False)
     shard = trainer.prepared.train_files[-1]
     size = os.path.getsize(shard)
     with open(shard, "r+b") as f:  # same size, other bytes: only reading the records finds it

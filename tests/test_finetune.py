@@ -18,7 +18,7 @@ from alexnet_tf.errors import ConfigError, RunDirError
 from alexnet_tf.models.alexnet import build_alexnet
 from alexnet_tf.runs.rundir import RunDir, load_run
 from alexnet_tf.serving.savedmodel import export_run
-from alexnet_tf.training.finetune import start_from
+from alexnet_tf.training.resolve import resolve_run
 from alexnet_tf.training.state import build_state, layer_of
 from alexnet_tf.training.trainer import Trainer
 
@@ -41,15 +41,14 @@ def cache(tmp_path_factory) -> str:
 def source(cache: str, tmp_path_factory) -> str:
     run_dir = str(tmp_path_factory.mktemp("source") / "run")
     config = load_config(TINY, [f"data.cache_dir={cache}", *SOURCE])
-    Trainer(config, run_dir, progress=False, verbose=False).fit()
+    Trainer(resolve_run(config), run_dir, progress=False, verbose=False).fit()
     return run_dir
 
 
 def finetuner(source: str, cache: str, run_dir: str, *overrides: str) -> Trainer:
     """A fine-tuning Trainer as `train --init-from source --config tiny.yaml --set ...` makes it."""
-    overrides = (f"data.cache_dir={cache}", *TARGET, *overrides)
-    config, init = start_from(source, load_config(TINY, overrides), overrides)
-    return Trainer(config, run_dir, progress=False, verbose=False, init=init)
+    overrides = (f"data.cache_dir={cache}", *TARGET, *overrides, f"train.init_from={source}")
+    return Trainer(resolve_run(load_config(TINY, overrides), overrides), run_dir, progress=False, verbose=False)
 
 
 def source_weights(run_dir: str) -> dict[str, np.ndarray]:
@@ -72,6 +71,8 @@ def test_every_layer_but_fc8_is_restored_and_the_run_resumes_from_itself(source,
     config = trainer.config
     assert config.model.num_classes == 3 and config.model.width == 0.25 and config.model.fc_width == 128
     assert config.train.init_from == os.path.abspath(source)
+    assert RunDir(run_dir).read_config() == config  # resolved once: what the run records is what it trains
+    assert trainer.state.model.get_layer("fc8").units == 3
     assert int(trainer.state.step.numpy()) == 0 and int(trainer.state.optimizer.iterations.numpy()) == 0
     expected = source_weights(source)
     ours = weights(trainer)

@@ -14,6 +14,7 @@ from alexnet_tf import cli
 from alexnet_tf.config import load_config
 from alexnet_tf.data import train_dataset
 from alexnet_tf.errors import ConfigError, Preempted, RunDirError
+from alexnet_tf.training.resolve import resolve_run
 from alexnet_tf.training.summaries import IMAGES, SCALARS, TEN_CROP_SCALARS
 from alexnet_tf.training.trainer import Trainer
 
@@ -46,7 +47,7 @@ def read_events(log_dir: str) -> dict[str, list[tuple[int, object]]]:
 def test_short_run_learns_logs_and_resumes(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     config = tiny(cache_dir, "train.epochs=3", "train.checkpoint_every_steps=5", "train.log_every_steps=2")
-    trainer = Trainer(config, run_dir, progress=False, verbose=False)
+    trainer = Trainer(resolve_run(config), run_dir, progress=False, verbose=False)
     before = trainer.evaluate(split="train")["loss"]
     result = trainer.fit()
     after = trainer.evaluate(split="train")["loss"]
@@ -67,8 +68,8 @@ def test_short_run_learns_logs_and_resumes(cache_dir, tmp_path):
     # Resume through the CLI: the run continues from its last checkpoint's step and epoch, not from zero.
     assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith(f"ckpt-{result.step}")
     weights = [np.asarray(v) for v in trainer.state.model.trainable_variables]
-    resumed = Trainer(tiny(cache_dir, "train.epochs=4", "train.checkpoint_every_steps=5", "train.log_every_steps=2"),
-                      run_dir, resume=True, progress=False, verbose=False)
+    more = tiny(cache_dir, "train.epochs=4", "train.checkpoint_every_steps=5", "train.log_every_steps=2")
+    resumed = Trainer(resolve_run(more), run_dir, resume=True, progress=False, verbose=False)
     assert int(resumed.state.step.numpy()) == result.step and int(resumed.state.epoch.numpy()) == 3
     for w, v in zip(weights, resumed.state.model.trainable_variables):
         np.testing.assert_array_equal(w, np.asarray(v))
@@ -84,11 +85,11 @@ def test_short_run_learns_logs_and_resumes(cache_dir, tmp_path):
 
 def test_resume_mid_epoch_continues_at_the_right_step(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
-    first = Trainer(tiny(cache_dir, "train.max_steps=3", "train.ten_crop_at_end=false"), run_dir, progress=False,
-                    verbose=False).fit()
+    first = Trainer(resolve_run(tiny(cache_dir, "train.max_steps=3", "train.ten_crop_at_end=false")), run_dir,
+                    progress=False, verbose=False).fit()
     assert first.step == 3 and first.epoch == 0
-    again = Trainer(tiny(cache_dir, "train.max_steps=5", "train.ten_crop_at_end=false"), run_dir, progress=False,
-                    verbose=False)
+    again = Trainer(resolve_run(tiny(cache_dir, "train.max_steps=5", "train.ten_crop_at_end=false")), run_dir,
+                    progress=False, verbose=False)
     assert int(again.state.step.numpy()) == 3
     assert again.fit().step == 5
 
@@ -96,14 +97,14 @@ def test_resume_mid_epoch_continues_at_the_right_step(cache_dir, tmp_path):
 def test_schedule_state_survives_restart(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
     config = tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false", "train.histograms=true")
-    trainer = Trainer(config, run_dir, progress=False, verbose=False)
+    trainer = Trainer(resolve_run(config), run_dir, progress=False, verbose=False)
     trainer.fit()
     histograms = [t for t in read_events(os.path.join(run_dir, "tensorboard")) if t.startswith("weights/")]
     assert len(histograms) == len(trainer.state.model.trainable_variables)
     schedule = trainer.state.schedule
     state = (schedule.learning_rate, float(schedule.best.numpy()), int(schedule.drops.numpy()))
-    again = Trainer(tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false", "train.histograms=true"),
-                    run_dir, progress=False, verbose=False)
+    more = tiny(cache_dir, "train.epochs=2", "train.ten_crop_at_end=false", "train.histograms=true")
+    again = Trainer(resolve_run(more), run_dir, progress=False, verbose=False)
     assert (again.state.schedule.learning_rate, float(again.state.schedule.best.numpy()),
             int(again.state.schedule.drops.numpy())) == state
     assert np.isfinite(state[1])  # an evaluation was recorded, not the initial +inf
@@ -112,7 +113,7 @@ def test_schedule_state_survives_restart(cache_dir, tmp_path):
 def test_two_logical_devices_put_the_towers_on_separate_devices(cache_dir, tmp_path):
     config = tiny(cache_dir, "runtime.tower_devices=/CPU:0,/CPU:1", "train.max_steps=2",
                   "train.ten_crop_at_end=false")
-    trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
+    trainer = Trainer(resolve_run(config), str(tmp_path / "run"), progress=False, verbose=False)
     before = {t: np.asarray(trainer.state.model.get_layer(f"conv1_{t}").kernel) for t in "ab"}
     trainer.fit()
     for tower, device in (("a", "CPU:0"), ("b", "CPU:1")):
@@ -134,17 +135,17 @@ def test_two_logical_devices_put_the_towers_on_separate_devices(cache_dir, tmp_p
 
 def test_run_dir_of_another_architecture_is_refused(cache_dir, tmp_path):
     run_dir = str(tmp_path / "run")
-    Trainer(tiny(cache_dir, "train.max_steps=1", "train.ten_crop_at_end=false"), run_dir, progress=False,
+    Trainer(resolve_run(tiny(cache_dir, "train.max_steps=1", "train.ten_crop_at_end=false")), run_dir, progress=False,
             verbose=False).fit()
     with pytest.raises(RunDirError, match="model.fc_width"):
-        Trainer(tiny(cache_dir, "model.fc_width=32"), run_dir, progress=False, verbose=False)
+        Trainer(resolve_run(tiny(cache_dir, "model.fc_width=32")), run_dir, progress=False, verbose=False)
 
 
 def test_resume_without_checkpoint_and_wrong_class_count_are_errors(cache_dir, tmp_path):
     with pytest.raises(RunDirError, match="no checkpoint"):
-        Trainer(tiny(cache_dir), str(tmp_path / "empty"), resume=True, progress=False, verbose=False)
+        Trainer(resolve_run(tiny(cache_dir)), str(tmp_path / "empty"), resume=True, progress=False, verbose=False)
     with pytest.raises(ConfigError, match="model.num_classes"):
-        Trainer(tiny(cache_dir, "model.num_classes=7"), str(tmp_path / "run"), progress=False, verbose=False)
+        resolve_run(tiny(cache_dir, "model.num_classes=7"))  # before any trainer is built
 
 
 # (runtime.jit_compile=true trains too, but XLA's compile takes ~12 s here; benchmarks/train_step.py runs it.)
@@ -152,7 +153,7 @@ def test_resume_without_checkpoint_and_wrong_class_count_are_errors(cache_dir, t
                                                    ("runtime.precision=mixed_float16", "float16")])
 def test_mixed_precision_options_train(cache_dir, tmp_path, option, compute_dtype):
     config = tiny(cache_dir, option, "train.max_steps=2", "train.ten_crop_at_end=false")
-    trainer = Trainer(config, str(tmp_path / "run"), progress=False, verbose=False)
+    trainer = Trainer(resolve_run(config), str(tmp_path / "run"), progress=False, verbose=False)
     before = np.asarray(trainer.state.model.get_layer("fc8").kernel)
     result = trainer.fit()
     assert trainer.state.model.get_layer("conv1_a").compute_dtype == compute_dtype
@@ -186,8 +187,8 @@ def test_missing_dataset_is_reported_before_training(tmp_path, capsys):
 
 
 def test_mirrored_strategy_trains_unpinned(cache_dir, tmp_path):
-    trainer = Trainer(tiny(cache_dir, "runtime.distribute=mirrored", "train.max_steps=2",
-                           "train.ten_crop_at_end=false"), str(tmp_path / "run"), progress=False, verbose=False)
+    trainer = Trainer(resolve_run(tiny(cache_dir, "runtime.distribute=mirrored", "train.max_steps=2",
+                           "train.ten_crop_at_end=false")), str(tmp_path / "run"), progress=False, verbose=False)
     assert isinstance(trainer.state.strategy, tf.distribute.MirroredStrategy) and not trainer.state.placement.pinned
     before = np.asarray(trainer.state.model.get_layer("fc8").kernel)
     assert trainer.fit().step == 2
@@ -227,9 +228,10 @@ def test_resuming_exactly_at_an_epoch_boundary_prints_no_nan(cache_dir, tmp_path
         return 0.0
 
     with pytest.raises(Preempted, match="at step 8"):
-        Trainer(config, run_dir, progress=False, verbose=False, loss_poison=sigterm_at_the_epochs_last_step).fit()
+        Trainer(resolve_run(config), run_dir, progress=False, verbose=False,
+                loss_poison=sigterm_at_the_epochs_last_step).fit()
     capsys.readouterr()
-    assert Trainer(config, run_dir, progress=False, verbose=True).fit().epoch == 2
+    assert Trainer(resolve_run(config), run_dir, progress=False, verbose=True).fit().epoch == 2
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert lines[0].startswith("epoch 1/2") and "resumed at the epoch's end" in lines[0], lines
     assert not any("nan" in line for line in lines), lines

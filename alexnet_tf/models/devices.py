@@ -103,8 +103,10 @@ def configure_tower_cpus(tower_devices: Sequence[str]) -> None:
         DeviceError: when TensorFlow set up its devices already, with fewer CPUs than named.
     """
     count = logical_cpus_needed(tower_devices)
+    if count <= 1:
+        return
     cpu = tf.config.list_physical_devices("CPU")[0]
-    if count <= len(tf.config.get_logical_device_configuration(cpu) or [None]):
+    if count <= len(tf.config.get_logical_device_configuration(cpu) or ()):
         return
     try:
         configure_logical_cpus(count)

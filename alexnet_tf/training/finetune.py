@@ -1,7 +1,7 @@
 """Fine-tuning: a new run that starts from another run's weights (`python -m alexnet_tf.train --init-from SOURCE`).
 
 The source is a run directory (trained, or converted from Caffe), a checkpoint prefix in one, or the folder of its
-checkpoints. The new run's config is layered as follows (`layer_config`):
+checkpoints. The new run's config is layered as follows (`layer_config`, then `alexnet_tf.training.resolve`):
 
     the user's config (--config FILE, default configs/finetune.yaml, then --set)
     <- the source's model section except num_classes, and its data.image_size, data.crop_size and data.mean,
@@ -54,7 +54,8 @@ def explicit_keys(overrides: Sequence[str]) -> set[str]:
 
 def layer_config(config: Config, source: Config, explicit: set[str], init_from: str) -> Config:
     """The fine-tuning run's config: `config` with the source's network and preprocessing (see the module's
-    docstring); keys in `explicit` (given with --set) keep the user's value. num_classes is left to `FineTune`."""
+    docstring); keys in `explicit` (given with --set) keep the user's value. num_classes comes from the data later
+    (`alexnet_tf.training.resolve`)."""
     model = {k: v for k, v in dataclasses.asdict(source.model).items()
              if k != "num_classes" and f"model.{k}" not in explicit}
     data = {k: getattr(source.data, k) for k in SOURCE_DATA_KEYS if f"data.{k}" not in explicit}
@@ -63,27 +64,25 @@ def layer_config(config: Config, source: Config, explicit: set[str], init_from: 
 
 @dataclass(frozen=True)
 class FineTune:
-    """Where a fine-tuning run starts from, and what it takes from there.
+    """Where a fine-tuning run starts from, and what starts afresh.
 
     Attributes:
         source: The source run, read once.
-        classes_from_data: Set model.num_classes to the prepared data's class count (False: the user gave it).
+        new_layers: The layers that keep their fresh init: fc8 when the class count differs from the source's.
     """
 
     source: Run
-    classes_from_data: bool = True
+    new_layers: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, source: Run, config: Config) -> "FineTune":
+        """Fine-tuning from `source` with the resolved `config` (its class count already the data's)."""
+        differs = config.model.num_classes != source.config.model.num_classes
+        return cls(source, (NEW_LAYER,) if differs else ())
 
     @property
     def checkpoint(self) -> str:
         return self.source.checkpoint
-
-    def with_data_classes(self, config: Config, num_classes: int) -> Config:
-        """`config` with model.num_classes from the data (unless the user set it)."""
-        return replace(config, model={"num_classes": num_classes}) if self.classes_from_data else config
-
-    def new_layers(self, config: Config) -> tuple[str, ...]:
-        """The layers that start afresh: fc8 when the class count differs from the source's."""
-        return (NEW_LAYER,) if config.model.num_classes != self.source.config.model.num_classes else ()
 
     def statistics(self, data_stats: DatasetStats, config: Config) -> DatasetStats:
         """The run's statistics: the source's mean (image and channel) with the new data's PCA and count.
@@ -99,7 +98,7 @@ class FineTune:
         return DatasetStats(mean.mean_image, mean.channel_mean, data_stats.eigvals, data_stats.eigvecs,
                             data_stats.count)
 
-    def restore_into(self, model: Any, new_layers: Sequence[str]) -> list[str]:
+    def restore_into(self, model: Any) -> list[str]:
         """Copies every layer's weights from the source's checkpoint into `model` (model weights only: a trained
         run's optimiser and counters, or a converted run's step, are not read); `new_layers` keep their fresh init
         when their shapes differ.
@@ -121,19 +120,19 @@ class FineTune:
             if ours == theirs:
                 layer.set_weights(source.get_layer(layer.name).get_weights())
                 restored.append(layer.name)
-            elif layer.name not in new_layers:
+            elif layer.name not in self.new_layers:
                 raise RunDirError(f"--init-from {self.checkpoint}: layer {layer.name} does not fit: "
                                   f"{theirs} in the source, {ours} in this run's network; fine-tune "
                                   f"with the source's model settings (drop the --set model.* or data.crop_size that "
                                   f"changes them)")
         return restored
 
-    def describe(self, restored: Sequence[str], new_layers: Sequence[str], config: Config) -> str:
+    def describe(self, restored: Sequence[str], config: Config) -> str:
         """The line the trainer prints when it initialises a run from the source."""
         which = f"{len(restored)} layers restored ({restored[0]} ... {restored[-1]})" if restored else "none restored"
         line = f"fine-tuning from {self.checkpoint}: {which}"
-        if new_layers:
-            line += (f"; {', '.join(new_layers)} starts afresh: the source has "
+        if self.new_layers:
+            line += (f"; {', '.join(self.new_layers)} starts afresh: the source has "
                      f"{self.source.config.model.num_classes} classes, the data {config.model.num_classes}")
         return line + f"; frozen up to: {config.train.freeze}"
 
@@ -141,11 +140,3 @@ class FineTune:
 def _shapes(layer: Any) -> str:
     """A layer's weight shapes, e.g. "kernel 9216x2048, bias 2048"."""
     return ", ".join(f"{w.name} {'x'.join(map(str, w.shape))}" for w in layer.weights)
-
-
-def start_from(path: str, config: Config, overrides: Sequence[str]) -> tuple[Config, FineTune]:
-    """Reads the source at `path` and layers the run's config on it (the class count still comes from the data)."""
-    source = open_source(path)
-    explicit = explicit_keys(overrides)
-    layered = layer_config(config, source.config, explicit, os.path.abspath(path))
-    return layered, FineTune(source, classes_from_data="model.num_classes" not in explicit)

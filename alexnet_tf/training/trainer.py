@@ -3,7 +3,8 @@ until the run is done, going back to the last good checkpoint when the loss turn
 
 One call, `train(config, run_dir)`, does a whole run:
 
-    prepare the data (alexnet_tf.data) -> build the state (alexnet_tf.training.state) -> restore the newest readable
+    resolve the config once (alexnet_tf.training.resolve: the fine-tuning source's network, the prepared data, the
+    class count) -> build the state (alexnet_tf.training.state) -> restore the newest readable
     checkpoint of run_dir if there is one (else, fine-tuning, the source's weights: alexnet_tf.training.finetune)
     -> for each epoch: train steps over the augmented batches, checkpoint every N steps, evaluate the centre crop,
     let the schedule see the validation error, checkpoint -> ten-crop evaluation.
@@ -15,42 +16,28 @@ The run directory (its files, its lock, damaged checkpoints, disk space) is `ale
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import tensorflow as tf
 
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config
 from alexnet_tf.core.progress import progress_bar, write
-from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
-from alexnet_tf.errors import ConfigError, NonFiniteError, Preempted, RunDirError, SummaryWriteError
-from alexnet_tf.models.alexnet import check_training_fits
-from alexnet_tf.models.devices import make_strategy, seed_everything, set_precision
+from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError, SummaryWriteError
+from alexnet_tf.models.devices import seed_everything, set_precision
 from alexnet_tf.runs.rundir import RunDir
-from alexnet_tf.training.finetune import FineTune, start_from
 from alexnet_tf.training.metrics import RunningSums
-from alexnet_tf.training.state import build_state, is_chief
+from alexnet_tf.training.resolve import ResolvedRun, resolve_run
+from alexnet_tf.training.state import TrainState, build_state, is_chief
 from alexnet_tf.training.steps import make_eval_step, make_train_step
 from alexnet_tf.training.summaries import Summaries
-
-
-def check_memory(config: Config) -> None:
-    """Refuses sizes that cannot fit in this machine's memory (model.width, train.batch_size, data.image_size),
-    before any work or file (the train command calls it before making a run directory).
-
-    Raises:
-        ConfigError: naming the key, the largest value that fits and the fix.
-    """
-    check_training_fits(config.model, config.data.crop_size, config.train.batch_size)
-    check_image_size(config.data)
 
 
 class _StopSignals:
@@ -140,66 +127,65 @@ class Trainer:
     """A training run in a run directory, which it holds locked; `fit()` runs it to the end (or `train.max_steps`).
 
     Args:
-        config: The resolved config.
+        run: The resolved run (`alexnet_tf.training.resolve.resolve_run`): config, prepared data, strategy and
+            fine-tuning source, all decided before the trainer is built.
         run_dir: The run directory (created if needed).
         resume: True: continue from the latest checkpoint (an error if there is none); False: refuse to run in a
             directory that holds one; None (default): resume when there is one.
         progress: Show tqdm progress bars on the terminal.
         verbose: Print the one-line summary per epoch (and the resume and ten-crop lines).
         loss_poison: A test seam: step number (1-based) -> a value added to that step's loss (NaN to poison it).
-        init: Fine-tuning: the run to start from (`alexnet_tf.training.finetune`); `config` already layered on it.
     """
 
-    def __init__(self, config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
-                 verbose: bool = True, loss_poison: Callable[[int], float] | None = None,
-                 init: FineTune | None = None) -> None:
-        self.config, self.progress, self.verbose = config, progress, verbose
+    def __init__(self, run: ResolvedRun, run_dir: str, resume: bool | None = None, progress: bool = True,
+                 verbose: bool = True, loss_poison: Callable[[int], float] | None = None) -> None:
+        self.config, self.prepared, self.progress, self.verbose = run.config, run.prepared, progress, verbose
         self.loss_poison = loss_poison or (lambda step: 0.0)
         self.directory = RunDir(run_dir)
-        self.run_dir, train, runtime = self.directory.path, config.train, config.runtime
-        strategy = make_strategy(runtime.distribute)  # first: multi-worker must start before other TF ops
+        self.run_dir, config, strategy = self.directory.path, run.config, run.strategy
+        self.global_batch = config.train.batch_size
+        self.steps_per_epoch = self.prepared.num_train // self.global_batch
         chief = is_chief(strategy)  # only the chief writes the run directory; workers must not wait for its lock
         self._lock = self.directory.lock() if chief else None
         try:
             latest = self._checkpoint_to_resume(resume, move_damaged=chief)
-            seed_everything(runtime.seed, runtime.deterministic)
-            set_precision(runtime.precision)
-            check_memory(config)  # before preparing data
-            skip = ("model.num_classes",) if init else ()  # fine-tuning takes it from the data: checked below
-            changes = self.directory.check_resume(config, skip) if latest else []
-            self.prepared = self._prepare_data(init)
-            config = self.config
-            if latest and init:
-                self.directory.check_resume(config)
+            changes = self.directory.check_resume(config) if latest else []
             if changes and verbose:
                 write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(changes)}")
-            self.global_batch = train.batch_size
-            self.steps_per_epoch = self.prepared.num_train // self.global_batch
+            seed_everything(config.runtime.seed, config.runtime.deterministic)
+            set_precision(config.runtime.precision)
             if chief:
-                self.directory.write_files(config, self.prepared.stats if init else self.prepared.stats_path,
+                self.directory.write_files(config, self.prepared.stats if run.init else self.prepared.stats_path,
                                            self.prepared.vocab_path)
-            new_layers = init.new_layers(config) if init else ()
-            # Every worker must take part in a save; the others write throwaway copies into their own folder.
-            self.state = build_state(strategy, config.model, config.data.crop_size, train, runtime,
-                                     self.directory.checkpoint_dir if chief else
-                                     self.directory.worker_checkpoint_dir(strategy.cluster_resolver.task_id),
-                                     new_layers)
-            self.directory.check_space(self.state.bytes_per_checkpoint, train.keep_checkpoints)
-            if latest:  # every worker restores the chief's checkpoint
-                self.state.restore(latest)
-            elif init:  # a new fine-tuning run: the source's weights, a fresh optimiser, step 0
-                restored = init.restore_into(self.state.model, new_layers)
-                if verbose:
-                    write(init.describe(restored, new_layers, config))
+            self.state = self._build_state(run, latest, chief)
             self.resuming = latest is not None
             self.summaries = Summaries(self.directory.tensorboard_dir if chief else None)
             self._train_step = make_train_step(self.state, self.prepared.stats, config.data, self.global_batch,
-                                               runtime.jit_compile, runtime.precision != "mixed_float16")
+                                               config.runtime.jit_compile,
+                                               config.runtime.precision != "mixed_float16")
             self._eval_steps = {ten_crop: make_eval_step(self.state, ten_crop) for ten_crop in (False, True)}
             self.history: list[dict[str, Any]] = []
         except BaseException:
             self.close()
             raise
+
+    def _build_state(self, run: ResolvedRun, latest: str | None, chief: bool) -> TrainState:
+        """The model, optimiser and schedule: restored from `latest`, else (fine-tuning) from the source's weights
+        with a fresh optimiser at step 0, else the paper's init."""
+        config, strategy, init = run.config, run.strategy, run.init
+        # Every worker must take part in a save; the others write throwaway copies into their own folder.
+        checkpoints = (self.directory.checkpoint_dir if chief else
+                       self.directory.worker_checkpoint_dir(strategy.cluster_resolver.task_id))
+        state = build_state(strategy, config.model, config.data.crop_size, config.train, config.runtime, checkpoints,
+                            init.new_layers if init else ())
+        self.directory.check_space(state.bytes_per_checkpoint, config.train.keep_checkpoints)
+        if latest:  # every worker restores the chief's checkpoint
+            state.restore(latest)
+        elif init:
+            restored = init.restore_into(state.model)
+            if self.verbose:
+                write(init.describe(restored, config))
+        return state
 
     def close(self) -> None:
         """Lets go of the run directory (fit() does so when it ends)."""
@@ -223,22 +209,6 @@ class Trainer:
             raise RunDirError(f"run directory {self.run_dir!r} already holds a checkpoint; resume it (--resume) or "
                               f"choose another --run-dir")
         return recovery.checkpoint
-
-    def _prepare_data(self, init: FineTune | None) -> data_lib.PreparedData:
-        """Prepares the data; fine-tuning takes the class count from it and the mean from the source."""
-        prepared = data_lib.prepare_data(self.config.data, progress=self.progress)
-        if init:
-            self.config = init.with_data_classes(self.config, len(prepared.vocabulary))
-            prepared = dataclasses.replace(prepared, stats=init.statistics(prepared.stats, self.config))
-        config = self.config
-        if len(prepared.vocabulary) != config.model.num_classes:
-            raise ConfigError(f"config key 'model.num_classes': got {config.model.num_classes}, but the data "
-                              f"({config.data.source!r}) has {len(prepared.vocabulary)} classes; set "
-                              f"--set model.num_classes={len(prepared.vocabulary)}")
-        if prepared.num_train < config.train.batch_size:
-            raise ConfigError(f"config key 'train.batch_size': got {config.train.batch_size}, more than the "
-                              f"{prepared.num_train} training images; lower it")
-        return prepared
 
     # -- the loop ----------------------------------------------------------------------------------------------------
 
@@ -481,9 +451,8 @@ class Trainer:
 
 
 def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
-          verbose: bool = True, init: FineTune | None = None) -> TrainResult:
-    """Runs (or resumes) a training run in `run_dir`; see `Trainer`. A config's train.init_from (from a file or
-    the Python API) fine-tunes as `train --init-from` does."""
-    if init is None and config.train.init_from:
-        config, init = start_from(config.train.init_from, config, ())
-    return Trainer(config, run_dir, resume=resume, progress=progress, verbose=verbose, init=init).fit()
+          verbose: bool = True, overrides: Sequence[str] = ()) -> TrainResult:
+    """Runs (or resumes) a training run in `run_dir`: the config resolved once (`resolve_run`: a config's
+    train.init_from fine-tunes, `overrides` name the keys the user set), then `Trainer.fit`."""
+    run = resolve_run(config, overrides, progress=progress, run_dir=run_dir)
+    return Trainer(run, run_dir, resume=resume, progress=progress, verbose=verbose).fit()
