@@ -49,7 +49,7 @@ def train(config: Config | str, run_dir: str | None = None, resume: bool | None 
     config = load_config(None, overrides, base=config) if isinstance(config, Config) else load_config(config, overrides)
     run = resolve_run(config, overrides, progress=progress, run_dir=run_dir)  # before a new run directory is made
     result = Trainer(run, run_dir or new_run_dir(), resume=resume, progress=progress).fit()
-    if result.config.train.export_at_end and not result.already_complete:
+    if result.config.train.export_at_end and result.chief and not result.already_complete:
         result = dataclasses.replace(result, export=export(result.run_dir, progress=progress))
     return result
 

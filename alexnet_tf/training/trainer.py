@@ -83,6 +83,7 @@ class TrainResult:
     val_ten_crop: dict[str, float] | None
     history: list[dict[str, Any]]
     already_complete: bool = False
+    chief: bool = True  # False on the other workers of a multi-worker run, which write nothing into the run
     export: str | None = None
 
 
@@ -401,7 +402,7 @@ class Trainer:
             if self.verbose:
                 write(_fmt(ten, "final val (ten crops):"))
         result = TrainResult(self.run_dir, self.config, step, int(state.epoch.numpy()), state.manager.latest_checkpoint,
-                             val, ten, self.history)
+                             val, ten, self.history, chief=state.is_chief)
         if state.is_chief:
             self.directory.write_summary({"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint,
                                           "val": val, "val_ten_crop": ten,
