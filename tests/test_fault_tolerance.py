@@ -291,12 +291,12 @@ def test_an_unfinished_run_is_described_as_unfinished(cache_dir, tmp_path):
 
     run_dir = str(tmp_path / "run")
     config = load_config(TINY, _tiny_sets(cache_dir, "train.epochs=2", "train.export_at_end=false"))
-    with pytest.raises(Preempted):
-        Trainer(config, run_dir, progress=False, verbose=False, loss_poison=sigterm_at(14)).fit()  # 8 steps an epoch
+    with pytest.raises(Preempted):  # 8 steps an epoch: stops in epoch 2
+        Trainer(resolve_run(config), run_dir, progress=False, verbose=False, loss_poison=sigterm_at(14)).fit()
     model = load_model(run_dir)
     assert model.unfinished == "unfinished: 1 of 2 epochs"
     assert model.description.endswith("(ckpt-14, unfinished: 1 of 2 epochs)"), model.description
-    Trainer(config, run_dir, progress=False, verbose=False).fit()
+    Trainer(resolve_run(config), run_dir, progress=False, verbose=False).fit()
     finished = load_model(run_dir)
     assert finished.unfinished is None and finished.description.endswith("(ckpt-16)"), finished.description
 
