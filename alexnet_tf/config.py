@@ -269,58 +269,71 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _to_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise ConfigError(f"config key '{key}': got {value!r}; expected a boolean (true or false)")
+
+
+def _to_int(value: Any, key: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip().replace("_", ""))
+        except ValueError:
+            pass
+    raise ConfigError(f"config key '{key}': got {value!r}; expected an integer")
+
+
+def _to_float(value: Any, key: str) -> float:
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            pass
+    if number is None:
+        raise ConfigError(f"config key '{key}': got {value!r}; expected a number")
+    # nan and inf pass every `>`/`<=` check in the sections' validation (or fail it with a misleading message)
+    # and only show up as a NaN loss after training started: refused here, once, for every float key.
+    try:
+        number = float(number)
+    except OverflowError:  # an integer beyond float's range: infinite too
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"config key '{key}': got {value!r}; expected a finite number (not nan or inf)")
+    return number
+
+
+def _to_str(value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"config key '{key}': got {value!r}; expected a string")
+
+
+_CONVERTERS: dict[Any, typing.Callable[[Any, str], Any]] = {bool: _to_bool, int: _to_int, float: _to_float,
+                                                             str: _to_str}
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """Converts `value` to the type `tp` of field `key`, or raises ConfigError naming both."""
-    origin = typing.get_origin(tp)
-    if origin is tuple:
+    if typing.get_origin(tp) is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if isinstance(value, str):
             value = [v for v in (s.strip() for s in value.split(",")) if v] if value.strip() else []
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}': got {value!r}; expected a list of {_type_name(item_tp)}")
         return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.strip().lower() in ("true", "yes", "1")
-        raise ConfigError(f"config key '{key}': got {value!r}; expected a boolean (true or false)")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip().replace("_", ""))
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{key}': got {value!r}; expected an integer")
-    if tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                pass
-        if number is None:
-            raise ConfigError(f"config key '{key}': got {value!r}; expected a number")
-        # nan and inf pass every `>`/`<=` check in the sections' validation (or fail it with a misleading message)
-        # and only show up as a NaN loss after training started: refused here, once, for every float key.
-        try:
-            number = float(number)
-        except OverflowError:  # an integer beyond float's range: infinite too
-            number = math.inf
-        if not math.isfinite(number):
-            raise ConfigError(f"config key '{key}': got {value!r}; expected a finite number (not nan or inf)")
-        return number
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"config key '{key}': got {value!r}; expected a string")
-    raise TypeError(f"unsupported config field type {tp!r} for '{key}'")  # a programming error, not a user's
+    if tp not in _CONVERTERS:
+        raise TypeError(f"unsupported config field type {tp!r} for '{key}'")  # a programming error, not a user's
+    return _CONVERTERS[tp](value, key)
 
 
 def _section_types(section_cls: type) -> dict[str, Any]:
