@@ -24,7 +24,7 @@ setup(
         "matplotlib",  # the ablation study's figures
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "ruff"],
         # export --format onnx converts with tf2onnx; onnxruntime runs the file (the converter tests use it)
         "onnx": ["tf2onnx>=1.17", "onnx", "onnxruntime"],
         # export --format litert converts with TensorFlow's own converter; ai-edge-litert's interpreter runs it
