@@ -27,7 +27,7 @@ class ResolvedRun:
     """What a training run is, decided once.
 
     Attributes:
-        config: The final config (what the run directory's config.yaml records).
+        config: The final config (what the run directory records as the run's config).
         prepared: The prepared data; when fine-tuning, its statistics hold the source's mean.
         strategy: The `tf.distribute` strategy of runtime.distribute.
         init: Fine-tuning: where the weights come from and which layers start afresh; None for a new network.
