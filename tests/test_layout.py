@@ -168,7 +168,6 @@ def test_the_circle_finder_finds_a_planted_circle():
     assert find_cycle({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the commands still hold library code; remove when it passes")
 def test_library_modules_import_at_the_top():
     known = modules()
     late = []

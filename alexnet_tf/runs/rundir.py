@@ -28,12 +28,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import tensorflow as tf
+
 from alexnet_tf.config import Config, config_to_dict, load_config, save_config
 from alexnet_tf.core.files import atomic_path, atomic_write_text, size_text, tree_size
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.errors import ConfigError, RunDirError, StatsError, VocabularyError, error_summary
+from alexnet_tf.models.alexnet import build_alexnet
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -153,8 +156,6 @@ class RunDir:
         Returns:
             The checkpoint prefix written.
         """
-        import tensorflow as tf
-
         checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(step, dtype=tf.int64))
         return tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=None).save(
             checkpoint_number=step)
@@ -256,7 +257,6 @@ class RunDir:
 
     def _write_state(self, prefixes: list[str]) -> None:
         """Rewrites the state file to list `prefixes` (oldest first), unless it already does."""
-        import tensorflow as tf
         state_path = os.path.join(self.checkpoint_dir, STATE_FILE)
         state = tf.train.get_checkpoint_state(self.checkpoint_dir) if os.path.isfile(state_path) else None
         listed = [os.path.abspath(p) for p in state.all_model_checkpoint_paths] if state else None
@@ -405,8 +405,6 @@ def list_checkpoints(folder: str) -> list[str]:
 
 def checkpoint_damage(prefix: str) -> tuple[str, str] | None:
     """None when every tensor of the checkpoint reads (checksums included); else (the damaged file, why)."""
-    import tensorflow as tf
-
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as e:  # noqa: BLE001 (an unreadable index raises DataLossError, IndexError, ValueError...)
@@ -496,8 +494,6 @@ def load_run(path: str | os.PathLike, checkpoint: str | None = None) -> Run:
 def unfinished_note(config: Config, checkpoint_prefix: str) -> str | None:
     """"unfinished: E of N epochs" when the checkpoint's run stopped before train.epochs (and train.max_steps);
     None for a finished run, or a checkpoint that does not count epochs (a converted model)."""
-    import tensorflow as tf
-
     try:
         reader = tf.train.load_checkpoint(checkpoint_prefix)
         epoch = int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
@@ -538,10 +534,6 @@ def restore_model(config: Config, checkpoint_prefix: str) -> Any:
     Raises:
         RunDirError: when the checkpoint does not fit the configured network.
     """
-    import tensorflow as tf
-
-    from alexnet_tf.models.alexnet import build_alexnet
-
     model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
     try:
         status = tf.train.Checkpoint(model=model).restore(checkpoint_prefix).expect_partial()
