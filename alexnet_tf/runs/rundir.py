@@ -31,7 +31,7 @@ from typing import Any
 import tensorflow as tf
 
 from alexnet_tf.config import Config, config_to_dict, load_config, save_config
-from alexnet_tf.core.files import atomic_path, atomic_write_text, size_text, tree_size
+from alexnet_tf.core.files import atomic_path, atomic_write_text, remove_stale_temporaries, size_text, tree_size
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
@@ -207,6 +207,7 @@ class RunDir:
         names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
         found += [os.path.join(folder, n) for n in sorted(names)
                   if (m := _CHECKPOINT_DATA.match(n)) and f"{m.group(1)}.index" not in names]
+        remove_stale_temporaries(self.path)  # config.yaml, summary.json, ... half-written by a killed process
         removed = []
         for path in sorted(found):
             size = tree_size(path)
