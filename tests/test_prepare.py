@@ -277,3 +277,39 @@ def test_manifest_without_checksums_still_loads_and_verify_records_them(tmp_path
     assert "all intact" in out and "recorded the size and SHA-256 of 7 shards" in out
     with open(prepared.manifest_path) as f:
         assert json.load(f)["shards"] == recorded
+
+
+def test_a_full_disk_while_generating_or_writing_shards_exits_2_naming_the_file(tmp_path, monkeypatch, capsys):
+    # Before: PIL's and TensorFlow's tracebacks, rc 1.
+    import errno
+
+    import tensorflow as tf
+    from PIL import Image
+
+    real_save, saves = Image.Image.save, []
+
+    def save(image, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(image, path, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    cache = str(tmp_path / "cache")
+    args = ["--set", f"data.cache_dir={cache}", "--set", "data.demo_classes=2", "--set", "data.demo_train_per_class=4",
+            "--set", "data.demo_val_per_class=2", "--no-progress"]
+    assert cli.run(main, args) == 2
+    err = capsys.readouterr().err
+    assert f"in {cache!r}: no space left on the disk ({saves[4]}: " in err and "are free) or set data.cache_dir" in err
+    assert "Traceback" not in err, err
+    monkeypatch.undo()
+
+    class FullWriter(tf.io.TFRecordWriter):
+        def write(self, record):
+            raise tf.errors.ResourceExhaustedError(None, None, "train-00000-of-00002.tmp-1; No space left on device")
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", FullWriter)
+    assert cli.run(main, args) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the disk (train-00000-of-00002.tmp-1; No space left on device)" in err, err
+    assert "Traceback" not in err

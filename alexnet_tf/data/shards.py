@@ -20,18 +20,28 @@ Damage found after preparation is `prepared`'s and `verify`'s (prepare --verify)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.core.files import atomic_write_text, fsync_path, remove_stale_temporaries, temp_name
+from alexnet_tf.core.files import (
+    NO_SPACE,
+    atomic_write_text,
+    free_bytes,
+    fsync_path,
+    remove_stale_temporaries,
+    size_text,
+    temp_name,
+    write_problem,
+)
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.data.prepared import (
@@ -47,7 +57,7 @@ from alexnet_tf.data.sources import open_source
 from alexnet_tf.data.sources.base import Source, SplitSource
 from alexnet_tf.data.stats import StatsAccumulator
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import DataError, error_summary
+from alexnet_tf.errors import AlexNetError, DataError, error_summary
 
 log = logging.getLogger("alexnet_tf.data")
 
@@ -371,21 +381,44 @@ def prepare_data(data_cfg: DataConfig, progress: bool = True, workers: int = 0) 
             that does not match (the message says which and what to do).
     """
     check_image_size(data_cfg)  # before generating, reading or writing anything
-    source_or_none, directory = open_source(data_cfg, progress)
-    if source_or_none is None:
-        prepared = load_prepared(directory)
-    elif is_prepared_dir(directory):
-        prepared = load_prepared(directory)
-        _check_current(prepared, source_or_none, directory, data_cfg.image_size)
-    else:
-        prepared = prepare_source(source_or_none, directory, data_cfg.image_size, data_cfg.shard_size,
-                                  data_cfg.max_bad_fraction, workers, progress)
+    with _disk_problems(data_cfg):
+        source_or_none, directory = open_source(data_cfg, progress)
+        if source_or_none is None:
+            prepared = load_prepared(directory)
+        elif is_prepared_dir(directory):
+            prepared = load_prepared(directory)
+            _check_current(prepared, source_or_none, directory, data_cfg.image_size)
+        else:
+            prepared = prepare_source(source_or_none, directory, data_cfg.image_size, data_cfg.shard_size,
+                                      data_cfg.max_bad_fraction, workers, progress)
     if source_or_none is None and prepared.image_size != data_cfg.image_size:
         raise DataError(f"the prepared shards in {directory!r} are {prepared.image_size}x{prepared.image_size} but "
                         f"data.image_size is {data_cfg.image_size}; set data.image_size={prepared.image_size}")
     if data_cfg.crop_size > prepared.image_size:
         raise DataError(f"data.crop_size {data_cfg.crop_size} exceeds the prepared image size {prepared.image_size}")
     return prepared
+
+
+@contextlib.contextmanager
+def _disk_problems(data_cfg: DataConfig) -> Iterator[None]:
+    """A full disk or a folder that cannot be written, while the demo is generated or shards are written, becomes a
+    DataError naming the file and the fix (the shards finished so far are kept: the same command resumes)."""
+    try:
+        yield
+    except AlexNetError:
+        raise
+    except Exception as e:
+        problem = write_problem(e)
+        if problem is None:
+            raise
+        cache = data_cfg.prepared_dir or data_cfg.resolved_cache_dir()
+        fix = (f"free some space ({size_text(free_bytes(cache))} are free) or set data.cache_dir (or "
+               f"data.prepared_dir) to a disk with room" if problem == NO_SPACE else
+               "set data.cache_dir (or data.prepared_dir) to a folder you can write")
+        where = getattr(e, "filename", None)
+        raise DataError(f"preparing data.source {data_cfg.source!r} in {cache!r}: {problem} "
+                        f"({f'{where}: ' if where else ''}{error_summary(e)}); {fix}, then run the same command: "
+                        f"the shards finished so far are kept") from None
 
 
 def _check_current(prepared: PreparedData, source: Source, directory: str, image_size: int) -> None:
