@@ -8,6 +8,7 @@ stops the program at once with a message naming the key and what it accepts.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import os
 import re
@@ -378,15 +379,14 @@ def parse_override(text: str) -> tuple[str, str, str]:
     return section, key, value
 
 
-# The configs that come with alexnet_tf (quickstart, tiny, finetune, alexnet_ilsvrc2012), beside the package.
-SHIPPED_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+# The configs that come with alexnet_tf (quickstart, tiny, finetune, alexnet_ilsvrc2012, ...): package data, in the
+# checkout and in an installed wheel alike.
+SHIPPED_CONFIGS = importlib.resources.files("alexnet_tf") / "configs"
 
 
 def shipped_config_names() -> list[str]:
     """The names of the shipped configs (without .yaml)."""
-    if not os.path.isdir(SHIPPED_CONFIGS):
-        return []
-    return sorted(n[:-len(".yaml")] for n in os.listdir(SHIPPED_CONFIGS) if n.endswith(".yaml"))
+    return sorted(entry.name[:-len(".yaml")] for entry in SHIPPED_CONFIGS.iterdir() if entry.name.endswith(".yaml"))
 
 
 def find_config(path: str | os.PathLike) -> str:
@@ -396,8 +396,8 @@ def find_config(path: str | os.PathLike) -> str:
     if os.path.exists(path) or os.path.dirname(os.path.normpath(path)) not in ("", "configs"):
         return path
     name = os.path.basename(path)
-    shipped = os.path.join(SHIPPED_CONFIGS, name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    return shipped if os.path.isfile(shipped) else path
+    shipped = SHIPPED_CONFIGS / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return str(shipped) if shipped.is_file() else path
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (),

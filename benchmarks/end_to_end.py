@@ -33,7 +33,8 @@ from alexnet_tf.data import train_dataset  # noqa: E402
 from alexnet_tf.training.resolve import resolve_run  # noqa: E402
 from alexnet_tf.training.trainer import Trainer  # noqa: E402
 
-QUICKSTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "quickstart.yaml")
+QUICKSTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "alexnet_tf", "configs",
+                          "quickstart.yaml")
 
 
 def timed(step, batches, steps: int) -> float:

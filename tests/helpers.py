@@ -227,7 +227,7 @@ DAMAGE = {"data truncated": truncate_data, "data overwritten": overwrite_data, "
 # Tiny runs for the evaluation, prediction and visualisation tests (8 classes, so that top-5 means something).
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(ROOT, "configs", "tiny.yaml")  # the whole program in seconds
+TINY = os.path.join(ROOT, "alexnet_tf", "configs", "tiny.yaml")  # the whole program in seconds
 NUM_CLASSES = 8
 
 

@@ -20,7 +20,7 @@ importlib.import_module("alexnet_tf.train")
 importlib.import_module("alexnet_tf.export")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(ROOT, "configs", "tiny.yaml")
+TINY = os.path.join(ROOT, "alexnet_tf", "configs", "tiny.yaml")
 
 
 def test_build_alexnet_is_the_papers_network():

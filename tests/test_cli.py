@@ -35,7 +35,7 @@ from alexnet_tf.errors import (
 pure_python = pytest.mark.pure_python
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(REPO, "configs", "tiny.yaml")
+TINY = os.path.join(REPO, "alexnet_tf", "configs", "tiny.yaml")
 # Every command module: the package's top-level modules that run as `python -m alexnet_tf.<command>`.
 COMMANDS = sorted(name[:-3] for name in os.listdir(os.path.join(REPO, "alexnet_tf")) if name.endswith(".py")
                   and '__name__ == "__main__"' in open(os.path.join(REPO, "alexnet_tf", name), encoding="utf-8").read())
@@ -159,7 +159,7 @@ RUN, PICTURE = "{run}", "{picture}"  # replaced by a tiny trained run directory 
     (["alexnet_tf.visualize", "neighbors", "--model", RUN, "--query", "q.jpg"], "q.jpg: no such file"),
     (["alexnet_tf.export", "--run", "no_such_run", "--out", "exports/x"], "no_such_run"),
     (["alexnet_tf.convert", "caffe", "no_such.caffemodel", "--out", "converted"], "no_such.caffemodel"),
-    (["alexnet_tf.train", "--config", os.path.join(REPO, "configs")], "is a folder"),
+    (["alexnet_tf.train", "--config", os.path.join(REPO, "alexnet_tf", "configs")], "is a folder"),
     (["alexnet_tf.train", "--set", "model.width=300"], "'model.width': got 300"),
     (["alexnet_tf.prepare", "--set", "data.image_size=20000"], "'data.image_size': got 20000"),
     (["alexnet_tf.train", "--config", TINY, "--set", "data.service=localhost:5050"], "data.service"),

@@ -11,7 +11,7 @@ from alexnet_tf.errors import ConfigError
 
 pytestmark = pytest.mark.pure_python  # no TensorFlow: these tests start in well under a second
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "alexnet_tf" / "configs"
 
 
 def _float_keys() -> list[str]:

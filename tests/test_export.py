@@ -82,7 +82,7 @@ def images() -> dict[str, bytes]:
 
 def _make_run(run_dir: str, mean: str, placement: TowerPlacement, seed: int) -> None:
     """Writes a run directory as the trainer does, with weights large enough that outputs depend on the image."""
-    config = replace(load_config(os.path.join(ROOT, "configs", "tiny.yaml")), data={"mean": mean})
+    config = replace(load_config(os.path.join(ROOT, "alexnet_tf", "configs", "tiny.yaml")), data={"mean": mean})
     model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size, placement=placement)
     rng = np.random.default_rng(seed)
     for variable in model.weights:  # He-scaled weights: the default N(0, 0.01^2) gives near-constant outputs

@@ -23,7 +23,7 @@ from alexnet_tf.training.state import build_state, layer_of
 from alexnet_tf.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(ROOT, "configs", "tiny.yaml")
+TINY = os.path.join(ROOT, "alexnet_tf", "configs", "tiny.yaml")
 # The source: a 4-class tiny run, wider than tiny.yaml (the fine-tuning runs must take its widths, not the file's).
 SOURCE = ("model.init_stddev=0.05", "model.dropout=0.0", "model.width=0.25", "model.fc_width=128",
           "train.learning_rate=0.0005", "train.ten_crop_at_end=false")

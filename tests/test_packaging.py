@@ -1,0 +1,80 @@
+"""The package as a user installs it: a wheel built from the checkout, installed (not editable) into a fresh
+virtual environment, runs the train command from an empty folder with its shipped configs (issue 20)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def checkout_copy(target: Path) -> Path:
+    """The files git would commit (tracked and not ignored), copied to `target`: what a clean clone holds."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    return target
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    source = checkout_copy(tmp_path_factory.mktemp("clone"))
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w",
+                    str(out), str(source)], check=True, capture_output=True)
+    return next(out.glob("alexnet_tf-*.whl"))
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_configs_and_the_synsets(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for config in ("quickstart", "tiny", "finetune", "alexnet_ilsvrc2012"):
+        assert f"alexnet_tf/configs/{config}.yaml" in names
+    assert "alexnet_tf/data/ilsvrc2012_synsets.txt" in names
+    assert not [n for n in names if n.startswith(("tests/", "configs/", "benchmarks/"))]
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    # --system-site-packages: TensorFlow and the other dependencies come from this environment, not a download.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["ALEXNET_TF_CACHE"] = str(tmp_path / "cache")
+
+    where = subprocess.run([python, "-c", "import alexnet_tf; print(alexnet_tf.__file__)"], cwd=empty, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where.startswith(str(venv)), f"the venv imported {where}, not the installed wheel"
+
+    missing = subprocess.run([python, "-m", "alexnet_tf.train", "--config", "nosuch"], cwd=empty, env=env,
+                             capture_output=True, text=True)
+    assert missing.returncode == 2
+    for name in ("quickstart", "tiny", "finetune", "alexnet_ilsvrc2012"):  # the shipped names are listed
+        assert name in missing.stderr, missing.stderr
+
+    quickstart = subprocess.run([python, "-c", "from alexnet_tf.config import load_config; "
+                                 "print(load_config('quickstart').train.epochs)"], cwd=empty, env=env,
+                                capture_output=True, text=True)
+    assert quickstart.returncode == 0 and int(quickstart.stdout) > 0, quickstart.stderr
+
+    for config in ("tiny", "configs/tiny.yaml"):
+        run = subprocess.run([python, "-m", "alexnet_tf.train", "--config", config, "--set", "train.epochs=1",
+                              "--run-dir", f"runs/{config.replace('/', '_')}"], cwd=empty, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        assert (empty / "runs" / config.replace("/", "_")).is_dir()
