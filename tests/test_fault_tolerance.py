@@ -285,6 +285,49 @@ def test_the_printed_resume_command_resumes_the_stopped_run(cache_dir, tmp_path,
     assert len([n for n in os.listdir(tmp_path / "runs") if n != "latest"]) == 1  # no new run was started
 
 
+def _leftovers(run_dir: str) -> list[str]:
+    """Temporary and orphan files in a run directory: save folders, state files, data without an index."""
+    found = []
+    for folder, dirs, files in os.walk(run_dir):
+        names = set(files)
+        found += [os.path.join(folder, d) for d in dirs if "_temp" in d or ".tmp" in d]
+        found += [os.path.join(folder, f) for f in files if ".tmp" in f or "_temp" in f]
+        found += [os.path.join(folder, f) for f in files
+                  if ".data-" in f and f.split(".data-")[0] + ".index" not in names]
+    return found
+
+
+@pytest.mark.slow
+def test_soak_twenty_random_kills_then_one_rerun_ends_bitwise_equal_and_clean(cache_dir, tmp_path):
+    """20 SIGKILLs at random moments of a run that saves every step (so many land during a save), then one
+    uninterrupted rerun: the weights and velocities equal an uninterrupted run's, and nothing temporary is left."""
+    extra = ("train.epochs=12",)  # 144 steps, a checkpoint each: 20 kills never reach the end
+    reference = str(tmp_path / "reference")
+    done = subprocess.run(_train_command(cache_dir, reference, *extra), env=_env(), timeout=600, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir, rng, kills = str(tmp_path / "soaked"), np.random.default_rng(), 0
+    while kills < 20:
+        latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+        step = int(latest.rsplit("-", 1)[1]) if latest else -1
+        process = subprocess.Popen(_train_command(cache_dir, run_dir, *extra), env=_env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_checkpoint(run_dir, step + 1, process, timeout=300)
+        except AssertionError:  # it finished first: the soak ends early (it has made every step)
+            break
+        time.sleep(rng.uniform(0, 0.1))
+        process.kill()
+        process.wait(timeout=60)
+        kills += 1
+    assert kills == 20, f"only {kills} kills before the run finished"
+    final = subprocess.run(_train_command(cache_dir, run_dir, *extra), env=_env(), timeout=600, capture_output=True,
+                           text=True)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert_same_final_weights(reference, run_dir)
+    assert _leftovers(run_dir) == []
+
+
 def test_an_unfinished_run_is_described_as_unfinished(cache_dir, tmp_path):
     # Before: evaluate reported a run stopped after 2 of 16 epochs with no note, and alexnet_tf.load loaded it too.
     from alexnet_tf.inference.trained import load_model
