@@ -39,6 +39,7 @@ DEMO_FOLDER, SMALL_DEMO_FOLDER = "demo-v1-c10-t300-v50-s1234", "demo-v1-c10-t30-
 # Commands that are not run, by prefix, and why.
 SKIPPED = {
     "pip install": "the package is already installed in the environment running the tests",
+    "apt-get install": "a system package (Fashion-MNIST's files), installed by .ci/run before the tests",
     "python -m pytest": "the test suite this test is part of",
     "tensorboard": "a server that runs until it is stopped",
     "tensorflow_model_server": "not on PyPI or in Debian: cannot be installed here",
