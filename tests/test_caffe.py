@@ -475,6 +475,7 @@ def test_a_converted_run_exports_and_serves_what_it_evaluates(tmp_path):
         centred = preprocess.subtract_mean(image, mean)
         want_center = tf.nn.softmax(model(preprocess.center_crop(centred, crop)[None], training=False))[0]
         want_ten = tf.reduce_mean(tf.nn.softmax(model(preprocess.ten_crop(centred, crop), training=False)), axis=0)
-        np.testing.assert_allclose(center[i], want_center.numpy(), atol=1e-5)
-        np.testing.assert_allclose(ten[i], want_ten.numpy(), atol=1e-5)
+        # float32: after an in-process run set up two tower devices, op order differs (2e-5 seen in the full suite)
+        np.testing.assert_allclose(center[i], want_center.numpy(), atol=1e-4)
+        np.testing.assert_allclose(ten[i], want_ten.numpy(), atol=1e-4)
     assert not np.allclose(center, ten, atol=1e-4)
