@@ -243,6 +243,15 @@ def test_resume_refuses_what_it_cannot_honour_and_keeps_the_runs_files(cache_dir
         message = str(caught.value)
         assert f"{key}: {old} -> {new}" in message, message
         assert "new --run-dir" in message and f"--init-from {run_dir}" in message, message
+    # A directory another trainer holds is refused as such first, even with settings it could not resume with (it
+    # said "other settings" while the other trainer was still changing them).
+    held = RunDir(run_dir).lock()
+    try:
+        with pytest.raises(RunDirError, match="in use by another trainer"):
+            train(load_config(TINY, _tiny_sets(cache_dir, "train.batch_size=16")), run_dir, progress=False,
+                  verbose=False)
+    finally:
+        held.release()
     # What may change is used and recorded; the data's files are never rewritten after the first checkpoint.
     changed = load_config(TINY, _tiny_sets(cache_dir, "train.max_steps=4", "train.log_every_steps=1",
                                            "train.checkpoint_every_steps=1", "train.learning_rate=0.005"))
@@ -473,7 +482,8 @@ def test_second_trainer_is_refused_and_a_killed_one_leaves_the_directory_free(ca
         first.kill()
         first.wait(timeout=60)
     assert steps_before  # the refused trainer wrote nothing there; the first one did
-    taken = Trainer(resolve_run(load_config(TINY, _tiny_sets(cache_dir))), run_dir, progress=False, verbose=False)
+    same = _tiny_sets(cache_dir, "data.demo_train_per_class=24")  # the killed trainer's data: its run resumes
+    taken = Trainer(resolve_run(load_config(TINY, same)), run_dir, progress=False, verbose=False)
     taken.close()
 
 

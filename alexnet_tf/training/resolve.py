@@ -20,6 +20,7 @@ from alexnet_tf.models.alexnet import check_training_fits
 from alexnet_tf.models.devices import configure_tower_cpus, make_strategy
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.finetune import FineTune, explicit_keys, layer_config, open_source
+from alexnet_tf.training.state import is_chief
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def resolve_run(config: Config, overrides: Sequence[str] = (), progress: bool = 
                 run_dir: str | None = None) -> ResolvedRun:
     """Resolves `config` for training: layered on the fine-tuning source (train.init_from) unless `overrides` (the
     "section.key=value" settings the user gave, e.g. with --set) say otherwise, and with the data's class count.
-    When `run_dir` holds a checkpoint, a config it cannot resume with is refused before any data is prepared.
+    When `run_dir` holds a checkpoint, it is refused before any data is prepared if another trainer holds it (first:
+    its settings may be changing) or if it cannot resume with `config`.
 
     Raises:
         ConfigError: when the class count or the batch size does not fit the data.
@@ -56,6 +58,8 @@ def resolve_run(config: Config, overrides: Sequence[str] = (), progress: bool = 
     if source:
         config = layer_config(config, source.config, explicit, os.path.abspath(config.train.init_from))
     if run_dir is not None and RunDir(run_dir).has_checkpoint():  # the class count is checked when it is known
+        if is_chief(strategy):  # a directory another trainer holds is refused first, whatever the settings say
+            RunDir(run_dir).lock().release()
         RunDir(run_dir).check_resume(config, ("model.num_classes",) if source else ())
     check_memory(config)  # before preparing data
     prepared = data_lib.prepare_data(config.data, progress=progress)
