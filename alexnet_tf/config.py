@@ -327,8 +327,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     """Converts `value` to the type `tp` of field `key`, or raises ConfigError naming both."""
     if typing.get_origin(tp) is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
-        if isinstance(value, str):
-            value = [v for v in (s.strip() for s in value.split(",")) if v] if value.strip() else []
+        if isinstance(value, str):  # "9,11" or, as YAML writes it, "[9, 11]"
+            text = value.strip()
+            text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+            value = [v for v in (s.strip() for s in text.split(",")) if v]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}': got {value!r}; expected a list of {_type_name(item_tp)}")
         return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))

@@ -55,6 +55,12 @@ def test_overrides_are_converted_to_the_field_type():
     assert c.runtime.tower_devices == ("/CPU:0", "/CPU:1")
     assert c.train.step_epochs == (2, 5)
     assert c.model.width == 0.125  # from the file, not overridden
+    # A list as YAML writes it (and as config.yaml shows it) is taken too; it was refused: "got '[9'".
+    for written in ("[9, 11]", "[9,11]", " [ 9 , 11 ] "):
+        assert load_config(CONFIGS / "tiny.yaml", [f"train.step_epochs={written}"]).train.step_epochs == (9, 11)
+    assert load_config(CONFIGS / "tiny.yaml", ["train.step_epochs=[]"]).train.step_epochs == ()
+    with pytest.raises(ConfigError, match=r"train.step_epochs\[1\]"):
+        load_config(CONFIGS / "tiny.yaml", ["train.step_epochs=[9, x]"])
 
 
 def test_unknown_key_is_rejected_with_its_name_and_the_known_keys():
