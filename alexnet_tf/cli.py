@@ -6,6 +6,7 @@ Nothing here imports TensorFlow at import time: `--help` and argument errors ans
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import types
@@ -35,6 +36,27 @@ EXIT_CODE_MEANINGS = {
                     "prints, python -m alexnet_tf.train --run-dir RUN",
     EXIT_INTERRUPTED: "a second Ctrl-C stopped it at once (a run resumes from its last complete checkpoint)",
 }
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type=` for an integer option of at least `minimum`: `--columns 0` is a usage error (exit 2)
+    that says what is allowed."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def display_path(path: str) -> str:
+    """`path` relative to the current directory when it lies inside it, else absolute: for printed commands."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
 
 def exit_codes_help(*codes: int) -> str:
     """The 'exit codes:' paragraph of a command's --help, for the codes it can give."""

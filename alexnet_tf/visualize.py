@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.core.files import expand_image_arguments
-from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
+from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED
 from alexnet_tf.figures.layout import KERNEL_COLUMNS, KERNEL_ZOOM, NEIGHBORS
 from alexnet_tf.inference.defaults import DEFAULT_BATCH
 
@@ -44,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--model", required=True, metavar="RUN_OR_EXPORT", help="a run directory or an export")
     k.add_argument("--out", metavar="OUT.png",
                    help="the PNG to write (default: RUN/reports/kernels-<checkpoint>.png, see below)")
-    k.add_argument("--columns", type=int, default=KERNEL_COLUMNS,
+    k.add_argument("--columns", type=cli.at_least(1), default=KERNEL_COLUMNS,
                    help=f"kernels per row in each tower's block (default: {KERNEL_COLUMNS}, as in the paper)")
-    k.add_argument("--zoom", type=int, default=KERNEL_ZOOM,
+    k.add_argument("--zoom", type=cli.at_least(1), default=KERNEL_ZOOM,
                    help=f"screen pixels per kernel weight (default: {KERNEL_ZOOM})")
     k.add_argument("--no-progress", action="store_true", help="no progress bars (kernels draws none)")
 
@@ -65,14 +65,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="YAML config whose data section describes --data (default: the model's run config)")
     n.add_argument("--set", metavar="data.KEY=VALUE", action="append", default=[], dest="overrides",
                    help="override one data setting (repeatable)")
-    n.add_argument("-k", "--neighbors", type=int, default=NEIGHBORS, dest="k",
+    n.add_argument("-k", "--neighbors", type=cli.at_least(1), default=NEIGHBORS, dest="k",
                    help=f"training images per query (default: {NEIGHBORS})")
-    n.add_argument("--max-train", type=int, default=0, metavar="N",
+    n.add_argument("--max-train", type=cli.at_least(0), default=0, metavar="N",
                    help="search an evenly spaced subset of about N training images (default: 0, all of them)")
     n.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="where the training features are cached (default: features/ under the data cache folder)")
     n.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
-    n.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per step")
+    n.add_argument("--batch-size", type=cli.at_least(1), default=DEFAULT_BATCH, help="images per step")
     n.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -112,11 +112,6 @@ def _neighbors(args: argparse.Namespace, model: Any, paths: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
-    if args.command == "kernels" and (args.columns < 1 or args.zoom < 1):
-        raise InputError(f"--columns and --zoom must be >= 1; got {args.columns} and {args.zoom}")
-    if args.command == "neighbors" and (args.k < 1 or args.max_train < 0 or args.batch_size < 1):
-        raise InputError(f"-k and --batch-size must be >= 1, --max-train >= 0; got {args.k}, {args.batch_size} and "
-                         f"{args.max_train}")
     paths, arg_errors = expand_image_arguments(args.query, "--query") if args.command == "neighbors" else ([], [])
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.inference.trained import load_model

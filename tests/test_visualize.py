@@ -126,3 +126,18 @@ def test_bad_model_is_a_clear_error(tmp_path, capsys) -> None:
                            str(tmp_path / "k.png")]) == 2
     assert "missing_run: no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "k.png").exists()
+
+
+@pytest.mark.parametrize("args, option, said", [
+    (["kernels", "--columns", "0"], "--columns", "must be >= 1, got 0"),
+    (["kernels", "--zoom", "two"], "--zoom", "expected an integer, got 'two'"),
+    (["neighbors", "--query", "q.jpg", "-k", "0"], "-k/--neighbors", "must be >= 1, got 0"),
+    (["neighbors", "--query", "q.jpg", "--max-train", "-1"], "--max-train", "must be >= 0, got -1"),
+])
+def test_bad_counts_are_usage_errors_naming_the_option(args, option, said, capsys):
+    # Before: --zoom 0 reached the model loader first; now the parser refuses it, naming the option, before any work.
+    with pytest.raises(SystemExit) as caught:
+        visualize.main([*args, "--model", "no/such/run"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {said}" in err, err
