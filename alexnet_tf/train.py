@@ -6,19 +6,15 @@ Nothing heavy is imported before the arguments are parsed: `--help` answers with
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
 from alexnet_tf.core.progress import phase
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_PREEMPTED
 from alexnet_tf.runs.latest import LATEST, RUNS
-
-if TYPE_CHECKING:
-    from alexnet_tf.config import DataConfig
 
 DEFAULT_CONFIG = "quickstart"  # shipped configs, by name
 FINETUNE_CONFIG = "finetune"  # the default with --init-from
@@ -80,29 +76,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _demo_images(data_cfg: DataConfig, count: int = 2) -> list[str]:
-    """A few of the demo data's validation images (the first of each class), for the closing hints."""
-    from alexnet_tf.data.sources.demo import demo_dir_name
-
-    root = os.path.join(data_cfg.resolved_cache_dir(), "demo", demo_dir_name(
-        data_cfg.demo_classes, data_cfg.demo_train_per_class, data_cfg.demo_val_per_class, data_cfg.demo_seed))
-    firsts = [sorted(glob.glob(os.path.join(glob.escape(folder), "*.JPEG")))[:1]
-              for folder in sorted(glob.glob(os.path.join(glob.escape(root), "val", "*")))]
-    return [_short(f[0]) for f in firsts if f][:count]
-
-
-def _short(path: str) -> str:
-    """`path` relative to the current directory when it lies inside it, else absolute."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Trains (or resumes) a run; errors propagate as alexnet_tf.errors classes (see `cli.run`)."""
     args = parse_args(argv)
     with phase("loading TensorFlow", enabled=not args.no_progress):
         tensorflow_setup.quiet_tensorflow()
         from alexnet_tf import api
+        from alexnet_tf.data.sources.demo import demo_examples
         from alexnet_tf.runs.rundir import TENSORBOARD_DIR, RunDir
 
     overrides = [*args.overrides, *([f"train.init_from={args.init_from}"] if args.init_from else [])]
@@ -119,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"exported SavedModel: {result.export}")
     print("next:")
     print(f"  python -m alexnet_tf.evaluate --model {shown}")
-    if result.config.data.source == "demo" and (images := _demo_images(result.config.data)):
-        print(f"  python -m alexnet_tf.predict {' '.join(images)} --model {shown} "
+    if result.config.data.source == "demo" and (images := demo_examples(result.config.data)):
+        print(f"  python -m alexnet_tf.predict {' '.join(map(cli.display_path, images))} --model {shown} "
               f"--figure {os.path.join(shown, 'predictions.png')}")
     print(f"  tensorboard --logdir {os.path.join(shown, TENSORBOARD_DIR)}")
     return 0

@@ -9,10 +9,11 @@ by the real folder loader, so the demo exercises the same code as ImageNet.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -21,6 +22,9 @@ from alexnet_tf.core.files import remove_stale_temporaries, temp_name
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.errors import DataError
+
+if TYPE_CHECKING:
+    from alexnet_tf.config import DataConfig
 
 # Bump when the drawing changes, so cached demo folders of an older version are not reused.
 DEMO_VERSION = 1
@@ -171,3 +175,13 @@ def generate_demo(cache_dir: str, num_classes: int = 10, train_per_class: int = 
         bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def demo_examples(data_cfg: DataConfig, count: int = 2) -> list[str]:
+    """The paths of a few of the demo data's validation images (the first of each class, absolute), for the hints a
+    finished quickstart prints; none when the demo data is not in the cache."""
+    root = os.path.join(data_cfg.resolved_cache_dir(), "demo", demo_dir_name(
+        data_cfg.demo_classes, data_cfg.demo_train_per_class, data_cfg.demo_val_per_class, data_cfg.demo_seed))
+    firsts = [sorted(glob.glob(os.path.join(glob.escape(folder), "*.JPEG")))[:1]
+              for folder in sorted(glob.glob(os.path.join(glob.escape(root), "val", "*")))]
+    return [os.path.abspath(f[0]) for f in firsts if f][:count]
