@@ -38,7 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m alexnet_tf.ablate",
         description="Measure the paper's claims: train a baseline and one variant per ablation switch over several "
-                    "seeds, then tabulate each claim's effect with a 95%% confidence interval and a verdict.",
+                    "seeds, then tabulate each claim's effect with a 95% confidence interval and a verdict.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", default="fashion_mnist",
                         help="the baseline's config: a YAML file or a shipped config by name (default: "
