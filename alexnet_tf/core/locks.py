@@ -57,4 +57,5 @@ class FileLock:
             os.close(fd)  # closing the descriptor drops the flock
 
     def __del__(self) -> None:
-        self.release()
+        if os is not None:  # at interpreter exit the module may be torn down first; the kernel drops the lock then
+            self.release()
