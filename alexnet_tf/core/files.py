@@ -9,9 +9,9 @@ import glob
 import os
 import shutil
 import sys
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-from alexnet_tf.errors import InputError
+from alexnet_tf.errors import AlexNetError, InputError
 
 
 def temp_name(path: str | os.PathLike) -> str:
@@ -97,6 +97,22 @@ def write_problem(error: BaseException) -> str | None:
             "Read-only file system" in text or "Permission denied" in text:
         return NOT_WRITABLE
     return None
+
+
+@contextlib.contextmanager
+def disk_errors(describe: Callable[[str, BaseException], Exception]) -> Iterator[None]:
+    """Inside the block, a full disk or a folder that cannot be written (`write_problem`) is raised as
+    `describe(problem, error)`: the caller's error, naming its files and the fix. alexnet_tf's own errors and any
+    other failure pass through unchanged."""
+    try:
+        yield
+    except AlexNetError:
+        raise
+    except Exception as e:
+        problem = write_problem(e)
+        if problem is None:
+            raise
+        raise describe(problem, e) from None
 
 
 def size_text(size: float) -> str:

@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -35,12 +35,12 @@ from alexnet_tf.config import DataConfig
 from alexnet_tf.core.files import (
     NO_SPACE,
     atomic_write_text,
+    disk_errors,
     free_bytes,
     fsync_path,
     remove_stale_temporaries,
     size_text,
     temp_name,
-    write_problem,
 )
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.memory import check_image_size
@@ -57,7 +57,7 @@ from alexnet_tf.data.sources import open_source
 from alexnet_tf.data.sources.base import Source, SplitSource
 from alexnet_tf.data.stats import StatsAccumulator
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import AlexNetError, DataError, error_summary
+from alexnet_tf.errors import DataError, error_summary
 
 log = logging.getLogger("alexnet_tf.data")
 
@@ -399,26 +399,20 @@ def prepare_data(data_cfg: DataConfig, progress: bool = True, workers: int = 0) 
     return prepared
 
 
-@contextlib.contextmanager
-def _disk_problems(data_cfg: DataConfig) -> Iterator[None]:
+def _disk_problems(data_cfg: DataConfig) -> contextlib.AbstractContextManager[None]:
     """A full disk or a folder that cannot be written, while the demo is generated or shards are written, becomes a
     DataError naming the file and the fix (the shards finished so far are kept: the same command resumes)."""
-    try:
-        yield
-    except AlexNetError:
-        raise
-    except Exception as e:
-        problem = write_problem(e)
-        if problem is None:
-            raise
+    def describe(problem: str, e: BaseException) -> DataError:
         cache = data_cfg.prepared_dir or data_cfg.resolved_cache_dir()
         fix = (f"free some space ({size_text(free_bytes(cache))} are free) or set data.cache_dir (or "
                f"data.prepared_dir) to a disk with room" if problem == NO_SPACE else
                "set data.cache_dir (or data.prepared_dir) to a folder you can write")
         where = getattr(e, "filename", None)
-        raise DataError(f"preparing data.source {data_cfg.source!r} in {cache!r}: {problem} "
-                        f"({f'{where}: ' if where else ''}{error_summary(e)}); {fix}, then run the same command: "
-                        f"the shards finished so far are kept") from None
+        return DataError(f"preparing data.source {data_cfg.source!r} in {cache!r}: {problem} "
+                         f"({f'{where}: ' if where else ''}{error_summary(e)}); {fix}, then run the same command: "
+                         f"the shards finished so far are kept")
+
+    return disk_errors(describe)
 
 
 def _check_current(prepared: PreparedData, source: Source, directory: str, image_size: int) -> None:

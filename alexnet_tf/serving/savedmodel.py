@@ -32,9 +32,9 @@ import tempfile
 import keras
 import numpy as np
 
-from alexnet_tf.core.files import NO_SPACE, free_bytes, fsync_tree, remove_stale_temporaries, write_problem
+from alexnet_tf.core.files import NO_SPACE, disk_errors, free_bytes, fsync_tree, remove_stale_temporaries
 from alexnet_tf.core.progress import progress_bar
-from alexnet_tf.errors import AlexNetError, ExportError, error_summary
+from alexnet_tf.errors import ExportError, error_summary
 from alexnet_tf.runs.rundir import load_run
 from alexnet_tf.serving.contract import MAX_BATCH, MEAN_FILE, MODEL_CONFIG_FILE, PREPROCESSING_FILE, WARMUP_FILE
 from alexnet_tf.serving.signatures import ServingSpec, build_archive, describe_preprocessing, serving_spec
@@ -88,20 +88,16 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
             be written (naming it and the fix).
     """
     out_dir = os.path.abspath(out_dir)
-    try:
-        return _export_into(model, spec, out_dir, version, force, model_name, progress)
-    except AlexNetError:
-        raise
-    except Exception as e:
-        problem = write_problem(e)
-        if problem is None:
-            raise
+
+    def describe(problem: str, e: BaseException) -> ExportError:
         size = sum(int(w.numpy().nbytes) for w in model.weights)
         fix = (f"free some space (a version needs about {size / 2**20:.0f} MiB, {free_bytes(out_dir) / 2**20:.0f} "
                f"MiB are free) or choose another --out" if problem == NO_SPACE else
                "choose another --out, or make the folder writable")
-        raise ExportError(f"export into {out_dir!r}: {problem} ({error_summary(e)}); {fix}; nothing was "
-                          f"published") from None
+        return ExportError(f"export into {out_dir!r}: {problem} ({error_summary(e)}); {fix}; nothing was published")
+
+    with disk_errors(describe):
+        return _export_into(model, spec, out_dir, version, force, model_name, progress)
 
 
 def _export_into(model: keras.Model, spec: ServingSpec, out_dir: str, version: int | None, force: bool,

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.core.files import write_problem
+from alexnet_tf.core.files import disk_errors
 from alexnet_tf.data import augment
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.errors import SummaryWriteError, error_summary
@@ -37,14 +37,12 @@ class Summaries:
     def _writing(self) -> Iterator[None]:
         """Turns a full disk (or a folder that cannot be written) into a SummaryWriteError naming the folder, once:
         afterwards nothing more is written, so that the trainer can still save a checkpoint and stop."""
-        try:
-            yield
-        except Exception as e:
-            problem = write_problem(e)
-            if problem is None:
-                raise
+        def describe(problem: str, e: BaseException) -> SummaryWriteError:
             self.writer = tf.summary.create_noop_writer()
-            raise SummaryWriteError(f"TensorBoard events in {self.log_dir!r}: {problem} ({error_summary(e)})") from None
+            return SummaryWriteError(f"TensorBoard events in {self.log_dir!r}: {problem} ({error_summary(e)})")
+
+        with disk_errors(describe):
+            yield
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         """Writes each `tag: value` at `step` and flushes (so a stopped run's curves are on disk)."""
