@@ -43,6 +43,14 @@ def test_demo_images_vary_in_size_and_aspect():
     assert min(ratios) < 0.8 and max(ratios) > 1.25 and max(widths) - min(widths) > 100
 
 
+def test_the_shape_is_always_the_lighter_colour():
+    # Demo v2: v1 drew either polarity, and the quickstart's net sat at chance for two epochs learning both.
+    luminance = np.array([0.299, 0.587, 0.114])
+    for i in range(200):
+        fg, bg = demo._colour_pair(np.random.default_rng(i))
+        assert fg @ luminance - bg @ luminance >= 70, (i, fg, bg)
+
+
 def test_demo_class_count_limits():
     assert len(demo.demo_vocabulary(demo.MAX_DEMO_CLASSES)) == demo.MAX_DEMO_CLASSES >= 10
     with pytest.raises(DataError, match="demo_classes"):  # a data error, which the commands report as a message

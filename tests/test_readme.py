@@ -34,7 +34,7 @@ README = REPO / "README.md"
 SMALL_TRAINING = ["--set", "model.width=0.125", "--set", "model.fc_width=64", "--set", "train.epochs=1",
                   "--set", "data.demo_train_per_class=30", "--set", "data.demo_val_per_class=5"]
 # ... so the demo folder that the README's paths name is the smaller one's (the folder name says the counts).
-DEMO_FOLDER, SMALL_DEMO_FOLDER = "demo-v1-c10-t300-v50-s1234", "demo-v1-c10-t30-v5-s1234"
+DEMO_FOLDER, SMALL_DEMO_FOLDER = "demo-v2-c10-t300-v50-s1234", "demo-v2-c10-t30-v5-s1234"
 
 # Commands that are not run, by prefix, and why.
 SKIPPED = {
