@@ -23,7 +23,7 @@ EPILOG = """\
 examples:
   python -m alexnet_tf.train
       the quickstart: generates and prepares the demo data on first use, trains a smaller AlexNet of the same
-      shape (64-pixel crops, narrower fc6/fc7) for 10 epochs (2-3 minutes on a 2-core CPU) and exports a
+      shape (64-pixel crops, narrower fc6/fc7) for 9 epochs (2-3 minutes on a 2-core CPU) and exports a
       SavedModel into runs/latest/export/
   python -m alexnet_tf.train --config configs/alexnet_ilsvrc2012.yaml --set data.source=/data/imagenet
       the paper's recipe on ImageNet: 90 epochs, batch 128, lr 0.01 divided by 10 on plateaus (three times)
