@@ -70,6 +70,13 @@ def test_partial_tie_by_hand() -> None:
         np.testing.assert_array_equal(top_k_wrong(logits, labels, k).numpy(), np.float32(want), err_msg=f"k={k}")
 
 
+def test_float64_scores_are_ranked_in_float64() -> None:
+    # An ensemble's float64 average: 0.5 and 0.5 + 1e-12 are one float32, which made a tie (half an error).
+    scores = np.array([[0.5, 0.5 + 1e-12, 0.0], [0.5 + 1e-12, 0.5, 0.0]])
+    wrong = top_k_wrong(scores, np.array([0, 0]), 1).numpy()
+    np.testing.assert_array_equal(wrong, [1.0, 0.0])
+
+
 def test_nan_scores_never_look_right() -> None:
     logits = np.array([[np.nan] * 4, [np.nan, 1, 0, 0], [2, np.nan, 1, 0]], np.float32)
     labels = np.array([0, 1, 0])

@@ -34,9 +34,10 @@ def top_k_wrong(scores: tf.Tensor, labels: tf.Tensor, k: int) -> tf.Tensor:
         k: How many top classes count as correct.
 
     Returns:
-        float32 [batch], each in [0, 1].
+        float32 [batch] (float64 for float64 scores), each in [0, 1].
     """
-    scores = tf.cast(scores, tf.float32)
+    scores = tf.convert_to_tensor(scores)  # float64 stays float64: rounding an ensemble's average would make ties
+    scores = scores if scores.dtype == tf.float64 else tf.cast(scores, tf.float32)
     true_score = tf.gather(scores, tf.cast(labels, tf.int32), axis=1, batch_dims=1)[:, None]
     above = (scores > true_score) | tf.math.is_nan(scores)
     higher = tf.reduce_sum(tf.cast(above, tf.float32), axis=1)
