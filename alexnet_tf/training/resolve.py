@@ -57,10 +57,11 @@ def resolve_run(config: Config, overrides: Sequence[str] = (), progress: bool = 
     source = open_source(config.train.init_from) if config.train.init_from else None
     if source:
         config = layer_config(config, source.config, explicit, os.path.abspath(config.train.init_from))
-    if run_dir is not None and RunDir(run_dir).has_checkpoint():  # the class count is checked when it is known
+    directory = RunDir(run_dir) if run_dir is not None else None
+    if directory is not None and directory.has_checkpoint():  # the class count is checked when it is known
         if is_chief(strategy):  # a directory another trainer holds is refused first, whatever the settings say
-            RunDir(run_dir).lock().release()
-        RunDir(run_dir).check_resume(config, ("model.num_classes",) if source else ())
+            directory.lock().release()
+        directory.check_resume(config, ("model.num_classes",) if source else ())
     check_memory(config)  # before preparing data
     prepared = data_lib.prepare_data(config.data, progress=progress)
     init = None
