@@ -66,6 +66,10 @@ class RunDirError(InputError):
     """A run directory that cannot be used (missing files, another network's checkpoint, held by another trainer)."""
 
 
+class RunBusyError(RunDirError):
+    """A run directory held by another live trainer (its lock is taken); waiting, or another --run-dir, helps."""
+
+
 class SummaryWriteError(RunDirError):
     """TensorBoard's events could not be written (a full disk, a folder that cannot be written)."""
 

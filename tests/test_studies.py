@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_tf import ablate
-from alexnet_tf.errors import InputError, RunDirError
+from alexnet_tf.errors import InputError, RunBusyError, RunDirError
 from alexnet_tf.studies import ablation, report
 from alexnet_tf.studies import statistics as st
 
@@ -235,7 +235,7 @@ def test_a_small_real_study_writes_its_report_and_resumes(tmp_path, monkeypatch,
 
 def test_a_run_trained_by_another_process_is_skipped(tmp_path, monkeypatch):
     study = ablation.plan_study(str(tmp_path / "s"), "fashion_mnist_ablation", seeds=1, variants=["tanh"])
-    busy = RunDirError("run directory 'x' is in use by another trainer (PID 1, see x); wait for it")
+    busy = RunBusyError("run directory 'x' is in use by another trainer (PID 1, see x); wait for it")
     calls = []
 
     def train(config, run_dir, **kwargs):

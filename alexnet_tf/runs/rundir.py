@@ -35,7 +35,7 @@ from alexnet_tf.core.files import atomic_path, atomic_write_text, remove_stale_t
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
-from alexnet_tf.errors import ConfigError, RunDirError, StatsError, VocabularyError, error_summary
+from alexnet_tf.errors import ConfigError, RunBusyError, RunDirError, StatsError, VocabularyError, error_summary
 from alexnet_tf.models.alexnet import build_alexnet
 
 CONFIG_FILE = "config.yaml"
@@ -188,13 +188,14 @@ class RunDir:
         """Takes the run directory for this process's lifetime (an OS lock on RUN/trainer.lock, see `locks`).
 
         Raises:
-            RunDirError: at once, naming the holder's PID, when another trainer holds the directory.
+            RunBusyError: at once, naming the holder's PID, when another trainer holds the directory.
+            RunDirError: when the directory cannot be made or locked at all.
         """
         try:
             os.makedirs(self.path, exist_ok=True)
             return FileLock.acquire(self._join(LOCK_FILE))
         except LockHeld as e:
-            raise RunDirError(f"run directory {self.path!r} is in use by another trainer (PID {e.holder}, see "
+            raise RunBusyError(f"run directory {self.path!r} is in use by another trainer (PID {e.holder}, see "
                               f"{e.path}); wait for it to end or stop it, or choose another --run-dir") from None
         except OSError as e:  # a file in the way, no permission, a read-only disk
             raise RunDirError(f"cannot use {self.path!r} as a run directory ({e}); choose another --run-dir") from None

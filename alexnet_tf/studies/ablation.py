@@ -27,7 +27,7 @@ from tensorflow.core.util import event_pb2
 from alexnet_tf.config import Config, config_to_dict, load_config
 from alexnet_tf.core.files import atomic_write_text
 from alexnet_tf.core.progress import progress_bar, write
-from alexnet_tf.errors import InputError, RunDirError
+from alexnet_tf.errors import InputError, RunBusyError
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training import trainer
 
@@ -164,9 +164,7 @@ def run_study(study: Study, progress: bool = True, verbose: bool = True,
             run_start = time.monotonic()
             try:
                 result = trainer.train(run.config, run.run_dir, progress=False, verbose=verbose)
-            except RunDirError as e:
-                if "in use by another trainer" not in str(e):
-                    raise
+            except RunBusyError:
                 # Another `ablate` of the same study is training it: several can share a study, one run each.
                 write(f"[{number}/{len(planned)}] {run.name}: trained by another process; skipped")
                 bar.update(1)
