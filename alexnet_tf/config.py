@@ -25,6 +25,24 @@ from alexnet_tf.errors import ConfigError
 SERVICE_ADDRESS = re.compile(r"^grpc://([^:/\s\[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}$")
 
 
+# Each field declares what a resumed run may do with it (`resume_policy`), read by `RunDir.check_resume`:
+#   fixed     a resume that changes it is refused: it gives the checkpoint's variables, the run's files (stats.npz,
+#             classes.tsv) or the data order their meaning, or the trainer cannot apply a new value to a restored state
+#   honoured  the run continues with the new value, from its next step
+FIXED, HONOURED = "fixed", "honoured"
+RESUME = "resume"  # the metadata key
+
+
+def fixed(default: Any) -> Any:
+    """A config field that a resume may not change (see FIXED)."""
+    return field(default=default, metadata={RESUME: FIXED})
+
+
+def honoured(default: Any) -> Any:
+    """A config field that a resume may change, taking effect from the next step (see HONOURED)."""
+    return field(default=default, metadata={RESUME: HONOURED})
+
+
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"config key '{key}': {message}")
@@ -55,23 +73,23 @@ ACTIVATION_CHOICES = ("relu", "tanh")  # model.activation
 class ModelConfig:
     """The network. Defaults are the paper's; `width` and `fc_width` shrink it for tests and the demo."""
 
-    num_classes: int = 1000
-    width: float = 1.0  # multiplier on every conv layer's kernel count (1.0: 96-256-384-384-256)
-    fc_width: int = 4096  # units in fc6 and fc7, both towers together
-    dropout: float = 0.5
-    init_stddev: float = 0.01
-    conv1_padding: int = 2  # the paper's 224 -> 55 needs 2 pixels of zero padding (docs/choices.md)
-    lrn_k: float = 2.0
-    lrn_n: int = 5
-    lrn_alpha: float = 1e-4  # the paper's alpha, NOT divided by n (Caffe/PyTorch: 5e-4 divided by 5)
-    lrn_beta: float = 0.75
-    lrn_across_towers: bool = False  # True: LRN windows cross the tower boundary (Caffe's single-device LRN)
-    pool_before_lrn: bool = False  # True: max-pool, then LRN in layers 1 and 2 (CaffeNet's order)
+    num_classes: int = fixed(1000)
+    width: float = fixed(1.0)  # multiplier on every conv layer's kernel count (1.0: 96-256-384-384-256)
+    fc_width: int = fixed(4096)  # units in fc6 and fc7, both towers together
+    dropout: float = fixed(0.5)
+    init_stddev: float = fixed(0.01)
+    conv1_padding: int = fixed(2)  # the paper's 224 -> 55 needs 2 pixels of zero padding (docs/choices.md)
+    lrn_k: float = fixed(2.0)
+    lrn_n: int = fixed(5)
+    lrn_alpha: float = fixed(1e-4)  # the paper's alpha, NOT divided by n (Caffe/PyTorch: 5e-4 divided by 5)
+    lrn_beta: float = fixed(0.75)
+    lrn_across_towers: bool = fixed(False)  # True: LRN windows cross the tower boundary (Caffe's single-device LRN)
+    pool_before_lrn: bool = fixed(False)  # True: max-pool, then LRN in layers 1 and 2 (CaffeNet's order)
     # Ablation switches (docs/paper-claims.md); each default is the paper's choice.
-    lrn: bool = True  # local response normalisation after conv1 and conv2
-    pool: str = "overlapping"  # "overlapping": 3x3 windows, stride 2; "non_overlapping": 2x2, stride 2
-    towers: str = "two"  # "one": one tower, conv1-conv4 halved, conv5 and fc6/fc7 full (the paper's footnote 2)
-    activation: str = "relu"  # "tanh": the saturating units of Figure 1
+    lrn: bool = fixed(True)  # local response normalisation after conv1 and conv2
+    pool: str = fixed("overlapping")  # "overlapping": 3x3 windows, stride 2; "non_overlapping": 2x2, stride 2
+    towers: str = fixed("two")  # "one": one tower, conv1-conv4 halved, conv5 and fc6/fc7 full (the paper's footnote 2)
+    activation: str = fixed("relu")  # "tanh": the saturating units of Figure 1
 
     def __post_init__(self) -> None:
         _require(self.num_classes >= 2, "model.num_classes", f"got {self.num_classes}; it must be >= 2")
@@ -101,36 +119,36 @@ class DataConfig:
 
     # "demo" (the generated default), a folder "PATH" with train/ and val/, "tfrecord:PATH", "tfds:NAME", or
     # "fashion_mnist" (the IDX files in /usr/share/datasets/fashion-mnist) / "fashion_mnist:PATH".
-    source: str = "demo"
-    train_split: str = "train"
-    val_split: str = "val"
-    val_labels: str = ""  # labels file for a flat validation folder (ILSVRC ground truth or LOC_val_solution.csv)
-    tfds_data_dir: str = ""  # tensorflow-datasets data_dir ("" = tfds' default)
-    tfds_manual_dir: str = ""  # tensorflow-datasets manual_dir (imagenet2012 needs the tar files there)
-    cache_dir: str = ""  # generated and prepared data ("" = $ALEXNET_TF_CACHE or ~/.cache/alexnet_tf)
-    prepared_dir: str = ""  # prepared 256x256 shards ("" = a folder under cache_dir named after the source)
-    image_size: int = 256  # offline: shorter side to this, then the central square
-    crop_size: int = 224  # network input: random crops in training, centre/ten crops in evaluation
-    mean: str = "image"  # "image": the per-pixel mean image (the paper); "channel": the per-channel mean
-    flip: bool = True  # horizontal reflection with probability 1/2
-    pca_std: float = 0.1  # std of the PCA lighting coefficients alpha (0 turns lighting off)
+    source: str = fixed("demo")
+    train_split: str = fixed("train")
+    val_split: str = fixed("val")
+    val_labels: str = fixed("")  # labels file of a flat validation folder (ILSVRC ground truth or LOC_val_solution.csv)
+    tfds_data_dir: str = honoured("")  # tensorflow-datasets data_dir ("" = tfds' default)
+    tfds_manual_dir: str = honoured("")  # tensorflow-datasets manual_dir (imagenet2012 needs the tar files there)
+    cache_dir: str = honoured("")  # generated and prepared data ("" = $ALEXNET_TF_CACHE or ~/.cache/alexnet_tf)
+    prepared_dir: str = honoured("")  # prepared 256x256 shards ("" = a folder under cache_dir named after the source)
+    image_size: int = fixed(256)  # offline: shorter side to this, then the central square
+    crop_size: int = fixed(224)  # network input: random crops in training, centre/ten crops in evaluation
+    mean: str = fixed("image")  # "image": the per-pixel mean image (the paper); "channel": the per-channel mean
+    flip: bool = honoured(True)  # horizontal reflection with probability 1/2
+    pca_std: float = honoured(0.1)  # std of the PCA lighting coefficients alpha (0 turns lighting off)
     # What multiplies alpha_i along p_i: "stddev" = sqrt(lambda_i), as the authors' cuda-convnet code does
     # (color_stdevs); "eigenvalue" = lambda_i, the paper's text read literally (offsets of hundreds on 0-255).
-    pca_scale: str = "stddev"
-    lighting: bool = True  # PCA lighting noise in training (False: none, whatever data.pca_std says)
-    augment: bool = True  # random crops and reflections in training (False: the centre crop, never reflected)
+    pca_scale: str = honoured("stddev")
+    lighting: bool = honoured(True)  # PCA lighting noise in training (False: none, whatever data.pca_std says)
+    augment: bool = honoured(True)  # random crops and reflections in training (False: the centre crop, never reflected)
     # data.source=fashion_mnist: hold this many training images out (stratified) as the val split, instead of the
     # test set (for choosing settings); and train on the first N of the rest (0: all).
-    holdout: int = 0
-    train_images: int = 0
-    shuffle_buffer: int = 10_000  # encoded records held for shuffling
-    shard_size: int = 1024  # images per prepared TFRecord shard
-    service: str = ""  # grpc://HOST:PORT: a tf.data service makes the training batches (docs/training.md)
-    max_bad_fraction: float = 0.001  # undecodable files tolerated before the run stops
-    demo_classes: int = 10
-    demo_train_per_class: int = 300
-    demo_val_per_class: int = 50
-    demo_seed: int = 1234
+    holdout: int = fixed(0)
+    train_images: int = fixed(0)
+    shuffle_buffer: int = fixed(10_000)  # encoded records held for shuffling
+    shard_size: int = fixed(1024)  # images per prepared TFRecord shard
+    service: str = fixed("")  # grpc://HOST:PORT: a tf.data service makes the training batches (docs/training.md)
+    max_bad_fraction: float = honoured(0.001)  # undecodable files tolerated before the run stops
+    demo_classes: int = fixed(10)
+    demo_train_per_class: int = fixed(300)
+    demo_val_per_class: int = fixed(50)
+    demo_seed: int = fixed(1234)
 
     def __post_init__(self) -> None:
         _require(bool(self.source), "data.source", "it must not be empty; use 'demo', a folder, "
@@ -164,33 +182,33 @@ class DataConfig:
 class TrainConfig:
     """The optimiser, its schedule and the loop's bookkeeping. Defaults are the paper's recipe."""
 
-    batch_size: int = 128
-    epochs: int = 90
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0005
-    decay_biases: bool = False  # cuda-convnet and Caffe decay weights only; the paper's text is silent on biases
-    schedule: str = "plateau"  # "plateau": divide when val error stalls (the paper); "step": at fixed epochs
-    lr_divisor: float = 10.0
-    plateau_patience: int = 1  # evaluations without improvement before the rate is divided
-    max_lr_drops: int = 3  # the paper divided the rate three times in all
-    step_epochs: tuple[int, ...] = (30, 60, 80)  # for schedule "step"
-    eval_every_epochs: int = 1
-    ten_crop_at_end: bool = True
-    checkpoint_every_steps: int = 1000
-    keep_checkpoints: int = 3
-    log_every_steps: int = 20
-    tensorboard_images: int = 8  # augmented training images written to TensorBoard (0: none)
-    histograms: bool = False  # weight histograms in TensorBoard each epoch
-    max_steps: int = 0  # stop after this many steps in all (0: no limit; for smoke tests)
-    export_at_end: bool = False  # export a SavedModel into the run directory when training ends
-    nan_max_retries: int = 3  # non-finite loss or weights: go back to the last good checkpoint this often, then stop
-    nan_lr_factor: float = 0.5  # each such retry multiplies the learning rate by this
+    batch_size: int = fixed(128)
+    epochs: int = honoured(90)
+    learning_rate: float = honoured(0.01)
+    momentum: float = honoured(0.9)
+    weight_decay: float = honoured(0.0005)
+    decay_biases: bool = honoured(False)  # cuda-convnet and Caffe decay weights only; the paper is silent on biases
+    schedule: str = fixed("plateau")  # "plateau": divide when val error stalls (the paper); "step": at fixed epochs
+    lr_divisor: float = honoured(10.0)
+    plateau_patience: int = honoured(1)  # evaluations without improvement before the rate is divided
+    max_lr_drops: int = honoured(3)  # the paper divided the rate three times in all
+    step_epochs: tuple[int, ...] = honoured((30, 60, 80))  # for schedule "step"
+    eval_every_epochs: int = honoured(1)
+    ten_crop_at_end: bool = honoured(True)
+    checkpoint_every_steps: int = honoured(1000)
+    keep_checkpoints: int = honoured(3)
+    log_every_steps: int = honoured(20)
+    tensorboard_images: int = honoured(8)  # augmented training images written to TensorBoard (0: none)
+    histograms: bool = honoured(False)  # weight histograms in TensorBoard each epoch
+    max_steps: int = honoured(0)  # stop after this many steps in all (0: no limit; for smoke tests)
+    export_at_end: bool = honoured(False)  # export a SavedModel into the run directory when training ends
+    nan_max_retries: int = honoured(3)  # a non-finite loss or weight: back to the last checkpoint this often, then stop
+    nan_lr_factor: float = honoured(0.5)  # each such retry multiplies the learning rate by this
     # Fine-tuning (python -m alexnet_tf.train --init-from): the run or checkpoint whose weights the run started from
     # ("" = the paper's random init); the trainer sets it from --init-from.
-    init_from: str = ""
-    freeze: str = "none"  # "conv5", "fc6", "fc7": train only the layers after it (fc7: only fc8); "none": all
-    new_layer_lr_mult: float = 1.0  # multiplies the rate of a re-initialised fc8 (Caffe's convention: 10)
+    init_from: str = fixed("")
+    freeze: str = fixed("none")  # "conv5", "fc6", "fc7": train only the layers after it (fc7: only fc8); "none": all
+    new_layer_lr_mult: float = honoured(1.0)  # multiplies the rate of a re-initialised fc8 (Caffe's convention: 10)
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "train.batch_size", f"got {self.batch_size}; it must be >= 1")
@@ -231,13 +249,13 @@ class RuntimeConfig:
 
     # Tower placement: () decides from the machine (two GPUs -> /GPU:0 and /GPU:1, else one device for both);
     # or exactly two device names, e.g. ["/GPU:0", "/GPU:1"] or ["/CPU:0", "/CPU:1"].
-    tower_devices: tuple[str, ...] = ()
-    pin_towers: bool = True  # False builds the model unpinned
-    distribute: str = "none"  # "none" (towers pinned, the paper's), "mirrored", "multi_worker" (data-parallel)
-    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16" (with loss scaling)
-    jit_compile: bool = False  # XLA for the train step
-    seed: int = 0
-    deterministic: bool = False  # bitwise-reproducible runs (enables TF op determinism)
+    tower_devices: tuple[str, ...] = honoured(())
+    pin_towers: bool = honoured(True)  # False builds the model unpinned
+    distribute: str = fixed("none")  # "none" (towers pinned, the paper's), "mirrored", "multi_worker" (data-parallel)
+    precision: str = fixed("float32")  # "float32", "mixed_bfloat16", "mixed_float16" (with loss scaling)
+    jit_compile: bool = honoured(False)  # XLA for the train step
+    seed: int = fixed(0)
+    deterministic: bool = fixed(False)  # bitwise-reproducible runs (enables TF op determinism)
 
     def __post_init__(self) -> None:
         _require(len(self.tower_devices) in (0, 2), "runtime.tower_devices",
@@ -445,6 +463,13 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     if grouped:
         config = _merge(config, grouped, "--set")
     return config
+
+
+def resume_policies() -> dict[str, str | None]:
+    """{"section.key": "fixed" | "honoured"} for every config field, read from the fields themselves (None for a
+    field that declares no policy: `RunDir.check_resume` treats it as fixed, and the tests fail on it)."""
+    return {f"{name}.{f.name}": f.metadata.get(RESUME) for name, section_cls in _SECTIONS.items()
+            for f in dataclasses.fields(section_cls)}
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:

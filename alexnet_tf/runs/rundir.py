@@ -30,7 +30,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from alexnet_tf.config import Config, config_to_dict, load_config, save_config
+from alexnet_tf.config import HONOURED, Config, config_to_dict, load_config, resume_policies, save_config
 from alexnet_tf.core.files import atomic_path, atomic_write_text, remove_stale_temporaries, size_text, tree_size
 from alexnet_tf.core.locks import FileLock, LockHeld
 from alexnet_tf.data.stats import DatasetStats
@@ -56,17 +56,6 @@ _CHECKPOINT_DATA = re.compile(r"^(ckpt-\d+)\.data-\d+-of-\d+$")
 _SAVE_LEFTOVERS = ("ckpt-*_temp*", STATE_FILE + ".tmp*")
 # Room kept beyond the checkpoints: TensorBoard events, the state file, summary.json.
 SPACE_HEADROOM = 16 * 2**20
-
-# What a resumed run may not change (`RunDir.check_resume`): the network ("all" of model), the data the checkpoint
-# and stats.npz / classes.tsv were made from, and its preprocessing. The batch size too: the schedule, the data
-# order and the step count of every epoch follow from it, so resuming with another would not continue the same run.
-RESUME_FIXED: dict[str, Any] = {
-    "model": "all",
-    "data": ("source", "train_split", "val_split", "val_labels", "image_size", "crop_size", "mean", "demo_classes",
-             "demo_train_per_class", "demo_val_per_class", "demo_seed"),
-    "train": ("batch_size", "init_from"),
-}
-
 
 class RunDir:
     """The paths of one run directory; the only place that knows them.
@@ -336,9 +325,9 @@ class RunDir:
     def check_resume(self, config: Config, skip: tuple[str, ...] = ()) -> list[str]:
         """Compares `config` with the config of the run whose checkpoint it resumes, key by key.
 
-        Keys that give the checkpoint or the run's files their meaning (`RESUME_FIXED`: the data, the network, the
-        image and crop size, the mean, the batch size) must not change; any other key may (epochs, logging, the
-        checkpoint interval, the learning rate, ...): the new value is used and config.yaml records it.
+        Each field's resume policy (`config.resume_policies`, declared on the field) decides: a changed "fixed" key
+        (the network, the data and its order, the batch size, the schedule's kind, ...) is refused; a changed
+        "honoured" key (epochs, the learning rate, logging, ...) is accepted, and the trainer applies it.
 
         Args:
             skip: Keys not compared (fine-tuning derives model.num_classes from the data, checked afterwards).
@@ -356,15 +345,14 @@ class RunDir:
         except ConfigError as e:
             raise RunDirError(f"run directory {self.path!r}: its config.yaml cannot be read ({e}); use another "
                               f"--run-dir") from None
-        theirs, ours = config_to_dict(old), config_to_dict(config)
+        theirs, ours, policies = config_to_dict(old), config_to_dict(config), resume_policies()
         refused, accepted = [], []
         for section, values in ours.items():
             for key, value in values.items():
                 name, before = f"{section}.{key}", theirs[section][key]
                 if before == value or name in skip:
                     continue
-                fixed = key in RESUME_FIXED.get(section, ()) or RESUME_FIXED.get(section) == "all"
-                (refused if fixed else accepted).append(f"{name}: {before!r} -> {value!r}")
+                (accepted if policies[name] == HONOURED else refused).append(f"{name}: {before!r} -> {value!r}")
         if refused:
             raise RunDirError(f"run directory {self.path!r} holds a checkpoint trained with other settings, which a "
                               f"resume cannot change: {'; '.join(refused)} (the run's value first). Resume it with "
