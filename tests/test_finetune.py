@@ -112,7 +112,7 @@ def test_new_layer_lr_mult_on_one_hand_computed_step(source, cache, tmp_path):
     config = load_config(TINY, [f"data.cache_dir={cache}", *SOURCE, f"train.learning_rate={lr}",
                                 f"train.new_layer_lr_mult={mult}", "train.decay_biases=true"])
     state = build_state(tf.distribute.get_strategy(), config.model, config.data.crop_size, config.train,
-                        config.runtime, str(tmp_path / "ckpt"), new_layers=("fc8",))
+                        config.runtime, new_layers=("fc8",))
     model, optimizer = state.model, state.optimizer
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(0, 50, (4, 64, 64, 3)), tf.float32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import tensorflow as tf
 
@@ -18,6 +18,7 @@ from alexnet_tf.data.memory import check_image_size
 from alexnet_tf.errors import ConfigError
 from alexnet_tf.models.alexnet import check_training_fits
 from alexnet_tf.models.devices import configure_tower_cpus, make_strategy
+from alexnet_tf.runs.checkpointer import Checkpointer
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.finetune import FineTune, explicit_keys, layer_config, open_source
 from alexnet_tf.training.state import is_chief
@@ -32,20 +33,24 @@ class ResolvedRun:
         prepared: The prepared data; when fine-tuning, its statistics hold the source's mean.
         strategy: The `tf.distribute` strategy of runtime.distribute.
         init: Fine-tuning: where the weights come from and which layers start afresh; None for a new network.
+        checkpointer: The run directory's checkpointer, opened (locked, resume checked) when the run resumes one;
+            the `Trainer` takes it over (else it builds its own).
     """
 
     config: Config
     prepared: data_lib.PreparedData
     strategy: tf.distribute.Strategy
     init: FineTune | None = None
+    checkpointer: Checkpointer | None = None
 
 
 def resolve_run(config: Config, overrides: Sequence[str] = (), progress: bool = True,
                 run_dir: str | None = None) -> ResolvedRun:
     """Resolves `config` for training: layered on the fine-tuning source (train.init_from) unless `overrides` (the
     "section.key=value" settings the user gave, e.g. with --set) say otherwise, and with the data's class count.
-    When `run_dir` holds a checkpoint, it is refused before any data is prepared if another trainer holds it (first:
-    its settings may be changing) or if it cannot resume with `config`.
+    When `run_dir` holds a checkpoint, its checkpointer is opened here, before any data is prepared: the run is refused
+    if another trainer holds it (first: its settings may be changing) or if it cannot resume with `config`; else it
+    stays locked for the `Trainer`, which takes the checkpointer over.
 
     Raises:
         ConfigError: when the class count or the batch size does not fit the data.
@@ -57,11 +62,22 @@ def resolve_run(config: Config, overrides: Sequence[str] = (), progress: bool = 
     source = open_source(config.train.init_from) if config.train.init_from else None
     if source:
         config = layer_config(config, source.config, explicit, os.path.abspath(config.train.init_from))
-    directory = RunDir(run_dir) if run_dir is not None else None
-    if directory is not None and directory.has_checkpoint():  # the class count is checked when it is known
-        if is_chief(strategy):  # a directory another trainer holds is refused first, whatever the settings say
-            directory.lock().release()
-        directory.check_resume(config, ("model.num_classes",) if source else ())
+    checkpointer = None
+    if run_dir is not None and RunDir(run_dir).has_checkpoint():  # the class count is checked when it is known
+        worker = None if is_chief(strategy) else strategy.cluster_resolver.task_id
+        checkpointer = Checkpointer(run_dir, worker)
+        checkpointer.open(config, ("model.num_classes",) if source else ())
+    try:
+        config, prepared, init = _prepare(config, explicit, source, progress)
+    except BaseException:
+        if checkpointer:
+            checkpointer.close()
+        raise
+    return ResolvedRun(config, prepared, strategy, init, checkpointer)
+
+
+def _prepare(config: Config, explicit: set[str], source: Any, progress: bool) -> tuple[Config, Any, FineTune | None]:
+    """The prepared data, the config with its class count, and the fine-tuning plan."""
     check_memory(config)  # before preparing data
     prepared = data_lib.prepare_data(config.data, progress=progress)
     init = None
@@ -71,7 +87,7 @@ def resolve_run(config: Config, overrides: Sequence[str] = (), progress: bool = 
         init = FineTune.of(source, config)
         prepared = dataclasses.replace(prepared, stats=init.statistics(prepared.stats, config))
     _check_fits_data(config, prepared)
-    return ResolvedRun(config, prepared, strategy, init)
+    return config, prepared, init
 
 
 def check_memory(config: Config) -> None:

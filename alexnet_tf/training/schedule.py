@@ -15,6 +15,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from alexnet_tf.config import TrainConfig
+
 
 class PlateauSchedule(tf.Module):
     """Divides the rate by `divisor` after `patience` evaluations in a row without a new best error.
@@ -116,6 +118,22 @@ class StepSchedule(tf.Module):
 
 
 Schedule = PlateauSchedule | StepSchedule
+
+
+def rebase_learning_rate(schedule: Schedule, before: TrainConfig, after: TrainConfig) -> bool:
+    """Applies a resumed run's new train.learning_rate and train.lr_divisor to its restored schedule, as if the run
+    had used them from the start; returns True when the rate changes.
+
+    The plateau rule's rate comes back from the checkpoint (with its divisions and the NaN guard's factors): it is
+    multiplied by new / old rate and by (old / new divisor) ** divisions. The step rule computes its rate from the
+    config at each epoch's start, so it needs nothing.
+    """
+    factor = after.learning_rate / before.learning_rate
+    if isinstance(schedule, PlateauSchedule):
+        factor *= (before.lr_divisor / after.lr_divisor) ** int(schedule.drops.numpy())
+        if factor != 1:
+            schedule.scale(factor)
+    return factor != 1 or before.lr_divisor != after.lr_divisor
 
 
 def make_schedule(kind: str, learning_rate: float, lr_divisor: float, plateau_patience: int, max_lr_drops: int,

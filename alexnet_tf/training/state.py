@@ -1,5 +1,5 @@
 """A training run's state, built in one place: the strategy's model, the paper's optimiser, the step and epoch
-counters, the learning-rate schedule, dropout's random state, and the checkpoint (and its manager) that holds them.
+counters, the learning-rate schedule, dropout's random state, and the checkpoint that holds them.
 
 A checkpoint holds `model`, `optimizer` (its velocities and learning rate), `step` (training steps done), `epoch`
 (epochs completed), `schedule` (the plateau rule's best error, wait and drops) and `dropout_rng`. Data order does
@@ -59,7 +59,7 @@ class TrainState:
         model, optimizer: The network and its optimiser (wrapped for loss scaling under mixed_float16).
         step, epoch: Training steps done and epochs completed (int64 variables, checkpointed).
         schedule: The learning-rate rule and its state.
-        checkpoint, manager: What is saved, and the manager that writes and rotates the checkpoints.
+        checkpoint: What is saved (`alexnet_tf.runs.checkpointer.Checkpointer` writes, rotates and finds it).
     """
 
     strategy: tf.distribute.Strategy
@@ -71,7 +71,6 @@ class TrainState:
     epoch: tf.Variable
     schedule: Schedule
     checkpoint: tf.train.Checkpoint
-    manager: tf.train.CheckpointManager
 
     @property
     def bytes_per_checkpoint(self) -> int:
@@ -98,8 +97,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def build_state(strategy: tf.distribute.Strategy, model_cfg: ModelConfig, crop_size: int, train: TrainConfig,
-                runtime: RuntimeConfig, checkpoint_dir: str, new_layers: Sequence[str] = ()) -> TrainState:
-    """Builds the model, optimiser, counters, schedule and checkpoint manager of a run (nothing is restored).
+                runtime: RuntimeConfig, new_layers: Sequence[str] = ()) -> TrainState:
+    """Builds the model, optimiser, counters, schedule and checkpoint of a run (nothing is restored or saved).
 
     The layers up to `train.freeze` do not train; the Keras layers named in `new_layers` (fine-tuning: fc8 when it
     starts afresh) learn at `train.new_layer_lr_mult` times the rate.
@@ -108,7 +107,6 @@ def build_state(strategy: tf.distribute.Strategy, model_cfg: ModelConfig, crop_s
         strategy: The strategy made by `devices.make_strategy` (first, before other TF ops: multi-worker needs it).
         model_cfg, crop_size: The network and its input size.
         train, runtime: The optimiser's and schedule's settings; placement, precision and distribution.
-        checkpoint_dir: Where the manager writes (the run's checkpoints, or a worker's throwaway folder).
         new_layers: Re-initialised layers of a fine-tuning run.
     """
     placement = UNPINNED if (runtime.distribute != "none" or not runtime.pin_towers) else \
@@ -131,6 +129,4 @@ def build_state(strategy: tf.distribute.Strategy, model_cfg: ModelConfig, crop_s
     dropout_rng.states = [v.value for v in model.variables if "seed_generator_state" in v.path]
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epoch=epoch, schedule=schedule,
                                      dropout_rng=dropout_rng)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=train.keep_checkpoints)
-    return TrainState(strategy, is_chief(strategy), placement, model, optimizer, step, epoch, schedule, checkpoint,
-                      manager)
+    return TrainState(strategy, is_chief(strategy), placement, model, optimizer, step, epoch, schedule, checkpoint)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,9 +31,11 @@ from alexnet_tf.core.progress import progress_bar, write
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError, SummaryWriteError
 from alexnet_tf.models.devices import seed_everything, set_precision
+from alexnet_tf.runs.checkpointer import Checkpointer
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.metrics import RunningSums
 from alexnet_tf.training.resolve import ResolvedRun, resolve_run
+from alexnet_tf.training.schedule import rebase_learning_rate
 from alexnet_tf.training.state import TrainState, build_state, is_chief
 from alexnet_tf.training.steps import make_eval_step, make_train_step
 from alexnet_tf.training.summaries import Summaries
@@ -146,21 +147,18 @@ class Trainer:
         self.run_dir, config, strategy = self.directory.path, run.config, run.strategy
         self.global_batch = config.train.batch_size
         self.steps_per_epoch = self.prepared.num_train // self.global_batch
-        chief = is_chief(strategy)  # only the chief writes the run directory; workers must not wait for its lock
-        self._lock = self.directory.lock() if chief else None
+        # Built once per run: resolve_run opened it (lock, resume check) when it resolved for this directory.
+        self.checkpoints = run.checkpointer if run.checkpointer and run.checkpointer.directory.path == self.run_dir \
+            else Checkpointer(self.run_dir, None if is_chief(strategy) else strategy.cluster_resolver.task_id)
         try:
-            latest = self._checkpoint_to_resume(resume, move_damaged=chief)
-            changes = self.directory.check_resume(config) if latest else []
-            if changes and verbose:
-                write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(changes)}")
+            self.resumed = self.checkpoints.open(config, ("model.num_classes",) if run.init else ())
+            latest = self.checkpoints.recover(resume)
             seed_everything(config.runtime.seed, config.runtime.deterministic)
             set_precision(config.runtime.precision)
-            if chief:
-                self.directory.write_files(config, self.prepared.stats if run.init else self.prepared.stats_path,
-                                           self.prepared.vocab_path)
-            self.state = self._build_state(run, latest, chief)
+            self.state = self._build_state(run, latest)
             self.resuming = latest is not None
-            self.summaries = Summaries(self.directory.tensorboard_dir if chief else None)
+            self._files = (self.prepared.stats if run.init else self.prepared.stats_path, self.prepared.vocab_path)
+            self.summaries = Summaries(self.directory.tensorboard_dir if self.checkpoints.chief else None)
             self._train_step = make_train_step(self.state, self.prepared.stats, config.data, self.global_batch,
                                                config.runtime.jit_compile,
                                                config.runtime.precision != "mixed_float16")
@@ -170,16 +168,13 @@ class Trainer:
             self.close()
             raise
 
-    def _build_state(self, run: ResolvedRun, latest: str | None, chief: bool) -> TrainState:
+    def _build_state(self, run: ResolvedRun, latest: str | None) -> TrainState:
         """The model, optimiser and schedule: restored from `latest`, else (fine-tuning) from the source's weights
         with a fresh optimiser at step 0, else the paper's init."""
-        config, strategy, init = run.config, run.strategy, run.init
-        # Every worker must take part in a save; the others write throwaway copies into their own folder.
-        checkpoints = (self.directory.checkpoint_dir if chief else
-                       self.directory.worker_checkpoint_dir(strategy.cluster_resolver.task_id))
-        state = build_state(strategy, config.model, config.data.crop_size, config.train, config.runtime, checkpoints,
+        config, init = run.config, run.init
+        state = build_state(run.strategy, config.model, config.data.crop_size, config.train, config.runtime,
                             init.new_layers if init else ())
-        self.directory.check_space(state.bytes_per_checkpoint, config.train.keep_checkpoints)
+        self.checkpoints.attach(state.checkpoint, config.train, state.bytes_per_checkpoint)
         if latest:  # every worker restores the chief's checkpoint
             state.restore(latest)
         elif init:
@@ -190,26 +185,27 @@ class Trainer:
 
     def close(self) -> None:
         """Lets go of the run directory (fit() does so when it ends)."""
-        if self._lock is not None:
-            self._lock.release()
+        self.checkpoints.close()
 
-    def _checkpoint_to_resume(self, resume: bool | None, move_damaged: bool) -> str | None:
-        """The newest checkpoint that reads (damaged newer ones are reported and moved aside), checked against
-        `resume` and the config's network."""
-        recovery = self.directory.recover_checkpoints(move_damaged)
-        for line in recovery.removed:
-            print(f"note: removed the leftover of a killed save: {line}", file=sys.stderr)
-        for line in recovery.damaged:
-            print(f"warning: {line}", file=sys.stderr)
-        if recovery.damaged and recovery.checkpoint:
-            print(f"warning: resuming from {recovery.checkpoint}, the newest checkpoint that reads", file=sys.stderr)
-        if resume is True and not recovery.checkpoint:
-            raise RunDirError(f"--resume: run directory {self.run_dir!r} holds no checkpoint to resume from"
-                              + (" that can be read" if recovery.damaged else ""))
-        if resume is False and recovery.checkpoint:
-            raise RunDirError(f"run directory {self.run_dir!r} already holds a checkpoint; resume it (--resume) or "
-                              f"choose another --run-dir")
-        return recovery.checkpoint
+    def _start(self) -> None:
+        """Before the first step: records the run's files (config.yaml; stats.npz and classes.tsv only for a new
+        run), applies and reports the honoured changes of a resume, and saves step 0 of a new run."""
+        if self.checkpoints.chief:
+            self.directory.write_files(self.config, *self._files)
+        if not self.resuming:
+            self._save()  # step 0: there is always a good checkpoint to go back to
+            return
+        step = int(self.state.step.numpy())
+        notes = self.resumed.changes[:]
+        schedule, previous = self.state.schedule, self.resumed.previous
+        if previous is not None and rebase_learning_rate(schedule, previous.train, self.config.train):
+            rate = schedule.on_epoch_start(int(self.state.epoch.numpy()) + 1)
+            notes.append(f"the learning rate is {rate:.3g} from step {step + 1} on")
+            self._save()  # the rebased schedule, so that a NaN retry or the next resume starts from it
+        if self.verbose:
+            if notes:
+                write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(notes)}")
+            write(f"resuming {self.run_dir} at step {step} (epoch {int(self.state.epoch.numpy()) + 1})")
 
     # -- the loop ----------------------------------------------------------------------------------------------------
 
@@ -224,11 +220,7 @@ class Trainer:
         try:
             if self._complete():
                 return self._already_complete()
-            if self.resuming and self.verbose:
-                write(f"resuming {self.run_dir} at step {int(state.step.numpy())} "
-                      f"(epoch {int(state.epoch.numpy()) + 1})")
-            if not self.resuming:
-                self._save()  # step 0: there is always a good checkpoint to go back to
+            self._start()
             retries = 0
             with _StopSignals() as stop:
                 while not self._complete():
@@ -244,7 +236,7 @@ class Trainer:
                                 f"retries from the last good checkpoint with the learning rate lowered did not help; "
                                 f"the checkpoints in {self.run_dir} hold only finite weights; lower "
                                 f"train.learning_rate (now {state.schedule.learning_rate:.3g}) and resume")
-                        state.restore(state.manager.latest_checkpoint)
+                        state.restore(self.checkpoints.latest)
                         state.schedule.scale(train.nan_lr_factor)
                         if self.verbose:
                             write(f"non-finite loss or weights at step {outcome.bad_step}: back to step "
@@ -252,7 +244,7 @@ class Trainer:
                                   f"(retry {retries}/{train.nan_max_retries})")
                         continue
                     if stop.signum:
-                        raise Preempted(outcome.step, stop.signum, state.manager.latest_checkpoint)
+                        raise Preempted(outcome.step, stop.signum, self.checkpoints.latest)
                     if not outcome.finished:
                         break  # train.max_steps, inside the epoch
             return self._final_evaluation()
@@ -266,11 +258,11 @@ class Trainer:
         """The error to stop with when TensorBoard's events cannot be written: a checkpoint is saved first if the
         disk still takes one, so that at most the steps since the last log are lost."""
         try:
-            saved = self._save_checked() is None and self.state.manager.latest_checkpoint
+            saved = self._save_checked() is None and self.checkpoints.latest
         except RunDirError:
             saved = None
         kept = f"saved {saved} first" if saved else \
-            f"the latest good checkpoint is {self.directory.latest_checkpoint()}"
+            f"the latest good checkpoint is {self.checkpoints.latest_on_disk()}"
         return SummaryWriteError(f"{error}; {kept}; free some space (or make the folder writable) and resume with: "
                                  f"python -m alexnet_tf.train --run-dir {self.run_dir}")
 
@@ -325,7 +317,7 @@ class Trainer:
                     interval.reset()
                     interval_start, interval_steps = now, 0
                 stopping = stop.signum or (step == last and step < epoch * self.steps_per_epoch)
-                if step % train.checkpoint_every_steps == 0 or stopping:
+                if self.checkpoints.due(step) or stopping:
                     outcome.bad_step = self._flush(pending, interval) or self._save_checked()
                     if outcome.bad_step:
                         return outcome
@@ -401,7 +393,7 @@ class Trainer:
             self.summaries.scalars({f"val_ten_crop/{k}": v for k, v in ten.items()}, step)
             if self.verbose:
                 write(_fmt(ten, "final val (ten crops):"))
-        result = TrainResult(self.run_dir, self.config, step, int(state.epoch.numpy()), state.manager.latest_checkpoint,
+        result = TrainResult(self.run_dir, self.config, step, int(state.epoch.numpy()), self.checkpoints.latest,
                              val, ten, self.history, chief=state.is_chief)
         if state.is_chief:
             self.directory.write_summary({"step": step, "epoch": result.epoch, "checkpoint": result.checkpoint,
@@ -418,7 +410,7 @@ class Trainer:
         write(f"run already complete ({done}): {self.run_dir}; raise train.epochs to train on")
         summary = self.directory.read_summary() or {}
         val = summary.get("val") or self.evaluate(ten_crop=False)
-        return TrainResult(self.run_dir, self.config, step, epoch, state.manager.latest_checkpoint, val,
+        return TrainResult(self.run_dir, self.config, step, epoch, self.checkpoints.latest, val,
                            summary.get("val_ten_crop"), [], already_complete=True)
 
     # -- saving ------------------------------------------------------------------------------------------------------
@@ -444,11 +436,7 @@ class Trainer:
 
     def _save(self) -> str:
         """Saves a checkpoint named by the step; a full disk is a RunDirError naming the latest good checkpoint."""
-        step = int(self.state.step.numpy())
-        try:
-            return self.state.manager.save(checkpoint_number=step)
-        except (tf.errors.ResourceExhaustedError, OSError) as e:
-            raise self.directory.save_failed(step, e, self.state.bytes_per_checkpoint) from None
+        return self.checkpoints.save(int(self.state.step.numpy()))
 
 
 def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
