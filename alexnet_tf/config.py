@@ -178,6 +178,10 @@ class DataConfig:
         return os.path.expanduser(self.cache_dir or os.environ.get("ALEXNET_TF_CACHE", "~/.cache/alexnet_tf"))
 
 
+SCHEDULE_CHOICES = ("plateau", "step")  # train.schedule
+FREEZE_CHOICES = ("none", "conv5", "fc6", "fc7")  # train.freeze: the last layer that does not train
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The optimiser, its schedule and the loop's bookkeeping. Defaults are the paper's recipe."""
@@ -216,7 +220,7 @@ class TrainConfig:
         _require_positive(self.learning_rate, "train.learning_rate")
         _require_fraction(self.momentum, "train.momentum")
         _require(self.weight_decay >= 0, "train.weight_decay", f"got {self.weight_decay}; it must be >= 0")
-        _require_choice(self.schedule, "train.schedule", ("plateau", "step"))
+        _require_choice(self.schedule, "train.schedule", SCHEDULE_CHOICES)
         _require(self.lr_divisor > 1, "train.lr_divisor", f"got {self.lr_divisor}; it must be > 1")
         _require(self.plateau_patience >= 1, "train.plateau_patience",
                  f"got {self.plateau_patience}; it must be >= 1")
@@ -235,7 +239,7 @@ class TrainConfig:
         _require(self.nan_max_retries >= 0, "train.nan_max_retries", f"got {self.nan_max_retries}; it must be >= 0")
         _require(0 < self.nan_lr_factor <= 1, "train.nan_lr_factor",
                  f"got {self.nan_lr_factor}; it must be in (0, 1]")
-        _require_choice(self.freeze, "train.freeze", ("none", "conv5", "fc6", "fc7"))
+        _require_choice(self.freeze, "train.freeze", FREEZE_CHOICES)
         _require_positive(self.new_layer_lr_mult, "train.new_layer_lr_mult")
 
 
