@@ -13,10 +13,12 @@ import keras
 import pytest
 from helpers import ROOT, tiny_config
 
+from alexnet_tf import api
 from alexnet_tf import config as config_lib
 from alexnet_tf.config import FIXED, HONOURED, Config, load_config, replace, resume_policies
 from alexnet_tf.errors import ConfigError, RunDirError
 from alexnet_tf.runs.checkpointer import Checkpointer
+from alexnet_tf.training.schedule import PlateauSchedule, rebase_learning_rate
 from alexnet_tf.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("float32_policy")
@@ -164,3 +166,56 @@ def test_the_docs_list_every_field_with_its_policy():
     text = open(os.path.join(ROOT, "docs", "fault-tolerance.md"), encoding="utf-8").read()
     listed = dict(re.findall(r"^\| `(\w+\.\w+)` \| (fixed|honoured) \|", text, flags=re.M))
     assert listed == POLICIES
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "step"])
+def test_a_new_learning_rate_shows_on_the_next_epochs_line(schedule, finished, tmp_path, capsys):
+    # Before: under the plateau schedule, epoch 2 trained at "lr 0.01" (the rate restored from the checkpoint) while
+    # the message said "train.learning_rate: 0.01 -> 0.05" and config.yaml recorded 0.05.
+    base, config, steps_per_epoch = finished
+    run_dir = str(tmp_path / "run")
+    if schedule == "plateau":
+        shutil.copytree(base, run_dir)
+    else:
+        config = replace(config, train={"schedule": "step"})
+        train(config, run_dir, progress=False, verbose=False)
+    capsys.readouterr()
+    faster = replace(config, train={"learning_rate": 0.05, "epochs": 2})
+    assert train(faster, run_dir, progress=False, verbose=True).epoch == 2
+    out = capsys.readouterr().out
+    assert "train.learning_rate: 0.01 -> 0.05" in out, out
+    assert f"the learning rate is 0.05 from step {steps_per_epoch + 1} on" in out, out
+    (line,) = [line for line in out.splitlines() if line.startswith("epoch 2/2")]
+    assert "| lr 0.05 |" in line, line
+    keras.backend.clear_session()
+
+
+def test_a_plateau_rate_divided_before_the_resume_is_rebased_not_reset(finished, tmp_path):
+    # The plateau's divisions survive a new rate: a rate already divided once by 10 becomes new / 10, not new.
+    base, config, _ = finished
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(base, run_dir)
+    schedule = PlateauSchedule(0.01, 10.0, patience=1, max_drops=3)
+    schedule.update(0.5)
+    schedule.update(0.6)  # no improvement: divided once
+    assert schedule.learning_rate == pytest.approx(0.001)
+    assert rebase_learning_rate(schedule, config.train, replace(config, train={"learning_rate": 0.05}).train)
+    assert schedule.learning_rate == pytest.approx(0.005)
+    # A new divisor too: as if the run had divided by 5 from the start (0.05 / 5).
+    assert rebase_learning_rate(schedule, replace(config, train={"learning_rate": 0.05}).train,
+                                replace(config, train={"learning_rate": 0.05, "lr_divisor": 5.0}).train)
+    assert schedule.learning_rate == pytest.approx(0.01)
+    assert not rebase_learning_rate(schedule, config.train, config.train)
+
+
+def test_rerunning_a_finished_run_with_a_changed_setting_writes_nothing(finished, tmp_path, capsys):
+    # Before: on a finished run, a new learning rate rewrote config.yaml although nothing trained.
+    base, config, _ = finished
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(base, run_dir)
+    before = snapshot(run_dir)
+    result = api.train(replace(config, train={"learning_rate": 0.05, "export_at_end": True}), run_dir,
+                       progress=False)
+    assert result.already_complete and result.export is None
+    assert "run already complete (1/1 epochs)" in capsys.readouterr().out
+    assert snapshot(run_dir) == before

@@ -158,7 +158,7 @@ class Trainer:
             self.state = self._build_state(run, latest)
             self.resuming = latest is not None
             self._files = (self.prepared.stats if run.init else self.prepared.stats_path, self.prepared.vocab_path)
-            self.summaries = Summaries(self.directory.tensorboard_dir if self.checkpoints.chief else None)
+            self.summaries = Summaries(None)  # a run's event file is made when it trains (`_start`)
             self._train_step = make_train_step(self.state, self.prepared.stats, config.data, self.global_batch,
                                                config.runtime.jit_compile,
                                                config.runtime.precision != "mixed_float16")
@@ -189,9 +189,11 @@ class Trainer:
 
     def _start(self) -> None:
         """Before the first step: records the run's files (config.yaml; stats.npz and classes.tsv only for a new
-        run), applies and reports the honoured changes of a resume, and saves step 0 of a new run."""
+        run) and opens its TensorBoard events, applies and reports the honoured changes of a resume, and saves step 0
+        of a new run."""
         if self.checkpoints.chief:
             self.directory.write_files(self.config, *self._files)
+            self.summaries = Summaries(self.directory.tensorboard_dir)
         if not self.resuming:
             self._save()  # step 0: there is always a good checkpoint to go back to
             return
