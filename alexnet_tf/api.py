@@ -6,20 +6,17 @@ its functions, after `tensorflow_setup.quiet_tensorflow` (so TensorFlow loads wi
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Sequence
 
 from alexnet_tf.applications import AlexNet
 from alexnet_tf.config import Config, load_config
-from alexnet_tf.errors import InputError
 from alexnet_tf.inference.trained import TrainedModel, load_model
 from alexnet_tf.models.alexnet import build_alexnet
-from alexnet_tf.runs.latest import new_run_dir
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.serving.formats import export_network, output_path, write_keras
 from alexnet_tf.serving.savedmodel import export_run
-from alexnet_tf.training.resolve import resolve_run
-from alexnet_tf.training.trainer import Trainer, TrainResult
+from alexnet_tf.training import trainer
+from alexnet_tf.training.trainer import TrainResult
 
 __all__ = ["build_alexnet", "export", "load", "load_config", "train"]
 
@@ -44,14 +41,7 @@ def train(config: Config | str, run_dir: str | None = None, resume: bool | None 
     Raises:
         alexnet_tf.errors.InputError (or a subclass): bad config, data, run directory or devices.
     """
-    if resume and run_dir is None:
-        raise InputError("resuming needs the run directory to continue (--run-dir)")
-    config = load_config(None, overrides, base=config) if isinstance(config, Config) else load_config(config, overrides)
-    run = resolve_run(config, overrides, progress=progress, run_dir=run_dir)  # before a new run directory is made
-    result = Trainer(run, run_dir or new_run_dir(), resume=resume, progress=progress).fit()
-    if result.config.train.export_at_end and result.chief and not result.already_complete:
-        result = dataclasses.replace(result, export=export(result.run_dir, progress=progress))
-    return result
+    return trainer.train(config, run_dir, resume=resume, progress=progress, overrides=overrides, export=export_run)
 
 
 def export(run_dir: str, out_dir: str | None = None, format: str = "savedmodel", **kwargs: Any) -> str:

@@ -252,3 +252,16 @@ def test_a_run_without_run_dir_is_reachable_as_runs_latest_with_next_steps(cache
     assert predict[-2:] == ["--figure", "runs/latest/predictions.png"]
     assert cli.run(train_cli.main, args) == 0  # a second run: runs/latest moves on to it
     assert os.path.realpath("runs/latest") != first and len(os.listdir("runs")) == 3
+
+
+@pytest.mark.slow
+def test_the_ablation_runner_trains_through_the_one_entry_and_exports_at_end(cache_dir, tmp_path):
+    # Before: the ablation runner started training its own way and skipped train.export_at_end.
+    from alexnet_tf.studies import ablation
+
+    study = ablation.plan_study(str(tmp_path / "s"), TINY, [f"data.cache_dir={cache_dir}", "train.max_steps=1",
+                                                            "train.export_at_end=true"], seeds=1, variants=["tanh"])
+    records = ablation.run_study(study, progress=False, verbose=False)
+    assert [r["variant"] for r in records] == ["baseline", "tanh"]
+    for record in records:
+        assert os.path.isfile(os.path.join(record["run_dir"], "export", "1", "saved_model.pb")), record["run_dir"]

@@ -29,6 +29,7 @@ from alexnet_tf.core.files import atomic_write_text
 from alexnet_tf.core.progress import progress_bar, write
 from alexnet_tf.errors import InputError, RunBusyError
 from alexnet_tf.runs.rundir import RunDir
+from alexnet_tf.serving.savedmodel import export_run
 from alexnet_tf.training import trainer
 
 STUDY_FILE = "study.json"
@@ -163,7 +164,7 @@ def run_study(study: Study, progress: bool = True, verbose: bool = True,
                 write(f"[{number}/{len(planned)}] {run.name}: {' '.join(run.variant.overrides) or 'baseline'}")
             run_start = time.monotonic()
             try:
-                result = trainer.train(run.config, run.run_dir, progress=False, verbose=verbose)
+                result = trainer.train(run.config, run.run_dir, progress=False, verbose=verbose, export=export_run)
             except RunBusyError:
                 # Another `ablate` of the same study is training it: several can share a study, one run each.
                 write(f"[{number}/{len(planned)}] {run.name}: trained by another process; skipped")

@@ -16,6 +16,7 @@ The run directory (its files, its lock, damaged checkpoints, disk space) is `ale
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -26,12 +27,13 @@ from typing import Any, Callable, Iterator, Sequence
 import tensorflow as tf
 
 from alexnet_tf import data as data_lib
-from alexnet_tf.config import Config
+from alexnet_tf.config import Config, load_config
 from alexnet_tf.core.progress import progress_bar, write
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
-from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError, SummaryWriteError
+from alexnet_tf.errors import InputError, NonFiniteError, Preempted, RunDirError, SummaryWriteError
 from alexnet_tf.models.devices import seed_everything, set_precision
 from alexnet_tf.runs.checkpointer import Checkpointer
+from alexnet_tf.runs.latest import new_run_dir
 from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.metrics import RunningSums
 from alexnet_tf.training.resolve import ResolvedRun, resolve_run
@@ -441,9 +443,32 @@ class Trainer:
         return self.checkpoints.save(int(self.state.step.numpy()))
 
 
-def train(config: Config, run_dir: str, resume: bool | None = None, progress: bool = True,
-          verbose: bool = True, overrides: Sequence[str] = ()) -> TrainResult:
-    """Runs (or resumes) a training run in `run_dir`: the config resolved once (`resolve_run`: a config's
-    train.init_from fine-tunes, `overrides` name the keys the user set), then `Trainer.fit`."""
-    run = resolve_run(config, overrides, progress=progress, run_dir=run_dir)
-    return Trainer(run, run_dir, resume=resume, progress=progress, verbose=verbose).fit()
+def train(config: Config | str, run_dir: str | None = None, resume: bool | None = None, progress: bool = True,
+          verbose: bool = True, overrides: Sequence[str] = (),
+          export: Callable[..., str] | None = None) -> TrainResult:
+    """The one way into training: `python -m alexnet_tf.train`, `alexnet_tf.train` and the ablation runner call it.
+
+    The config is resolved once (`resolve_run`: the devices and strategy, a train.init_from to fine-tune from, the
+    prepared data; `overrides` name the keys the user set, which win over a fine-tuning source's), the run directory
+    is made when none is given, `Trainer.fit` runs, and the run is exported when train.export_at_end says so.
+
+    Args:
+        config: A Config, a YAML file's path or a shipped config's name; `overrides` ("section.key=value") on top.
+        run_dir: The run directory; None makes a new runs/<UTC timestamp>/ in the current folder (also runs/latest).
+        resume: True: continue from the latest checkpoint (an error if there is none); False: refuse a directory that
+            holds one; None: resume when there is one.
+        export: `serving.savedmodel.export_run` (the caller passes it: the serving layer comes after training),
+            called as export(run_dir, out_dir, progress=...) at the end of a run that trained and asks for it.
+
+    Raises:
+        InputError (or a subclass): bad config, data, run directory or devices.
+    """
+    if resume and run_dir is None:
+        raise InputError("resuming needs the run directory to continue (--run-dir)")
+    config = load_config(None, overrides, base=config) if isinstance(config, Config) else load_config(config, overrides)
+    run = resolve_run(config, overrides, progress=progress, run_dir=run_dir)  # before a new run directory is made
+    result = Trainer(run, run_dir or new_run_dir(), resume=resume, progress=progress, verbose=verbose).fit()
+    if export and result.config.train.export_at_end and result.chief and not result.already_complete:
+        out = export(result.run_dir, RunDir(result.run_dir).export_dir, progress=progress)
+        result = dataclasses.replace(result, export=out)
+    return result
