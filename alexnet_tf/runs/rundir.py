@@ -18,6 +18,7 @@ can be missing or behind); `check_space()` counts only the checkpoints still to 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import glob
 import json
@@ -367,7 +368,10 @@ class RunDir:
             RunDirError: when no checkpoint is found.
         """
         where = checkpoint or self.checkpoint_dir
-        prefix = (list_checkpoints(where) or [None])[-1] if os.path.isdir(where) else where
+        for _ in range(10):  # a live trainer may rotate the newest away between listing and checking it
+            prefix = (list_checkpoints(where) or [None])[-1] if os.path.isdir(where) else where
+            if not prefix or os.path.isfile(prefix + ".index") or not os.path.isdir(where):
+                break
         if not prefix or not os.path.isfile(prefix + ".index"):
             raise RunDirError(f"no checkpoint found at {where!r}; train first (python -m alexnet_tf.train) or give a "
                               f"checkpoint prefix such as RUN/checkpoints/ckpt-12, or its folder")
@@ -500,31 +504,51 @@ class CheckpointGone(RunDirError):
     """The checkpoint to restore vanished (rotated away by the run's live trainer), which is no misfit."""
 
 
-def load_run_and_model(path: str | os.PathLike, checkpoint: str | None = None, attempts: int = 5) -> tuple[Run, Any]:
-    """`load_run` and its restored model. The newest checkpoint of a run that is training may be rotated away
-    between choosing and reading it: then the newest is chosen again (a given `checkpoint` is not replaced).
+def load_run_and_model(path: str | os.PathLike, checkpoint: str | None = None, attempts: int = 10) -> tuple[Run, Any]:
+    """`load_run` and its restored model. A run that is training rotates its checkpoints away (train.keep_checkpoints):
+    the network is built first, then the newest checkpoint is chosen just before it is read, and chosen again when
+    it vanished meanwhile, up to `attempts` times (a given `checkpoint` is never replaced).
 
     Raises:
         RunDirError: as `load_run` and `restore_model` (CheckpointGone when a given checkpoint vanished).
     """
+    run = load_run(path, checkpoint)
+    model = build_unpinned(run.config)
     for attempt in range(attempts):
-        run = load_run(path, checkpoint)
         try:
-            return run, run.restore_model()
+            restore_weights(model, run.checkpoint)
+            return run, model
         except CheckpointGone:
             if checkpoint is not None or attempt == attempts - 1:
                 raise
-            time.sleep(0.2)
+            time.sleep(0.01 * attempt)
+            run = dataclasses.replace(run, checkpoint=run.directory.resolve_checkpoint())
     raise AssertionError("unreachable")
 
 
+def build_unpinned(config: Config) -> Any:
+    """The network of `config`, unpinned (no device strings reach an export), with its initial weights."""
+    return build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
+
+
 def restore_model(config: Config, checkpoint_prefix: str) -> Any:
-    """Builds the unpinned network of `config` (no device strings reach an export) and restores its weights.
+    """Builds the unpinned network of `config` and restores its weights from `checkpoint_prefix`.
 
     Raises:
-        RunDirError: when the checkpoint does not fit the configured network.
+        RunDirError: when the checkpoint does not fit the configured network (CheckpointGone: it vanished).
     """
-    model = build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
+    model = build_unpinned(config)
+    restore_weights(model, checkpoint_prefix)
+    return model
+
+
+def restore_weights(model: Any, checkpoint_prefix: str) -> None:
+    """Restores the model part of a checkpoint into `model`.
+
+    Raises:
+        CheckpointGone: when the checkpoint's files vanished while it was read (rotated away by a live trainer).
+        RunDirError: when the checkpoint does not fit the network.
+    """
     try:
         status = tf.train.Checkpoint(model=model).restore(checkpoint_prefix).expect_partial()
         status.assert_existing_objects_matched()
@@ -535,4 +559,3 @@ def restore_model(config: Config, checkpoint_prefix: str) -> Any:
                                  f"the run directory for its newest") from None
         raise RunDirError(f"checkpoint {checkpoint_prefix!r} does not fit the network of the run's config.yaml "
                           f"(model section and data.crop_size): {e}") from None
-    return model
