@@ -160,12 +160,15 @@ class Trainer:
             self.state = self._build_state(run, latest)
             self.resuming = latest is not None
             self._files = (self.prepared.stats if run.init else self.prepared.stats_path, self.prepared.vocab_path)
-            self.summaries = Summaries(None)  # a run's event file is made when it trains (`_start`)
+            self.summaries = Summaries(None)  # a run's event file is made when it has steps left
             self._train_step = make_train_step(self.state, self.prepared.stats, config.data, self.global_batch,
                                                config.runtime.jit_compile,
                                                config.runtime.precision != "mixed_float16")
             self._eval_steps = {ten_crop: make_eval_step(self.state, ten_crop) for ten_crop in (False, True)}
             self.history: list[dict[str, Any]] = []
+            self._rebased = False
+            if not self._complete():
+                self._prepare_to_train()
         except BaseException:
             self.close()
             raise
@@ -189,27 +192,23 @@ class Trainer:
         """Lets go of the run directory (fit() does so when it ends)."""
         self.checkpoints.close()
 
-    def _start(self) -> None:
-        """Before the first step: records the run's files (config.yaml; stats.npz and classes.tsv only for a new
-        run) and opens its TensorBoard events, applies and reports the honoured changes of a resume, and saves step 0
-        of a new run."""
+    def _prepare_to_train(self) -> None:
+        """For a run with steps left: records its files (config.yaml; stats.npz and classes.tsv only for a new run),
+        opens its TensorBoard events, and applies and reports the honoured changes of a resume. A finished run
+        skips this: a rerun of it writes nothing."""
         if self.checkpoints.chief:
             self.directory.write_files(self.config, *self._files)
             self.summaries = Summaries(self.directory.tensorboard_dir)
         if not self.resuming:
-            self._save()  # step 0: there is always a good checkpoint to go back to
             return
-        step = int(self.state.step.numpy())
         notes = self.resumed.changes[:]
         schedule, previous = self.state.schedule, self.resumed.previous
         if previous is not None and rebase_learning_rate(schedule, previous.train, self.config.train):
             rate = schedule.on_epoch_start(int(self.state.epoch.numpy()) + 1)
-            notes.append(f"the learning rate is {rate:.3g} from step {step + 1} on")
-            self._save()  # the rebased schedule, so that a NaN retry or the next resume starts from it
-        if self.verbose:
-            if notes:
-                write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(notes)}")
-            write(f"resuming {self.run_dir} at step {step} (epoch {int(self.state.epoch.numpy()) + 1})")
+            notes.append(f"the learning rate is {rate:.3g} from step {int(self.state.step.numpy()) + 1} on")
+            self._rebased = True
+        if notes and self.verbose:
+            write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(notes)}")
 
     # -- the loop ----------------------------------------------------------------------------------------------------
 
@@ -224,7 +223,12 @@ class Trainer:
         try:
             if self._complete():
                 return self._already_complete()
-            self._start()
+            if self.resuming and self.verbose:
+                write(f"resuming {self.run_dir} at step {int(state.step.numpy())} "
+                      f"(epoch {int(state.epoch.numpy()) + 1})")
+            if not self.resuming or self._rebased:
+                self._save()  # step 0 (always a good checkpoint to go back to), or the rebased schedule (for a NaN
+                # retry and the next resume)
             retries = 0
             with _StopSignals() as stop:
                 while not self._complete():
