@@ -29,9 +29,11 @@ examples:
       the paper's recipe on ImageNet: 90 epochs, batch 128, lr 0.01 divided by 10 on plateaus (three times)
   python -m alexnet_tf.train --run-dir runs/my_run
       continue a stopped run from its latest checkpoint with its own config (the schedule's state included; the
-      command a stopped run prints); --set may change epochs, logging, the checkpoint interval or the learning
-      rate, not the data, network, image/crop size, mean or batch size; a run that is already complete says so and
-      does nothing, unless train.epochs was raised; --resume makes a missing checkpoint an error
+      command a stopped run prints); --set may change the keys docs/fault-tolerance.md lists as honoured (epochs,
+      max_steps, the learning rate, logging, the checkpoint interval, ...), not the fixed ones (the network, the
+      data and its order, image/crop size, mean, batch size, the schedule's kind, freeze, precision, seed): those
+      exit 2 and change nothing; a run that is already complete says so and writes nothing, unless train.epochs
+      was raised; --resume makes a missing checkpoint an error
   python -m alexnet_tf.train --init-from runs/caffe_alexnet --set data.source=/data/my_images
       fine-tune a trained or converted AlexNet on a folder of your own images (configs/finetune.yaml: fc8
       replaced and trained at 10x the rate, the layers before it frozen); the network and its preprocessing (mean,

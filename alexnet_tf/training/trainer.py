@@ -9,8 +9,9 @@ One call, `train(config, run_dir)`, does a whole run:
     -> for each epoch: train steps over the augmented batches, checkpoint every N steps, evaluate the centre crop,
     let the schedule see the validation error, checkpoint -> ten-crop evaluation.
 
-The run directory (its files, its lock, damaged checkpoints, disk space) is `alexnet_tf.runs.rundir`'s; TensorBoard is
-`alexnet_tf.training.summaries`'s. A resumed run skips the batches of the epoch that were already used.
+The run's checkpoints (the lock, the resume check, when to save, how many to keep, recovery, disk space) are asked of
+its `alexnet_tf.runs.checkpointer.Checkpointer`; the run directory's files are `alexnet_tf.runs.rundir`'s;
+TensorBoard is `alexnet_tf.training.summaries`'s. A resumed run skips the batches of the epoch that were already used.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class Trainer:
         self.checkpoints.close()
 
     def _prepare_to_train(self) -> None:
-        """For a run with steps left: records its files (config.yaml; stats.npz and classes.tsv only for a new run),
+        """For a run with steps left: records its files (the config; the statistics and classes only for a new run),
         opens its TensorBoard events, and applies and reports the honoured changes of a resume. A finished run
         skips this: a rerun of it writes nothing."""
         if self.checkpoints.chief:
