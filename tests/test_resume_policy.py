@@ -18,6 +18,7 @@ from alexnet_tf import config as config_lib
 from alexnet_tf.config import FIXED, HONOURED, Config, load_config, replace, resume_policies
 from alexnet_tf.errors import ConfigError, RunDirError
 from alexnet_tf.runs.checkpointer import Checkpointer
+from alexnet_tf.runs.rundir import RunDir
 from alexnet_tf.training.schedule import PlateauSchedule, rebase_learning_rate
 from alexnet_tf.training.trainer import train
 
@@ -219,3 +220,17 @@ def test_rerunning_a_finished_run_with_a_changed_setting_writes_nothing(finished
     assert result.already_complete and result.export is None
     assert "run already complete (1/1 epochs)" in capsys.readouterr().out
     assert snapshot(run_dir) == before
+
+
+def test_the_lock_and_the_resume_check_run_once_per_resume(finished, tmp_path, monkeypatch):
+    # Before: resolve_run took the lock and checked the settings, then the trainer did both again.
+    base, config, _ = finished
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(base, run_dir)
+    calls = []
+    for name in ("lock", "check_resume"):
+        real = getattr(RunDir, name)
+        monkeypatch.setattr(RunDir, name, lambda self, *a, _real=real, _name=name, **k: calls.append(_name)
+                            or _real(self, *a, **k))
+    assert train(replace(config, train={"log_every_steps": 1}), run_dir, progress=False, verbose=False).already_complete
+    assert sorted(calls) == ["check_resume", "lock"]

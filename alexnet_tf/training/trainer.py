@@ -151,8 +151,12 @@ class Trainer:
         self.global_batch = config.train.batch_size
         self.steps_per_epoch = self.prepared.num_train // self.global_batch
         # Built once per run: resolve_run opened it (lock, resume check) when it resolved for this directory.
-        self.checkpoints = run.checkpointer if run.checkpointer and run.checkpointer.directory.path == self.run_dir \
-            else Checkpointer(self.run_dir, None if is_chief(strategy) else strategy.cluster_resolver.task_id)
+        self.checkpoints = run.checkpointer
+        if self.checkpoints is None or self.checkpoints.directory.path != self.run_dir:
+            if self.checkpoints is not None:
+                self.checkpoints.close()  # opened for another directory
+            self.checkpoints = Checkpointer(self.run_dir, None if is_chief(strategy) else
+                                            strategy.cluster_resolver.task_id)
         try:
             self.resumed = self.checkpoints.open(config, ("model.num_classes",) if run.init else ())
             latest = self.checkpoints.recover(resume)
