@@ -259,7 +259,9 @@ class RuntimeConfig:
     precision: str = fixed("float32")  # "float32", "mixed_bfloat16", "mixed_float16" (with loss scaling)
     jit_compile: bool = honoured(False)  # XLA for the train step
     seed: int = fixed(0)
-    deterministic: bool = fixed(False)  # bitwise-reproducible runs (enables TF op determinism)
+    # bitwise-reproducible runs (enables TF op determinism; a resume may change it: the steps after the resume are
+    # reproducible or not, and a process that turned it on cannot turn it off)
+    deterministic: bool = honoured(False)
 
     def __post_init__(self) -> None:
         _require(len(self.tower_devices) in (0, 2), "runtime.tower_devices",
