@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 
 EXIT_OK = 0
@@ -78,6 +79,15 @@ class ExportError(InputError):
     """A run directory, checkpoint or export folder that cannot be exported or published; the message says why."""
 
 
+class OutputError(InputError):
+    """A file or folder the user named for output that cannot be written (a missing or unwritable folder, a folder
+    where a file is wanted or the reverse, a full disk); the message names the path, what happened and what to do."""
+
+
+class MissingExtraError(InputError):
+    """An optional package (a converter or runtime) that is not installed; the message gives the install line."""
+
+
 class NonFiniteError(AlexNetError, RuntimeError):
     """The loss or the weights stayed NaN/Inf through every allowed retry; the message names the step."""
 
@@ -95,7 +105,9 @@ class Preempted(AlexNetError):
         except ValueError:
             name = f"signal {signum}"
         run_dir = os.path.dirname(os.path.dirname(checkpoint)) if checkpoint else None
-        resume = f"resume it with: python -m alexnet_tf.train --run-dir {run_dir}" if run_dir else \
+        # Quoted for a shell, as core.shell.alexnet_command does (errors cannot import core: core imports errors).
+        resume = f"resume it with: {shlex.join(['python', '-m', 'alexnet_tf.train', '--run-dir', run_dir])}" \
+            if run_dir else \
             "run the same command to resume"
         super().__init__(f"stopped by {name} at step {step}; saved {checkpoint}; {resume}")
         self.step, self.signum, self.checkpoint = step, signum, checkpoint

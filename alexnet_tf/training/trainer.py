@@ -28,7 +28,9 @@ import tensorflow as tf
 
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config
+from alexnet_tf.core.files import FOLDER, output_errors
 from alexnet_tf.core.progress import progress_bar, write
+from alexnet_tf.core.shell import alexnet_command
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.errors import NonFiniteError, Preempted, RunDirError, SummaryWriteError
 from alexnet_tf.models.devices import seed_everything, set_precision
@@ -155,9 +157,10 @@ class Trainer:
                 write(f"resuming {self.run_dir} with changed settings (recorded in its config): {'; '.join(changes)}")
             seed_everything(config.runtime.seed, config.runtime.deterministic)
             set_precision(config.runtime.precision)
-            if chief:
-                self.directory.write_files(config, self.prepared.stats if run.init else self.prepared.stats_path,
-                                           self.prepared.vocab_path)
+            if chief:  # the run directory's first files: a full disk or an unwritable folder exits 2 naming it
+                with output_errors(self.run_dir, FOLDER, "--run-dir"):
+                    self.directory.write_files(config, self.prepared.stats if run.init else self.prepared.stats_path,
+                                               self.prepared.vocab_path)
             self.state = self._build_state(run, latest, chief)
             self.resuming = latest is not None
             self.summaries = Summaries(self.directory.tensorboard_dir if chief else None)
@@ -272,7 +275,7 @@ class Trainer:
         kept = f"saved {saved} first" if saved else \
             f"the latest good checkpoint is {self.directory.latest_checkpoint()}"
         return SummaryWriteError(f"{error}; {kept}; free some space (or make the folder writable) and resume with: "
-                                 f"python -m alexnet_tf.train --run-dir {self.run_dir}")
+                                 f"{alexnet_command('train', '--run-dir', self.run_dir)}")
 
     def _complete(self) -> bool:
         train, state = self.config.train, self.state
