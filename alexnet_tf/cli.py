@@ -30,8 +30,8 @@ from alexnet_tf.errors import (
 EXIT_CODE_MEANINGS = {
     EXIT_OK: "done",
     EXIT_SOME_FAILED: "some images could not be predicted (each is named; the others were predicted)",
-    EXIT_BAD_INPUT: "bad input: config, data, run directory, model path or export target (the message says what to "
-                    "change); nothing was lost",
+    EXIT_BAD_INPUT: "bad input: config, data, run directory, model path or export target, an output that cannot be "
+                    "written, a missing optional package (the message says what to change); nothing was lost",
     EXIT_NON_FINITE: "the loss or weights stayed NaN/Inf through train.nan_max_retries retries (the message names "
                      "the step)",
     EXIT_PREEMPTED: "stopped by SIGTERM, SIGHUP or Ctrl-C after saving a checkpoint: resume it with the command it "

@@ -5,7 +5,8 @@ or value and says what to do) and exits with the error's `exit_code`:
 
     0   done
     1   predict: some images could not be predicted (the others were)
-    2   bad input: config, data, run directory, model path, export target; reported before any work is lost
+    2   bad input: config, data, run directory, model path, export target, an output that cannot be written (a missing
+        or read-only folder, a folder in the way, a full disk), a missing optional package
     3   the loss or weights stayed NaN/Inf through every allowed retry
     75  stopped by SIGTERM / SIGINT / SIGHUP after saving a checkpoint (EX_TEMPFAIL): `train --run-dir RUN` resumes
     130 interrupted at once by a second Ctrl-C (128 + SIGINT, as the shell reports it); nothing half-written is
