@@ -258,6 +258,7 @@ def _words_through_bash(line: str) -> list[str]:
     return done.stdout.decode().split("\0")[:-1]
 
 
+@pytest.mark.slow  # bash and the resume command run as subprocesses
 def test_printed_commands_paste_into_a_shell_for_any_folder_name(tmp_path, tiny_data, capsys):
     import shlex
 
