@@ -287,3 +287,21 @@ def test_printed_commands_paste_into_a_shell_for_any_folder_name(tmp_path, tiny_
     done = subprocess.run(["bash", "-c", resume.replace("python", sys.executable, 1) + " --no-progress"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_troubleshooting_lists_each_write_fault_message_as_the_code_writes_it(tmp_path):
+    from alexnet_tf.core import files
+
+    docs = " ".join(open(os.path.join(REPO, "docs", "troubleshooting.md"), encoding="utf-8").read().split())
+    folder = tmp_path / "FOLDER"
+    folder.mkdir()
+    for code in files.WRITE_FAULTS:
+        if code == errno.ENOTDIR:
+            (tmp_path / "blocker").write_text("")
+            text = files._fault_text(code, str(tmp_path / "blocker" / "FOLDER" / "out.npz"), FILE)
+            text = text.replace(str(tmp_path / "blocker"), "FOLDER")
+        else:
+            path = str(folder / "missing" / "out.npz") if code == errno.ENOENT else str(folder / "out.npz")
+            text = files._fault_text(code, path, FILE).replace(str(folder / "missing"), "FOLDER")
+        text = re.sub(r"\([^)]* free\)", "(SIZE free)", text.replace(str(folder), "FOLDER"))
+        assert f"`{text}`" in docs, (code, text)
