@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from alexnet_tf import cli
+from alexnet_tf.core.files import FOLDER, check_output, output_errors
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
 DEFAULT_STUDY_DIR = "ablation"
@@ -45,8 +46,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "fashion_mnist)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override a config key of every run (repeatable), e.g. --set train.epochs=3")
-    parser.add_argument("--study-dir", metavar="DIR", default=DEFAULT_STUDY_DIR,
-                        help=f"the study's folder: its runs, records, table and figures (default: {DEFAULT_STUDY_DIR})")
+    cli.add_output_argument(parser, "--study-dir", metavar="DIR", default=DEFAULT_STUDY_DIR, kind=FOLDER,
+                            help=f"the study's folder: its runs, records, table and figures (default: "
+                                 f"{DEFAULT_STUDY_DIR})")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant: 0, 1, ... (default: 3)")
     parser.add_argument("--variants", default="",
                         help="comma-separated variants to run besides the baseline (default: all)")
@@ -78,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in planned:
             print(f"  {run.name:<26} {run.status():<8} {' '.join(run.variant.overrides) or '(the paper)'}")
         return 0
+    check_output(args.study_dir, FOLDER, "--study-dir")  # before the work
     import tensorflow as tf
 
     from alexnet_tf.studies import ablation, report
@@ -85,16 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    if args.report_only:
-        records = ablation.finished_records(study)
-    else:
-        records = ablation.run_study(study, progress=not args.no_progress)
+    with output_errors(args.study_dir, FOLDER, "--study-dir"):
+        records = ablation.finished_records(study) if args.report_only else \
+            ablation.run_study(study, progress=not args.no_progress)
     if not records:
         print(f"no run of the study in {study.folder} has finished yet")
         return 0
     if not 0 < args.threshold < 1:
         raise InputError(f"--threshold {args.threshold}: give a training error between 0 and 1, e.g. 0.25")
-    paths = report.write_report(study, records, args.threshold)
+    with output_errors(args.study_dir, FOLDER, "--study-dir"):
+        paths = report.write_report(study, records, args.threshold)
     print(open(paths["markdown"], encoding="utf-8").read())
     for what, path in paths.items():
         print(f"{what}: {path}")

@@ -7,11 +7,13 @@ Nothing here imports TensorFlow at import time: `--help` and argument errors ans
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import types
 from typing import Any, Callable, Sequence
 
+from alexnet_tf.core.files import FILE, FOLDER
 from alexnet_tf.errors import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -28,8 +30,8 @@ from alexnet_tf.errors import (
 EXIT_CODE_MEANINGS = {
     EXIT_OK: "done",
     EXIT_SOME_FAILED: "some images could not be predicted (each is named; the others were predicted)",
-    EXIT_BAD_INPUT: "bad input: config, data, run directory, model path or export target (the message says what to "
-                    "change); nothing was lost",
+    EXIT_BAD_INPUT: "bad input: config, data, run directory, model path or export target, an output that cannot be "
+                    "written, a missing optional package (the message says what to change); nothing was lost",
     EXIT_NON_FINITE: "the loss or weights stayed NaN/Inf through train.nan_max_retries retries (the message names "
                      "the step)",
     EXIT_PREEMPTED: "stopped by SIGTERM, SIGHUP or Ctrl-C after saving a checkpoint: resume it with the command it "
@@ -50,6 +52,50 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputArgument:
+    """A file or folder that a command writes where the user says (registered by `add_output_argument`), so that
+    tests and docs can list every one of them from the parsers themselves.
+
+    Attributes:
+        prog: The parser's prog, e.g. "python -m alexnet_tf.visualize kernels".
+        option: The option ("--out"), or the config key given with --set ("data.cache_dir").
+        kinds: {choice: (kind, suffix)}: FILE or FOLDER and the file name's ending, under the key "" or, when what is
+            written depends on another option (`choice_option`, e.g. --format), under each of its choices.
+        choice_option: That other option, or None.
+    """
+
+    prog: str
+    option: str
+    kinds: dict[str, tuple[str, str]]
+    choice_option: str | None = None
+
+
+OUTPUT_ARGUMENTS: dict[tuple[str, str], OutputArgument] = {}
+CREATED = "missing folders above it are created"
+
+
+def add_output_argument(parser: argparse.ArgumentParser, *flags: str, kind: str = FILE, suffix: str = "",
+                        kinds: dict[str, tuple[str, str]] | None = None, choice_option: str | None = None,
+                        **kwargs: Any) -> argparse.Action:
+    """`parser.add_argument(*flags, **kwargs)` for an output the user names, recorded in OUTPUT_ARGUMENTS.
+
+    Args:
+        kind, suffix: FILE or FOLDER, and a file's ending (".npz"); or `kinds` by the choices of `choice_option`.
+    """
+    kwargs["help"] = f"{kwargs.get('help', '')}; {CREATED}"
+    action = parser.add_argument(*flags, **kwargs)
+    OUTPUT_ARGUMENTS[(parser.prog, action.option_strings[0])] = OutputArgument(
+        parser.prog, action.option_strings[0], kinds or {"": (kind, suffix)}, choice_option)
+    return action
+
+
+def add_output_setting(parser: argparse.ArgumentParser, key: str, kind: str = FOLDER) -> None:
+    """Records the config key `key` (set with --set KEY=PATH) as an output the command writes (see
+    `add_output_argument`)."""
+    OUTPUT_ARGUMENTS[(parser.prog, key)] = OutputArgument(parser.prog, key, {"": (kind, "")})
 
 
 def display_path(path: str) -> str:

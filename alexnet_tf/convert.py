@@ -13,7 +13,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from alexnet_tf.cli import exit_codes_help, run
+from alexnet_tf.cli import add_output_argument, exit_codes_help, run
+from alexnet_tf.core.files import FOLDER, check_output
+from alexnet_tf.core.shell import alexnet_command
 from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
 from alexnet_tf.errors import EXIT_BAD_INPUT
 
@@ -48,8 +50,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        "per fc8 output in order (without it classes are named class_0, class_1, ...)")
     caffe.add_argument("--prototxt", metavar="deploy.prototxt", help="the network definition in text format, "
                        "checked against the caffemodel (optional: the caffemodel holds the structure)")
-    caffe.add_argument("--out", required=True, metavar="RUN_DIR", help="the run directory to write (must not "
-                       "already be a run)")
+    add_output_argument(caffe, "--out", required=True, metavar="RUN_DIR", kind=FOLDER,
+                        help="the run directory to write: a new or empty folder, written whole or not at all")
     caffe.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -57,13 +59,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m alexnet_tf.convert`."""
     args = parse_args(argv)
+    check_output(args.out, FOLDER, "--out")  # before the work
     quiet_tensorflow()  # alexnet_tf.caffe.convert imports the model (and so TensorFlow)
     from alexnet_tf.caffe.convert import convert_caffe
 
     prefix = convert_caffe(args.weights, args.out, mean=args.mean, mean_values=args.mean_values,
                            synsets=args.synsets, prototxt=args.prototxt, progress=not args.no_progress)
     print(f"converted {args.weights} into {args.out} (checkpoint {prefix}); evaluate it with "
-          f"python -m alexnet_tf.evaluate --model {args.out} --data IMAGENET_VAL")
+          f"{alexnet_command('evaluate', '--model', args.out, '--data', 'IMAGENET_VAL')}")
     return 0
 
 

@@ -5,7 +5,8 @@ or value and says what to do) and exits with the error's `exit_code`:
 
     0   done
     1   predict: some images could not be predicted (the others were)
-    2   bad input: config, data, run directory, model path, export target; reported before any work is lost
+    2   bad input: config, data, run directory, model path, export target, an output that cannot be written (a missing
+        or read-only folder, a folder in the way, a full disk), a missing optional package
     3   the loss or weights stayed NaN/Inf through every allowed retry
     75  stopped by SIGTERM / SIGINT / SIGHUP after saving a checkpoint (EX_TEMPFAIL): `train --run-dir RUN` resumes
     130 interrupted at once by a second Ctrl-C (128 + SIGINT, as the shell reports it); nothing half-written is
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 
 EXIT_OK = 0
@@ -82,6 +84,15 @@ class ExportError(InputError):
     """A run directory, checkpoint or export folder that cannot be exported or published; the message says why."""
 
 
+class OutputError(InputError):
+    """A file or folder the user named for output that cannot be written (a missing or unwritable folder, a folder
+    where a file is wanted or the reverse, a full disk); the message names the path, what happened and what to do."""
+
+
+class MissingExtraError(InputError):
+    """An optional package (a converter or runtime) that is not installed; the message gives the install line."""
+
+
 class NonFiniteError(AlexNetError, RuntimeError):
     """The loss or the weights stayed NaN/Inf through every allowed retry; the message names the step."""
 
@@ -99,7 +110,9 @@ class Preempted(AlexNetError):
         except ValueError:
             name = f"signal {signum}"
         run_dir = os.path.dirname(os.path.dirname(checkpoint)) if checkpoint else None
-        resume = f"resume it with: python -m alexnet_tf.train --run-dir {run_dir}" if run_dir else \
+        # Quoted for a shell, as core.shell.alexnet_command does (errors cannot import core: core imports errors).
+        resume = f"resume it with: {shlex.join(['python', '-m', 'alexnet_tf.train', '--run-dir', run_dir])}" \
+            if run_dir else \
             "run the same command to resume"
         super().__init__(f"stopped by {name} at step {step}; saved {checkpoint}; {resume}")
         self.step, self.signum, self.checkpoint = step, signum, checkpoint

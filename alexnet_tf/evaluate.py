@@ -9,6 +9,7 @@ from typing import Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
+from alexnet_tf.core.files import FILE, check_output
 from alexnet_tf.errors import EXIT_BAD_INPUT
 from alexnet_tf.inference.defaults import DEFAULT_BATCH
 
@@ -57,9 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(repeatable)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"images per step, ten crops each (default: {DEFAULT_BATCH})")
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="where to write the full report with per-class accuracy (default: the model's "
-                             "reports folder, see below; '-' prints it instead of the table)")
+    cli.add_output_argument(parser, "--json", metavar="FILE.json", default=None, kind=FILE, suffix=".json",
+                            help="where to write the full report with per-class accuracy (default: the model's "
+                                 "reports folder, see below; '-' prints it instead of the table)")
     parser.add_argument("--classes", type=int, default=10, metavar="N",
                         help="print the N classes with the lowest ten-crop top-1 accuracy (default: 10; 0: none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
+    if args.json and args.json != "-":
+        check_output(args.json, FILE, "--json")  # before the work
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.inference.evaluation import check_split, evaluate_and_report, format_table
     from alexnet_tf.inference.trained import load_model

@@ -10,8 +10,10 @@ from typing import Any, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
+from alexnet_tf.core.extras import optional_import
+from alexnet_tf.core.files import FILE, FOLDER, check_output
 from alexnet_tf.errors import EXIT_BAD_INPUT
-from alexnet_tf.serving.contract import EXPORT_FORMATS, INPUT_TYPES, LABEL_COLUMNS, MAX_BATCH
+from alexnet_tf.serving.contract import EXPORT_FORMATS, FORMAT_EXTENSIONS, INPUT_TYPES, LABEL_COLUMNS, MAX_BATCH
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,10 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="a checkpoint prefix (a ckpt-N file prefix inside a run directory) or its folder; "
                              "without --run, the run directory is the one that holds it")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="the model's base folder (tensorflow_model_server's --model_base_path), "
-                             "e.g. exports/alexnet; with --format keras|litert|onnx, the file to write or a folder "
-                             "for alexnet.keras / alexnet.tflite / alexnet.onnx")
+    cli.add_output_argument(parser, "--out", required=True, metavar="DIR", choice_option="--format",
+                            kinds={"savedmodel": (FOLDER, ""), **{f: (FILE, e) for f, e in FORMAT_EXTENSIONS.items()}},
+                            help="the model's base folder (tensorflow_model_server's --model_base_path), "
+                                 "e.g. exports/alexnet; with --format keras|litert|onnx, the file to write or a "
+                                 "folder for alexnet.keras / alexnet.tflite / alexnet.onnx")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
                         help="savedmodel (default), keras, litert or onnx (docs/serving.md says what each keeps)")
     parser.add_argument("--input-type", choices=INPUT_TYPES, default="float32",
@@ -79,9 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-batch and --max-pixels must be positive")
     if args.format != "savedmodel" and (args.version is not None or args.model_name):
         parser.error("--version and --model-name are for --format savedmodel")
+    if args.format == "savedmodel":
+        check_output(args.out, FOLDER, "--out")  # before the work
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.runs.rundir import run_dir_of_checkpoint
+    from alexnet_tf.serving.formats import output_path
     from alexnet_tf.serving.savedmodel import export_run
+
+    if args.format != "savedmodel":
+        check_output(output_path(args.out, args.format), FILE, "--out")
+    if args.format == "onnx":
+        optional_import("tf2onnx", "export --format onnx")  # before the work: the converter is an extra
 
     run_dir = args.run or run_dir_of_checkpoint(args.checkpoint).path
     if args.format == "savedmodel":

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
-from alexnet_tf.core.files import expand_image_arguments
+from alexnet_tf.core.files import FILE, check_output, expand_image_arguments
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
 
 DEFAULT_LAYERS = "conv1,pool5,fc6,fc7"  # the same as inference.activations.DEFAULT_LAYERS, without loading it
@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="a run directory (written by train or convert) or a checkpoint prefix in one")
     parser.add_argument("--layers", default=DEFAULT_LAYERS,
                         help=f"comma-separated layer names (default: {DEFAULT_LAYERS})")
-    parser.add_argument("--out", required=True, metavar="FILE.npz",
-                        help="where to write: .npz (NumPy) or .h5 (HDF5, with h5py)")
+    cli.add_output_argument(parser, "--out", required=True, metavar="FILE.npz", kind=FILE, suffix=".npz",
+                            help="where to write: .npz (NumPy) or .h5 (HDF5, with h5py)")
     parser.add_argument("--ten-crop", action="store_true",
                         help="average each activation over the paper's ten crops (default: the centre crop)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"--out {args.out}: give a .npz or .h5 file name")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_output(args.out, FILE, "--out")  # before the work
     paths, arg_errors = expand_image_arguments(args.images, "IMAGE")
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.inference.activations import model_activations, save_activations

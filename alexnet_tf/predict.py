@@ -11,7 +11,7 @@ from typing import Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
-from alexnet_tf.core.files import expand_image_arguments
+from alexnet_tf.core.files import FILE, check_output, expand_image_arguments
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED, InputError
 from alexnet_tf.inference.defaults import DEFAULT_BATCH
 from alexnet_tf.serving.contract import TOP_K
@@ -40,14 +40,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="image files (JPEG, PNG, GIF, BMP), folders (searched recursively) or glob patterns")
     parser.add_argument("--model", required=True, metavar="RUN_OR_EXPORT",
                         help="a run directory, a checkpoint prefix, or a SavedModel export folder")
-    parser.add_argument("--figure", metavar="OUT.png", help="also draw the images with their top-5 bars as a PNG")
+    cli.add_output_argument(parser, "--figure", metavar="OUT.png", kind=FILE, suffix=".png",
+                            help="also draw the images with their top-5 bars as a PNG")
     parser.add_argument("--columns", type=int, default=4, help="images per row in the figure (default: 4)")
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"classes shown per image (default: {TOP_K})")
     parser.add_argument("--center-crop", action="store_true",
                         help="use the single centre crop instead of averaging the paper's ten crops")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"images per step (default: {DEFAULT_BATCH})")
-    parser.add_argument("--json", metavar="PATH", help="also write the predictions as JSON ('-' for stdout)")
+    cli.add_output_argument(parser, "--json", metavar="FILE.json", kind=FILE, suffix=".json",
+                            help="also write the predictions as JSON ('-' for stdout)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (predict draws none; accepted like every command's)")
     return parser
@@ -59,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.top_k, args.columns, args.batch_size) < 1:
         raise InputError(f"--top-k, --columns and --batch-size must be >= 1; got {args.top_k}, {args.columns}, "
                          f"{args.batch_size}")
+    for option, path in (("--figure", args.figure), ("--json", args.json)):
+        if path and path != "-":
+            check_output(path, FILE, option)  # before the work
     paths, arg_errors = expand_image_arguments(args.images, "IMAGE")
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.figures.predictions import save_prediction_figure

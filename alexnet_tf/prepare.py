@@ -13,6 +13,7 @@ from typing import Sequence
 from alexnet_tf import cli
 from alexnet_tf.config import load_config
 from alexnet_tf.core import tensorflow_setup
+from alexnet_tf.core.files import FOLDER, check_output
 from alexnet_tf.errors import EXIT_BAD_INPUT
 
 DESCRIPTION = """\
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "only the damaged or missing ones")
     parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                         help="no progress bars (--no-progress: the same, as the other commands spell it)")
+    cli.add_output_setting(parser, "data.cache_dir")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     data_cfg = load_config(args.config, args.overrides).data
@@ -71,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{data_cfg.image_size} squares); the quickstart (python -m alexnet_tf.train) trains on 72x72 squares: "
               "prepare its data with --config configs/quickstart.yaml", flush=True)
 
+    if data_cfg.prepared_dir:
+        check_output(data_cfg.prepared_dir, FOLDER, "data.prepared_dir")
+    else:
+        check_output(data_cfg.resolved_cache_dir(), FOLDER, "data.cache_dir")
     tensorflow_setup.quiet_tensorflow()  # after the arguments and the config are checked: errors in them answer at once
     from alexnet_tf.data.shards import prepare_data
     from alexnet_tf.data.verify import verify_prepared

@@ -12,7 +12,9 @@ from typing import Any, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
+from alexnet_tf.core.files import FOLDER, check_output
 from alexnet_tf.core.progress import phase
+from alexnet_tf.core.shell import alexnet_command, command_line
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_PREEMPTED
 from alexnet_tf.runs.latest import LATEST, RUNS
 
@@ -59,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="override one config key after the file, e.g. --set train.batch_size=64 "
                              "--set runtime.tower_devices=/CPU:0,/CPU:1 (repeatable; sections: model, data, "
                              "train, runtime; an unknown key is an error listing the known ones)")
-    parser.add_argument("--run-dir", metavar="DIR", default=None,
+    cli.add_output_argument(parser, "--run-dir", metavar="DIR", default=None, kind=FOLDER,
                         help="where the run keeps its config, checkpoints, TensorBoard events, data statistics, "
                              f"classes and exports (default: a new {RUNS}/<UTC timestamp>/ in the current "
                              f"directory, also reachable as {LATEST}); a directory that already holds a checkpoint is "
@@ -81,6 +83,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Trains (or resumes) a run; errors propagate as alexnet_tf.errors classes (see `cli.run`)."""
     args = parse_args(argv)
+    if args.run_dir:
+        check_output(args.run_dir, FOLDER, "--run-dir")  # before the work
     with phase("loading TensorFlow", enabled=not args.no_progress):
         tensorflow_setup.quiet_tensorflow()
         from alexnet_tf import api
@@ -99,12 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"checkpoint: {result.checkpoint}")
     if result.export:
         print(f"exported SavedModel: {result.export}")
-    print("next:")
-    print(f"  python -m alexnet_tf.evaluate --model {shown}")
+    print("next:")  # each line quoted for a shell, so that it pastes whatever the folder's name
+    print(f"  {alexnet_command('evaluate', '--model', shown)}")
     if result.config.data.source == "demo" and (images := demo_examples(result.config.data)):
-        print(f"  python -m alexnet_tf.predict {' '.join(map(cli.display_path, images))} --model {shown} "
-              f"--figure {os.path.join(shown, 'predictions.png')}")
-    print(f"  tensorboard --logdir {os.path.join(shown, TENSORBOARD_DIR)}")
+        figure = os.path.join(shown, "predictions.png")
+        print(f"  {alexnet_command('predict', *map(cli.display_path, images), '--model', shown, '--figure', figure)}")
+    print(f"  {command_line('tensorboard', '--logdir', os.path.join(shown, TENSORBOARD_DIR))}")
     return 0
 
 

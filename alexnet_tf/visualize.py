@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from alexnet_tf import cli
 from alexnet_tf.core import tensorflow_setup
-from alexnet_tf.core.files import expand_image_arguments
+from alexnet_tf.core.files import FILE, FOLDER, check_output, expand_image_arguments
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_SOME_FAILED
 from alexnet_tf.figures.layout import KERNEL_COLUMNS, KERNEL_ZOOM, NEIGHBORS
 from alexnet_tf.inference.defaults import DEFAULT_BATCH
@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                     "the full 0-255 range over its three colours ((w - min) / (max - min)), so colour-agnostic "
                     "kernels look grey and colour-specific ones coloured.")
     k.add_argument("--model", required=True, metavar="RUN_OR_EXPORT", help="a run directory or an export")
-    k.add_argument("--out", metavar="OUT.png",
-                   help="the PNG to write (default: RUN/reports/kernels-<checkpoint>.png, see below)")
+    cli.add_output_argument(k, "--out", metavar="OUT.png", kind=FILE, suffix=".png",
+                            help="the PNG to write (default: RUN/reports/kernels-<checkpoint>.png, see below)")
     k.add_argument("--columns", type=cli.at_least(1), default=KERNEL_COLUMNS,
                    help=f"kernels per row in each tower's block (default: {KERNEL_COLUMNS}, as in the paper)")
     k.add_argument("--zoom", type=cli.at_least(1), default=KERNEL_ZOOM,
@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--model", required=True, metavar="RUN_OR_EXPORT", help="a run directory or an export")
     n.add_argument("--query", required=True, nargs="+", metavar="IMAGE",
                    help="query images: files, folders or glob patterns")
-    n.add_argument("--out", metavar="OUT.png",
-                   help="the PNG to write (default: RUN/reports/neighbors-<checkpoint>.png)")
+    cli.add_output_argument(n, "--out", metavar="OUT.png", kind=FILE, suffix=".png",
+                            help="the PNG to write (default: RUN/reports/neighbors-<checkpoint>.png)")
     n.add_argument("--data", metavar="SOURCE", default=None,
                    help="data.source whose training images are searched (default: the model's run config's)")
     n.add_argument("--config", metavar="FILE", default=None,
@@ -69,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"training images per query (default: {NEIGHBORS})")
     n.add_argument("--max-train", type=cli.at_least(0), default=0, metavar="N",
                    help="search an evenly spaced subset of about N training images (default: 0, all of them)")
-    n.add_argument("--cache-dir", metavar="DIR", default=None,
-                   help="where the training features are cached (default: features/ under the data cache folder)")
+    cli.add_output_argument(n, "--cache-dir", metavar="DIR", default=None, kind=FOLDER,
+                            help="where the training features are cached (default: features/ under the data cache "
+                                 "folder)")
     n.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     n.add_argument("--batch-size", type=cli.at_least(1), default=DEFAULT_BATCH, help="images per step")
     n.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -112,6 +113,10 @@ def _neighbors(args: argparse.Namespace, model: Any, paths: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     args = _parser().parse_args(argv)
+    if args.out:
+        check_output(args.out, FILE, "--out")  # before the work
+    if getattr(args, "cache_dir", None) and not args.no_cache:
+        check_output(args.cache_dir, FOLDER, "--cache-dir")
     paths, arg_errors = expand_image_arguments(args.query, "--query") if args.command == "neighbors" else ([], [])
     tensorflow_setup.quiet_tensorflow()
     from alexnet_tf.inference.trained import load_model

@@ -186,3 +186,57 @@ def _picture(folder: Any) -> str:
     path = str(folder / "photo.jpg")
     Image.new("RGB", (120, 90), (200, 120, 40)).save(path, format="JPEG")
     return path
+
+
+@pure_python
+@pytest.mark.parametrize("size", [0.3, 1, 7, 1023, 1024, 1500, 2**20 - 1, 2**20, 5 * 2**20 + 1, 123 * 2**30])
+def test_a_size_is_never_shown_as_0_and_reads_back_within_5_percent(size):
+    from alexnet_tf.core.files import size_text
+
+    number, unit = size_text(size).replace("< ", "").split()
+    scale = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    assert float(number) > 0
+    assert size < 1 or abs(float(number) * scale - size) <= 0.05 * size
+
+
+@pure_python
+def test_an_optional_package_that_is_missing_gives_its_install_line(monkeypatch):
+    from alexnet_tf.core.extras import optional_import
+    from alexnet_tf.errors import MissingExtraError
+
+    for module, line in (("tf2onnx.convert", "pip install 'alexnet_tf[onnx]'"), ("h5py", "pip install h5py"),
+                         ("ai_edge_litert.interpreter", "pip install 'alexnet_tf[litert]'")):
+        monkeypatch.setitem(sys.modules, module.split(".")[0], None)  # importing it raises ImportError
+        with pytest.raises(MissingExtraError) as raised:
+            optional_import(module, "a test")
+        assert raised.value.exit_code == EXIT_BAD_INPUT and line in str(raised.value) and "a test" in str(raised.value)
+    assert optional_import("json", "a test").__name__ == "json"  # a package that is there is simply imported
+
+
+@pure_python
+def test_every_optional_import_goes_through_the_one_helper():
+    # An `import X` / `from X import` of an optional package anywhere in the library would end in a traceback.
+    from alexnet_tf.core.extras import INSTALL
+
+    found = []
+    for folder, _, names in os.walk(os.path.join(REPO, "alexnet_tf")):
+        for name in names:
+            if name.endswith(".py"):
+                text = open(os.path.join(folder, name), encoding="utf-8").read()
+                found += [f"{name}: {package}" for package in INSTALL
+                          if f"import {package}" in text or f"from {package} " in text or f"from {package}." in text]
+    assert found == []
+
+
+@pure_python
+def test_printed_commands_are_quoted_for_a_shell():
+    import shlex
+
+    from alexnet_tf.core.shell import alexnet_command
+
+    folder = "runs/ü ni ✓/it's $HOME"
+    line = alexnet_command("train", "--run-dir", folder)
+    assert shlex.split(line) == ["python", "-m", "alexnet_tf.train", "--run-dir", folder]
+    assert alexnet_command("evaluate", "--model", "runs/a") == "python -m alexnet_tf.evaluate --model runs/a"
+    assert shlex.split(str(Preempted(3, 15, f"{folder}/ckpts/ckpt-3")).split("resume it with: ")[1])[-1] == \
+        os.path.dirname(folder + "/ckpts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -44,14 +45,30 @@ def test_the_wheel_holds_the_configs_and_the_synsets(wheel):
     assert not [n for n in names if n.startswith(("tests/", "configs/", "benchmarks/"))]
 
 
+def venv_seeing_this_environment(venv: Path) -> str:
+    """A fresh virtual environment that sees this environment's packages (TensorFlow and the other dependencies come
+    from here, not a download), also when this one is itself a virtual environment: built from the base interpreter
+    with --system-site-packages, and this environment's own site-packages added after the new one's by a .pth file
+    (a plain folder line: the .pth files there, such as an editable install's, are not run). Returns its python."""
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run([str(base if base.exists() else sys.executable), "-m", "venv", "--system-site-packages",
+                    str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    if sys.prefix != sys.base_prefix:
+        ours = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
+        theirs = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        Path(theirs, "outer_environment.pth").write_text("".join(f"{p}\n" for p in ours))
+    return python
+
+
 @pytest.mark.slow
 def test_an_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
-    # --system-site-packages: TensorFlow and the other dependencies come from this environment, not a download.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True,
-                   capture_output=True)
+    python = venv_seeing_this_environment(venv)
+    # --ignore-installed: an alexnet_tf seen in an outer environment (an editable install) must not count as installed
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed",
+                    str(wheel)], check=True, capture_output=True)
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from alexnet_tf.core import progress
+from alexnet_tf.errors import Preempted
 
 pytestmark = pytest.mark.pure_python
 
@@ -60,7 +61,7 @@ def test_a_phase_prints_its_start_periodic_lines_and_end(capsys, monkeypatch):
             time.sleep(0.2)
             raise KeyError
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "loading TensorFlow: started" and lines[-1].startswith("loading TensorFlow: done, ")
+    assert lines[0] == "loading TensorFlow: started" and lines[-1].startswith("loading TensorFlow: failed, ")
     assert len(lines) >= 4
     assert all(line.startswith("loading TensorFlow: ") and line.endswith(" s") for line in lines[1:])
 
@@ -78,3 +79,45 @@ def test_only_the_innermost_speaks_and_only_when_the_log_is_silent(capsys, monke
     periodic = [line for line in err if line[-2:] == " s" and "done" not in line]
     assert err[0] == "training: started" and err[-1].startswith("training: done, ")
     assert periodic and all(line.startswith("epoch 1/1: 0/2 step, ") for line in periodic)
+
+
+@pytest.mark.parametrize("error, word", [(None, "done"), (OSError(28, "No space left on device"), "failed"),
+                                         (KeyboardInterrupt(), "stopped"), (Preempted(3, 15, None), "stopped")])
+def test_a_bar_ends_with_how_its_phase_ended_and_the_count_reached(capsys, monkeypatch, error, word):
+    # issue 24: "convert: done, 0/6 step" before an error, "prepare train: done, 172/2400 img" after Ctrl-C
+    quick(monkeypatch)
+    raised = None
+    try:
+        bar = progress.progress_bar(2400, "prepare train")
+        try:
+            bar.update(172)
+            if error is not None:
+                raise error
+        finally:
+            bar.close()
+    except BaseException as e:  # noqa: B036 - KeyboardInterrupt is one of the cases
+        raised = e
+    assert raised is error
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"prepare train: {word}, 172/2400 img, "), last
+    assert word == "done" or "done" not in last
+
+
+def test_a_phase_stopped_by_ctrl_c_says_stopped(capsys, monkeypatch):
+    quick(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        with progress.phase("training"):
+            raise KeyboardInterrupt
+    assert capsys.readouterr().err.splitlines()[-1].startswith("training: stopped, ")
+
+
+def test_an_error_handled_before_the_bar_closes_is_not_its_failure(capsys, monkeypatch):
+    quick(monkeypatch)
+    bar = progress.progress_bar(2, "export")
+    try:
+        raise ValueError("handled")
+    except ValueError:
+        pass
+    bar.update(2)
+    bar.close()
+    assert capsys.readouterr().err.splitlines()[-1].startswith("export: done, 2/2 img, ")

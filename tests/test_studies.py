@@ -271,3 +271,31 @@ def test_another_threshold_is_reported_beside_the_papers(tmp_path):
     assert other["markdown"].endswith("results-t50.md") and other["figure1"].endswith("figure1_relu_tanh-t50.png")
     assert json.load(open(other["json"]))["threshold"] == 0.5
     assert os.path.isfile(paths["markdown"])  # the paper's report stays
+
+
+def test_a_restart_adds_no_downtime_or_start_up_to_the_time_axis(tmp_path):
+    # issue 24: 0.148 s jumped to 2.598 s across a restart. Two processes, two event files: the second starts with a
+    # slow interval (its tracing) after a pause; each process's first interval counts at its next interval's rate.
+    for suffix, logged in ((".first", ((10, 0.8, 900.0), (20, 0.6, 100.0))),
+                           (".resumed", ((30, 0.5, 5000.0), (40, 0.4, 200.0)))):
+        writer = tf.summary.create_file_writer(str(tmp_path), filename_suffix=suffix)
+        with writer.as_default():
+            for step, error, ms in logged:
+                tf.summary.scalar("train/top1_error", error, step=step)
+                tf.summary.scalar("train/step_time_ms", ms, step=step)
+        writer.flush()
+        writer.close()
+    curve = ablation.read_curves(str(tmp_path))["train_curve"]
+    # 10 steps at 100 ms, 10 at 100 ms, 10 at 200 ms (not 5000), 10 at 200 ms
+    assert [p[1] for p in curve] == pytest.approx([1.0, 2.0, 4.0, 6.0])
+
+
+def test_the_report_names_the_validation_split_for_what_it_is():
+    from alexnet_tf.config import load_config, replace
+
+    demo = load_config("tiny").data
+    assert report.validation_split(demo) == "the demo's validation images"
+    assert report.validation_split(replace(load_config("tiny"), data={"source": "fashion_mnist"}).data) == \
+        "the Fashion-MNIST test set"
+    held = replace(load_config("tiny"), data={"source": "fashion_mnist", "holdout": 500}).data
+    assert report.validation_split(held) == "500 held-out training images"

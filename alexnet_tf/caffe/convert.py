@@ -13,7 +13,6 @@ that adds nothing) and the config sets data.pca_std 0; fine-tuning with lighting
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 from alexnet_tf.caffe import net as caffe_net
 from alexnet_tf.caffe import proto as caffe_proto
 from alexnet_tf.config import Config, replace
+from alexnet_tf.core.files import output_folder
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary, read_synset_names
@@ -157,12 +157,13 @@ def convert_caffe(weights: str, out: str, mean: str | None = None, mean_values: 
         model = _model_with(mapped, config)
         bar.update()
         bar.set_postfix_str("writing the checkpoint")
-        os.makedirs(run_dir.path, exist_ok=True)
-        # The checkpoint first: the folder counts as a run (it has a config) only once the weights are there.
-        prefix = run_dir.save_weights(model)
-        bar.update()
-        bar.set_postfix_str("writing config, stats and classes")
-        run_dir.write_files(config, stats, vocabulary)
+        with output_folder(run_dir.path, "--out") as staging:  # written whole, renamed into place, or not at all
+            staged = RunDir(staging)
+            staged.save_weights(model)
+            bar.update()
+            bar.set_postfix_str("writing config, stats and classes")
+            staged.write_files(config, stats, vocabulary)
+        prefix = run_dir.latest_checkpoint()
         bar.update()
     finally:
         bar.close()

@@ -46,8 +46,12 @@ class FileLock:
                 time.sleep(0.05)
             os.close(fd)
             raise LockHeld(path, holder or "?") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:  # a full disk: the lock is not kept (nor its descriptor) by a holder that failed
+            os.close(fd)
+            raise
         return cls(fd, path)
 
     def release(self) -> None:

@@ -19,6 +19,8 @@ from typing import Any, Iterator
 
 from tqdm import tqdm
 
+from alexnet_tf.errors import Preempted
+
 LOG_EVERY_SECONDS = 8.0
 _CHECK_SECONDS = 0.5  # how often the background threads look at the time since the last line
 # The time of the last line written through this module, and the bars and phases running now (innermost last):
@@ -95,7 +97,9 @@ class LogLines:
     def set_postfix_str(self, text: str) -> None:
         self.postfix = text
 
-    def close(self) -> None:
+    def close(self, outcome: str | None = None) -> None:
+        """Ends the bar with its last line: "done", or "failed" / "stopped" (`ending`) when it is closed while an
+        exception propagates (from a `finally:`), with the count reached."""
         if self._stop.is_set():
             return
         self._stop.set()
@@ -103,13 +107,22 @@ class LogLines:
         if self in _active:
             _active.remove(self)
         if self.ends:
-            self._line(f"{self.desc}: done, {self._counts()}{time.perf_counter() - self.start:.1f} s")
+            self._line(f"{self.desc}: {outcome or ending()}, {self._counts()}{time.perf_counter() - self.start:.1f} s")
         if self._stream:
             self._stream.close()
 
     def _line(self, line: str) -> None:
         print(line, file=self._stream or sys.stderr, flush=True)
         _last_line[0] = time.perf_counter()
+
+
+def ending(error: BaseException | None = None) -> str:
+    """How a phase ended, for its last line: "done"; "stopped" for Ctrl-C, a signal's preemption or an exit;
+    "failed" for any other error. Without `error`, the exception propagating now (a `finally:` block's) counts."""
+    error = error if error is not None else sys.exc_info()[1]
+    if error is None:
+        return "done"
+    return "stopped" if isinstance(error, (KeyboardInterrupt, SystemExit, Preempted)) else "failed"
 
 
 def _own_stderr() -> Any:
@@ -123,8 +136,8 @@ def _own_stderr() -> Any:
 
 @contextlib.contextmanager
 def phase(desc: str, enabled: bool = True) -> Iterator[None]:
-    """A phase without its own bar: "desc: started", a line every LOG_EVERY_SECONDS while it runs and "desc: done
-    in N s" on stderr, on a terminal too (nothing when not `enabled`)."""
+    """A phase without its own bar: "desc: started", a line every LOG_EVERY_SECONDS while it runs and "desc: done,
+    N s" (or "failed" / "stopped", see `ending`) on stderr, on a terminal too (nothing when not `enabled`)."""
     lines = LogLines(None, desc) if enabled else None
     try:
         yield

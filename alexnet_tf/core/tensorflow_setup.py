@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import sys
+import tempfile
 from typing import Iterator
 
 # Set ALEXNET_TF_VERBOSE=1 to see TensorFlow's own start-up lines (oneDNN, CUDA probing) again.
@@ -60,3 +62,34 @@ def quiet_tensorflow() -> None:
     with _stderr_silenced():
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
+
+
+# The messages libjpeg (inside TensorFlow's decoder) writes straight to file descriptor 2 for a file it cannot decode,
+# e.g. "Improper call to JPEG library in state 201", "Empty JPEG image (DNL not supported)", "Corrupt JPEG data: ...".
+# The decoder's own error, which names the file, says the same: these lines are noise.
+LIBJPEG_NOISE = re.compile(r"^(Improper call to JPEG library|Empty JPEG image|Corrupt JPEG data|Premature end of JPEG "
+                           r"file|Invalid JPEG file structure|Not a JPEG file|Unsupported marker type|Bogus |JPEG "
+                           r"datastream contains no image|Warning: unknown JFIF|Unsupported JPEG process|Wrong JPEG "
+                           r"library version|Huffman table 0x|Quantization table 0x)")
+
+
+@contextlib.contextmanager
+def libjpeg_quiet() -> Iterator[None]:
+    """Keeps libjpeg's messages (LIBJPEG_NOISE) out of stderr while images are decoded: file descriptor 2 goes to a
+    temporary file inside the block, and every other line written there is passed on when it ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        try:
+            os.dup2(captured.fileno(), 2)
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not LIBJPEG_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()

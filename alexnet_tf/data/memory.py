@@ -6,7 +6,8 @@ import math
 import os
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.core.memory import GIB, available_bytes, largest_fitting
+from alexnet_tf.core.files import size_text
+from alexnet_tf.core.memory import available_bytes, largest_fitting
 from alexnet_tf.data.preprocess import MAX_PIXELS
 from alexnet_tf.errors import ConfigError
 
@@ -43,6 +44,6 @@ def check_image_size(data_cfg: DataConfig, available: int | None = None) -> None
         return
     bound = int(largest_fitting(lambda s: preparation_bytes(int(s)), 16, size, available, integer=True))
     raise ConfigError(f"config key 'data.image_size': got {size}; preparing images of that size needs about "
-                      f"{preparation_bytes(size) / GIB:,.1f} GiB of memory, but {available / GIB:,.1f} GiB are "
+                      f"{size_text(preparation_bytes(size))} of memory, but {size_text(available)} are "
                       f"available; at most data.image_size={bound} fits here: lower data.image_size (the paper's is "
                       f"256)")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageFont
 
-from alexnet_tf.core.files import atomic_path
+from alexnet_tf.core.files import output_file
 from alexnet_tf.data import preprocess
 
 if TYPE_CHECKING:
@@ -91,9 +91,8 @@ def fit_text(draw: Any, text: str, width: int, text_font: Any) -> str:
 
 
 def save_image(image: Any, path: str | os.PathLike) -> None:
-    """Writes a PIL image or a uint8 RGB array as PNG, atomically (creating its folder)."""
+    """Writes a PIL image or a uint8 RGB array as PNG, atomically (creating its folder; `core.files.output_file`)."""
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, np.uint8))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp:
+    with output_file(path) as tmp:
         image.save(tmp, format="PNG")

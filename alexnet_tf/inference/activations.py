@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.core.files import atomic_path
+from alexnet_tf.core.extras import optional_import
+from alexnet_tf.core.files import output_file
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.data import preprocess
 from alexnet_tf.errors import InputError, ModelError
@@ -117,13 +118,12 @@ def save_activations(activations: Activations, path: str, ten_crop: bool = False
     """
     arrays = {**activations.layers, "paths": np.asarray(activations.paths, dtype=str),
               "crops": np.asarray("ten_crop_mean" if ten_crop else "center")}
-    with atomic_path(path) as tmp:
+    with output_file(path) as tmp:
         if path.endswith(".npz"):
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
         elif path.endswith((".h5", ".hdf5")):
-            import h5py
-
+            h5py = optional_import("h5py", f"writing {path} (.h5)")
             with h5py.File(tmp, "w") as f:
                 for name, value in arrays.items():
                     f[name] = value.astype(h5py.string_dtype()) if value.dtype.kind == "U" else value

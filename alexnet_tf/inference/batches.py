@@ -12,19 +12,26 @@ import tensorflow as tf
 
 from alexnet_tf.core.files import expand_images, read_bytes, read_images
 from alexnet_tf.core.progress import progress_bar
+from alexnet_tf.core.tensorflow_setup import libjpeg_quiet
 from alexnet_tf.errors import error_summary
 
 
 def per_image(fn: Callable[[list[bytes]], Any], contents: dict[str, bytes],
               batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Applies a batch function of encoded images, in batches; a batch that fails is redone image by image so that
-    one bad file costs only its own result.
+    one bad file costs only its own result. libjpeg's own lines about a bad file stay off stderr (the error names
+    the file).
 
     Returns:
         (output row by path, error message by path).
     """
+    with libjpeg_quiet():
+        return _per_image(fn, list(contents.items()), batch_size)
+
+
+def _per_image(fn: Callable[[list[bytes]], Any], items: list[tuple[str, bytes]],
+               batch_size: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     outputs, errors = {}, {}
-    items = list(contents.items())
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
         try:

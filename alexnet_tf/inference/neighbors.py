@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from alexnet_tf.core.files import atomic_path, read_images
+from alexnet_tf.core.files import output_file, read_images
 from alexnet_tf.data import preprocess
 from alexnet_tf.data.pipeline import record_dataset
 from alexnet_tf.data.shards import prepare_data
@@ -77,8 +77,7 @@ def gallery_features(model: TrainedModel, prepared: Any, data_cfg: Any, split: s
                 return Gallery(cached["features"], cached["labels"], cached["indices"], path)
     features, labels, indices = model.split_features(prepared, data_cfg, split, stride, batch_size, progress)
     if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+        with output_file(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
             np.savez(f, features=features.astype(np.float32), labels=labels, indices=indices,
                      model=np.array(model.description), data=np.array(prepared.directory))
     return Gallery(features, labels, indices, path)

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
-from alexnet_tf.core.files import atomic_write_text
+from alexnet_tf.core.files import output_file
 
 if TYPE_CHECKING:
     from alexnet_tf.inference.model import TrainedModel
@@ -27,13 +27,13 @@ def _json_ready(v: Any) -> Any:
 
 
 def write_json(payload: Any, path: str) -> None:
-    """Writes JSON atomically; path "-" prints it."""
+    """Writes JSON atomically (`core.files.output_file`: its folder created); path "-" prints it."""
     if path == "-":
         json.dump(_json_ready(payload), sys.stdout, indent=2)
         print()
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write_text(path, json.dumps(_json_ready(payload), indent=2) + "\n")
+    with output_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(_json_ready(payload), indent=2) + "\n")
 
 
 def evaluation_report_path(models: Sequence[TrainedModel], split: str) -> str:

@@ -30,7 +30,8 @@ from typing import Any
 import keras
 
 from alexnet_tf.config import ACTIVATION_CHOICES, MIN_PADDED_INPUT, POOL_CHOICES, TOWER_CHOICES, ModelConfig
-from alexnet_tf.core.memory import GIB, available_bytes, largest_fitting
+from alexnet_tf.core.files import size_text
+from alexnet_tf.core.memory import available_bytes, largest_fitting
 from alexnet_tf.errors import ConfigError
 from alexnet_tf.models import layers as L
 from alexnet_tf.models.devices import UNPINNED, TowerPlacement
@@ -106,9 +107,9 @@ def check_training_fits(model_cfg: ModelConfig, input_size: int, batch_size: int
 
     if available is None or need(model_cfg.width) <= available:
         return
-    required = (f"training it needs at least {need(model_cfg.width) / GIB:,.1f} GiB of memory "
+    required = (f"training it needs at least {size_text(need(model_cfg.width))} of memory "
                 f"({parameter_count(width=model_cfg.width, **sizes):,} weights, train.batch_size {batch_size}), "
-                f"but {available / GIB:,.1f} GiB are available")
+                f"but {size_text(available)} are available")
     smallest = 1 / min(_CONV_KERNELS)  # every layer down to one kernel per tower
     if need(smallest) <= available:
         bound = largest_fitting(need, smallest, model_cfg.width, available, integer=False)

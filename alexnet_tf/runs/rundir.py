@@ -34,6 +34,7 @@ import tensorflow as tf
 from alexnet_tf.config import HONOURED, Config, config_to_dict, load_config, resume_policies, save_config
 from alexnet_tf.core.files import atomic_path, atomic_write_text, remove_stale_temporaries, size_text, tree_size
 from alexnet_tf.core.locks import FileLock, LockHeld
+from alexnet_tf.core.shell import alexnet_command
 from alexnet_tf.data.stats import DatasetStats
 from alexnet_tf.data.vocab import Vocabulary
 from alexnet_tf.errors import ConfigError, RunBusyError, RunDirError, StatsError, VocabularyError, error_summary
@@ -307,7 +308,7 @@ class RunDir:
                            f"checkpoint needs about {size_text(per)}, {size_text(free)} are free; the latest good "
                            f"checkpoint is "
                            f"{self.latest_checkpoint()}, intact: free some space and resume from it with "
-                           f"python -m alexnet_tf.train --run-dir {self.path}")
+                           f"{alexnet_command('train', '--run-dir', self.path)}")
 
     def read_config(self) -> Config:
         """The run's config.yaml.
@@ -357,7 +358,7 @@ class RunDir:
         if refused:
             raise RunDirError(f"run directory {self.path!r} holds a checkpoint trained with other settings, which a "
                               f"resume cannot change: {'; '.join(refused)} (the run's value first). Resume it with "
-                              f"its own settings (python -m alexnet_tf.train --run-dir {self.path}), or start a new "
+                              f"its own settings ({alexnet_command('train', '--run-dir', self.path)}), or start a new "
                               f"run with a new --run-dir, or fine-tune from its weights with --init-from {self.path}")
         return accepted
 

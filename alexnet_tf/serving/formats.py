@@ -17,7 +17,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from alexnet_tf.core.files import atomic_path
+from alexnet_tf.core.extras import optional_import
+from alexnet_tf.core.files import FILE, check_output, output_file
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.errors import ExportError
 from alexnet_tf.runs.rundir import load_run
@@ -35,20 +36,19 @@ def output_path(out: str, fmt: str) -> str:
 
 
 def _check_target(path: str, force: bool) -> None:
+    check_output(path, FILE, "--out")
     if os.path.exists(path) and not force:
         raise ExportError(f"{path!r} already exists; pass --force to replace it, or give another --out")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
 def write_keras(model: keras.Model, path: str, force: bool = False) -> str:
     """Saves a Keras model as a `.keras` file (loads anywhere after `import alexnet_tf`); returns the path."""
     _check_target(path, force)
-    folder = os.path.dirname(os.path.abspath(path))
-    with tempfile.TemporaryDirectory(prefix=".keras-", suffix=f".tmp-{os.getpid()}", dir=folder) as staging:
+    with output_file(path, "--out") as tmp, tempfile.TemporaryDirectory(
+            prefix=".keras-", suffix=f".tmp-{os.getpid()}", dir=os.path.dirname(tmp)) as staging:
         staged = os.path.join(staging, "alexnet.keras")
         model.save(staged)
-        with atomic_path(path) as tmp:
-            os.replace(staged, tmp)
+        os.replace(staged, tmp)
     return path
 
 
@@ -74,8 +74,8 @@ def litert_bytes(saved_dir: str) -> bytes:
 def onnx_bytes(saved_dir: str, opset: int = ONNX_OPSET) -> bytes:
     """The network SavedModel converted by tf2onnx, as its command (`python -m tf2onnx.convert --saved-model`)
     does: the signature's graph frozen, then converted, its inputs and outputs named as the signature's."""
-    from tf2onnx import convert, tf_loader
-
+    tf_loader = optional_import("tf2onnx.tf_loader", "export --format onnx")
+    convert = optional_import("tf2onnx.convert", "export --format onnx")
     graph_def, inputs, outputs, _, renames = tf_loader.from_saved_model(
         saved_dir, None, None, tag="serve", signatures=["serving_default"], return_initialized_tables=True,
         return_tensors_to_rename=True)
@@ -109,15 +109,15 @@ def export_network(run_dir: str, out: str, fmt: str, checkpoint: str | None = No
     run = load_run(run_dir, checkpoint)
     steps = progress_bar(3, f"export {fmt} to {path}", progress, unit="step")
     try:
-        with tempfile.TemporaryDirectory(prefix=".network-", suffix=f".tmp-{os.getpid()}",
-                                         dir=os.path.dirname(os.path.abspath(path))) as staging:
+        with output_file(path, "--out") as tmp, tempfile.TemporaryDirectory(
+                prefix=".network-", suffix=f".tmp-{os.getpid()}", dir=os.path.dirname(tmp)) as staging:
             steps.set_postfix_str("network SavedModel")
             network_savedmodel(run.restore_model(), serving_spec(run), staging, input_type)
             steps.update()
             steps.set_postfix_str("converting")
             content = litert_bytes(staging) if fmt == "litert" else onnx_bytes(staging)
             steps.update()
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            with open(tmp, "wb") as f:
                 f.write(content)
             steps.update()
     finally:

@@ -32,7 +32,14 @@ import tempfile
 import keras
 import numpy as np
 
-from alexnet_tf.core.files import NO_SPACE, disk_errors, free_bytes, fsync_tree, remove_stale_temporaries
+from alexnet_tf.core.files import (
+    NO_SPACE,
+    disk_errors,
+    free_bytes,
+    fsync_tree,
+    remove_stale_temporaries,
+    size_text,
+)
 from alexnet_tf.core.progress import progress_bar
 from alexnet_tf.errors import ExportError, error_summary
 from alexnet_tf.runs.rundir import load_run
@@ -91,8 +98,8 @@ def export_model(model: keras.Model, spec: ServingSpec, out_dir: str, version: i
 
     def describe(problem: str, e: BaseException) -> ExportError:
         size = sum(int(w.numpy().nbytes) for w in model.weights)
-        fix = (f"free some space (a version needs about {size / 2**20:.0f} MiB, {free_bytes(out_dir) / 2**20:.0f} "
-               f"MiB are free) or choose another --out" if problem == NO_SPACE else
+        fix = (f"free some space (a version needs about {size_text(size)}, {size_text(free_bytes(out_dir))} are "
+               f"free) or choose another --out" if problem == NO_SPACE else
                "choose another --out, or make the folder writable")
         return ExportError(f"export into {out_dir!r}: {problem} ({error_summary(e)}); {fix}; nothing was published")
 

@@ -229,23 +229,38 @@ def _scalar_events(log_dir: str) -> dict[str, dict[int, float]]:
     return {tag: {step: v for _, step, v in sorted(items)} for tag, items in found.items()}
 
 
+def _process_starts(log_dir: str, tag: str) -> set[int]:
+    """The first step at which each event file under `log_dir` logged `tag`: each process of a run (the first and
+    every resume after a kill) writes its own file, and its first interval holds its start-up (tracing the step)."""
+    starts = set()
+    for path in glob.glob(os.path.join(glob.escape(log_dir), "**", "events.out.tfevents.*"), recursive=True):
+        steps = [int(event.step) for event in map(event_pb2.Event.FromString,
+                                                 tf.data.TFRecordDataset(path).as_numpy_iterator())
+                 if any(value.tag == tag for value in event.summary.value)]
+        starts.update(steps[:1])
+    return starts
+
+
 def read_curves(log_dir: str) -> dict[str, Any]:
     """A run's curves from its TensorBoard events.
 
     Returns:
         {"train_curve": [[step, training seconds, top-1 error], ...] (the running training error of each logging
         interval, with dropout and augmentation on, as the paper's Figure 1 plots it; the seconds add up the
-        intervals' step times, so evaluation, restarts and tracing are not counted), "epoch_curve": [{"epoch", "step",
+        intervals' step times, so evaluation, the time a killed run was down and tracing are not counted: the first
+        interval of each process, which holds its start-up, counts at the rate of the interval after it),
+        "epoch_curve": [{"epoch", "step",
         "train_top1_error" (mean of the epoch's intervals), "val_top1_error" (centre crop)}, ...]}.
     """
     events = _scalar_events(log_dir)
     errors, step_ms = events.get("train/top1_error", {}), events.get("train/step_time_ms", {})
     steps = sorted(errors)
-    # The first interval's time includes tracing the train step: it is counted at the second interval's rate.
-    first_ms = step_ms.get(steps[1], 0.0) if len(steps) > 1 else step_ms.get(steps[0], 0.0) if steps else 0.0
+    starts = _process_starts(log_dir, "train/step_time_ms") | set(steps[:1])
     train_curve, seconds, previous = [], 0.0, 0
-    for step in steps:
-        seconds += (first_ms if step == steps[0] else step_ms.get(step, 0.0)) * (step - previous) / 1000
+    for i, step in enumerate(steps):
+        # A process's first interval includes its start-up (tracing the train step): counted at the next one's rate.
+        rate_at = steps[i + 1] if step in starts and i + 1 < len(steps) and steps[i + 1] not in starts else step
+        seconds += step_ms.get(rate_at, 0.0) * (step - previous) / 1000
         train_curve.append([step, round(seconds, 3), errors[step]])
         previous = step
     val = events.get("val/top1_error", {})

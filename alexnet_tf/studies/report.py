@@ -12,7 +12,9 @@ import math
 import os
 from typing import Any, Sequence
 
+from alexnet_tf.config import DataConfig
 from alexnet_tf.core.files import atomic_write_text
+from alexnet_tf.data.sources.fashion_mnist import is_fashion_mnist
 from alexnet_tf.figures import claims as claim_figures
 from alexnet_tf.studies import statistics as st
 from alexnet_tf.studies.ablation import VARIANTS, Study
@@ -146,13 +148,23 @@ def claim_rows(groups: dict[str, list[dict[str, Any]]], threshold: float = THRES
     return rows
 
 
+def validation_split(data: DataConfig) -> str:
+    """What the study's "val" split is, in words: held-out training images, Fashion-MNIST's test set, or the
+    source's own validation split (the demo's validation images are no test set)."""
+    if data.holdout:
+        return f"{data.holdout} held-out training images"
+    if is_fashion_mnist(data.source):
+        return "the Fashion-MNIST test set"
+    return "the demo's validation images" if data.source == "demo" else f"the validation split of {data.source}"
+
+
 def markdown(study: Study, table1: list[dict[str, Any]], table2: list[dict[str, Any]], planned: int,
              finished: int) -> str:
     """The report's Markdown: the scale, both tables and how to read them."""
     m, d, t = study.base.model, study.base.data, study.base.train
     lines = [f"Scale: width {m.width}, fc {m.fc_width}, {d.image_size} px squares, {d.crop_size} px crops, "
-             f"{d.train_images or 'all'} training images, val = {d.holdout or 'the test set'}"
-             f"{' held-out training images' if d.holdout else ''}, {t.epochs} epochs, batch {t.batch_size}, "
+             f"{d.train_images or 'all'} training images, val = {validation_split(d)}, {t.epochs} epochs, batch "
+             f"{t.batch_size}, "
              f"lr {t.learning_rate}, seeds {', '.join(map(str, study.seeds))}.",
              "" if finished == planned else f"**Partial: {finished} of {planned} runs finished.**", "",
              "| variant | the paper's claimed effect | top-1 error, ten crops (%) | difference vs baseline, "

@@ -29,7 +29,9 @@ import tensorflow as tf
 
 from alexnet_tf import data as data_lib
 from alexnet_tf.config import Config, load_config
+from alexnet_tf.core.files import FOLDER, output_errors
 from alexnet_tf.core.progress import progress_bar, write
+from alexnet_tf.core.shell import alexnet_command
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.errors import InputError, NonFiniteError, Preempted, RunDirError, SummaryWriteError
 from alexnet_tf.models.devices import seed_everything, set_precision
@@ -201,8 +203,9 @@ class Trainer:
         """For a run with steps left: records its files (the config; the statistics and classes only for a new run),
         opens its TensorBoard events, and applies and reports the honoured changes of a resume. A finished run
         skips this: a rerun of it writes nothing."""
-        if self.checkpoints.chief:
-            self.directory.write_files(self.config, *self._files)
+        if self.checkpoints.chief:  # a full disk or an unwritable folder exits 2 naming it
+            with output_errors(self.run_dir, FOLDER, "--run-dir"):
+                self.directory.write_files(self.config, *self._files)
             self.summaries = Summaries(self.directory.tensorboard_dir)
         if not self.resuming:
             return
@@ -277,7 +280,7 @@ class Trainer:
         kept = f"saved {saved} first" if saved else \
             f"the latest good checkpoint is {self.checkpoints.latest_on_disk()}"
         return SummaryWriteError(f"{error}; {kept}; free some space (or make the folder writable) and resume with: "
-                                 f"python -m alexnet_tf.train --run-dir {self.run_dir}")
+                                 f"{alexnet_command('train', '--run-dir', self.run_dir)}")
 
     def _complete(self) -> bool:
         train, state = self.config.train, self.state

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
+from alexnet_tf.core.extras import optional_import
 from alexnet_tf.data.sources.base import Source, SplitSource, digest
 from alexnet_tf.data.vocab import Vocabulary, read_synset_names
 from alexnet_tf.errors import DataError, VocabularyError
@@ -246,12 +247,8 @@ def _ilsvrc_ground_truth(path: str, lines: list[str], files: list[str], vocab: V
         raise DataError(f"{path} holds ILSVRC2012 IDs, which need the devkit's meta.mat to map to wnids; put "
                         "meta.mat beside it, or give a 'filename wnid' file or LOC_val_solution.csv as "
                         "data.val_labels")
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        raise DataError(f"reading {meta} needs scipy (pip install scipy), or give LOC_val_solution.csv as "
-                        "data.val_labels") from None
-    synsets = loadmat(meta, squeeze_me=True)["synsets"]
+    scipy_io = optional_import("scipy.io", f"reading {meta} (or give LOC_val_solution.csv as data.val_labels)")
+    synsets = scipy_io.loadmat(meta, squeeze_me=True)["synsets"]
     id_to_wnid = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
     if len(lines) != len(files):
         raise DataError(f"{path} has {len(lines)} labels but the validation folder has {len(files)} files")
