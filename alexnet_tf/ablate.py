@@ -13,7 +13,8 @@ from typing import Sequence
 from alexnet_tf import cli
 from alexnet_tf.errors import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED, InputError
 
-DEFAULT_STUDY_DIR = "ablation"
+STUDIES = ("ablation", "figure1")
+DEFAULT_STUDY_DIR = STUDIES[0]
 
 EPILOG = """\
 examples:
@@ -26,6 +27,10 @@ examples:
       write the report of the runs finished so far (while the study runs elsewhere), marked as partial
   python -m alexnet_tf.ablate --config fashion_mnist --seeds 2 --variants no_lrn,tanh --set train.epochs=3
       a smaller study: the baseline is always included
+  python -m alexnet_tf.ablate --study figure1 --threads 1
+      the paper's Figure 1 protocol on Fashion-MNIST: a four-layer net without regularisation, ReLU against tanh,
+      each unit's rate chosen from a grid by its steps to 25% training error, then 3 seeds at each chosen rate;
+      writes figure1/results.md, results.json and the figure (--set epochs=3, --set tanh_rates=0.01,0.03,...)
 
 variants: baseline, no_lrn (model.lrn=false), non_overlapping_pool (model.pool=non_overlapping), one_tower
 (model.towers=one), no_lighting (data.lighting=false), no_dropout (model.dropout=0), no_augment
@@ -45,8 +50,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "fashion_mnist)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override a config key of every run (repeatable), e.g. --set train.epochs=3")
-    parser.add_argument("--study-dir", metavar="DIR", default=DEFAULT_STUDY_DIR,
-                        help=f"the study's folder: its runs, records, table and figures (default: {DEFAULT_STUDY_DIR})")
+    parser.add_argument("--study", choices=STUDIES, default=STUDIES[0],
+                        help="ablation: the AlexNet with one switch undone per variant (default); figure1: the "
+                             "paper's Figure 1 protocol (its own four-layer net; --set KEY=VALUE changes its "
+                             "settings, --config and --variants do not apply)")
+    parser.add_argument("--study-dir", metavar="DIR", default=None,
+                        help="the study's folder: its runs, records, table and figures (default: the study's "
+                             f"name, {' or '.join(STUDIES)})")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant: 0, 1, ... (default: 3)")
     parser.add_argument("--variants", default="",
                         help="comma-separated variants to run besides the baseline (default: all)")
@@ -68,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from alexnet_tf.core import tensorflow_setup
 
     tensorflow_setup.quiet_tensorflow()
+    if args.study == "figure1":
+        return _figure1(args)
+    args.study_dir = args.study_dir or DEFAULT_STUDY_DIR
     from alexnet_tf.studies.ablation import plan_study
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -78,13 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in planned:
             print(f"  {run.name:<26} {run.status():<8} {' '.join(run.variant.overrides) or '(the paper)'}")
         return 0
-    import tensorflow as tf
-
     from alexnet_tf.studies import ablation, report
 
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    _set_threads(args.threads)
     if args.report_only:
         records = ablation.finished_records(study)
     else:
@@ -95,6 +104,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 < args.threshold < 1:
         raise InputError(f"--threshold {args.threshold}: give a training error between 0 and 1, e.g. 0.25")
     paths = report.write_report(study, records, args.threshold)
+    print(open(paths["markdown"], encoding="utf-8").read())
+    for what, path in paths.items():
+        print(f"{what}: {path}")
+    return 0
+
+
+def _set_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _figure1(args: argparse.Namespace) -> int:
+    """`--study figure1`: the paper's Figure 1 protocol (alexnet_tf.studies.figure1)."""
+    from alexnet_tf.studies import figure1
+
+    settings = figure1.settings_from(args.overrides, seeds=args.seeds, threshold=args.threshold)
+    if args.dry_run or args.report_only:
+        print(f"figure1 study into {args.study_dir or 'figure1'}: {settings}")
+        return 0
+    _set_threads(args.threads)
+    paths = figure1.run_study(args.study_dir or "figure1", settings, verbose=not args.no_progress)
     print(open(paths["markdown"], encoding="utf-8").read())
     for what, path in paths.items():
         print(f"{what}: {path}")
