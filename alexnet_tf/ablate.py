@@ -7,6 +7,7 @@ Nothing heavy is imported before the arguments are parsed: `--help` answers with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -31,6 +32,9 @@ examples:
       the paper's Figure 1 protocol on Fashion-MNIST: a four-layer net without regularisation, ReLU against tanh,
       each unit's rate chosen from a grid by its steps to 25% training error, then 3 seeds at each chosen rate;
       writes figure1/results.md, results.json and the figure (--set epochs=3, --set tanh_rates=0.01,0.03,...)
+  python -m alexnet_tf.ablate --config fashion_mnist_ablation --choose-rate tanh --threads 1
+      a variant's own learning rate: trains it at each of --rates for --sweep-epochs epochs (seed 0) and prints the
+      rate with the lowest held-out error (data.holdout: never the test set) into ablation/rate-tanh/sweep.json
 
 variants: baseline, no_lrn (model.lrn=false), non_overlapping_pool (model.pool=non_overlapping), one_tower
 (model.towers=one), no_lighting (data.lighting=false), no_dropout (model.dropout=0), no_augment
@@ -60,6 +64,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant: 0, 1, ... (default: 3)")
     parser.add_argument("--variants", default="",
                         help="comma-separated variants to run besides the baseline (default: all)")
+    parser.add_argument("--choose-rate", metavar="VARIANT", default="",
+                        help="instead of the study: choose VARIANT's learning rate on the held-out images")
+    parser.add_argument("--rates", default="0.001,0.003,0.01,0.03,0.1",
+                        help="the grid of --choose-rate (default: 0.001,0.003,0.01,0.03,0.1)")
+    parser.add_argument("--sweep-epochs", type=int, default=3, help="epochs of each --choose-rate run (default: 3)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="write the table and figures from the runs finished so far; train nothing")
@@ -81,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.study == "figure1":
         return _figure1(args)
     args.study_dir = args.study_dir or DEFAULT_STUDY_DIR
+    if args.choose_rate:
+        return _choose_rate(args)
     from alexnet_tf.studies.ablation import plan_study
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -131,6 +142,24 @@ def _figure1(args: argparse.Namespace) -> int:
     print(open(paths["markdown"], encoding="utf-8").read())
     for what, path in paths.items():
         print(f"{what}: {path}")
+    return 0
+
+
+def _choose_rate(args: argparse.Namespace) -> int:
+    """`--choose-rate VARIANT`: the variant's own learning rate, chosen on the held-out images."""
+    from alexnet_tf.studies import variant_rate
+
+    try:
+        rates = [float(r) for r in args.rates.split(",")]
+    except ValueError:
+        raise InputError(f"--rates {args.rates!r}: give comma-separated learning rates, e.g. 0.01,0.03") from None
+    _set_threads(args.threads)
+    folder = os.path.join(args.study_dir, f"rate-{args.choose_rate}")
+    result = variant_rate.choose_variant_rate(folder, args.config, args.choose_rate, rates, args.sweep_epochs,
+                                              args.overrides)
+    for rate, error in result.scores.items():
+        print(f"  lr {rate:g}: held-out top-1 error " + ("diverged" if error is None else f"{100 * error:.2f}%"))
+    print(f"{args.choose_rate}: chosen lr {result.chosen:g}" if result.chosen else "no rate trained")
     return 0
 
 

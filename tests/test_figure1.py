@@ -1,12 +1,15 @@
 """Tests for the Figure 1 study (alexnet_tf.studies.figure1) and the per-unit bias init it relies on."""
 
+import json
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from alexnet_tf import ablate
-from alexnet_tf.errors import InputError
+from alexnet_tf.errors import InputError, NonFiniteError
 from alexnet_tf.models.alexnet import build_alexnet
-from alexnet_tf.studies import figure1, rate_sweep
+from alexnet_tf.studies import figure1, rate_sweep, variant_rate
 
 TINY = dict(num_classes=5, width=0.125, fc_width=32, input_size=67)
 
@@ -139,3 +142,30 @@ def test_ablate_study_figure1_dry_run_names_its_settings(capsys):
     assert ablate.main(["--study", "figure1", "--dry-run", "--set", "epochs=5", "--seeds", "2"]) == 0
     out = capsys.readouterr().out
     assert "figure1 study into figure1" in out and "epochs=5" in out and "seeds=2" in out
+
+
+# -- the AlexNet ablation's tanh rate --------------------------------------------------------------------------------
+
+
+def test_a_variants_rate_is_chosen_on_the_holdout_and_a_diverged_rate_never(tmp_path, monkeypatch):
+    held_out_error = {0.001: 0.9, 0.003: 0.87, 0.01: 0.45, 0.03: 0.36}  # 0.1 diverges
+    seen = []
+
+    def train(config, run_dir, **kwargs):
+        seen.append((config.model.activation, config.train.learning_rate, config.train.epochs, config.data.holdout))
+        if config.train.learning_rate == 0.1:
+            raise NonFiniteError("the loss stayed non-finite")
+        return SimpleNamespace(val={"top1_error": held_out_error[config.train.learning_rate]})
+
+    monkeypatch.setattr(variant_rate.trainer, "train", train)
+    result = variant_rate.choose_variant_rate(str(tmp_path), "fashion_mnist_ablation", "tanh",
+                                              [0.001, 0.003, 0.01, 0.03, 0.1], epochs=3, verbose=False)
+    assert result.chosen == 0.03 and result.scores[0.1] is None
+    assert [s[1] for s in seen] == [0.001, 0.003, 0.01, 0.03, 0.1]
+    assert {(s[0], s[2], s[3]) for s in seen} == {("tanh", 3, 500)}  # the variant, the short runs, the holdout
+    saved = json.load(open(tmp_path / variant_rate.SWEEP_FILE))
+    assert saved["chosen"] == 0.03 and saved["held_out_top1_error"]["0.1"] is None
+    with pytest.raises(InputError, match="data.holdout"):  # the test set is never a sweep's val split
+        variant_rate.choose_variant_rate(str(tmp_path), "fashion_mnist", "tanh", [0.01], epochs=1)
+    with pytest.raises(InputError, match="unknown variant"):
+        variant_rate.choose_variant_rate(str(tmp_path), "fashion_mnist_ablation", "sigmoid", [0.01], epochs=1)
