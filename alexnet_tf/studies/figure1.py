@@ -20,7 +20,8 @@ The protocol, on the 60,000 training images only (the test set is never read):
 1. For each unit type, a grid of rates; one run per rate (seed 0) until its training error reaches the threshold
    (or `sweep_epochs` pass); the rate that gets there in the fewest steps is chosen (`rate_sweep.choose_rate`).
 2. `seeds` fresh seeds (1, 2, ...: not the sweep's seed 0, so the chosen rate's lucky draw is not counted) at each
-   chosen rate, for `epochs` epochs: the training-error curves, each run's steps to the threshold, and the ratio
+   chosen rate, for `epochs` epochs; when a seed's loss turns non-finite there, the next fastest rate of the grid
+   is measured instead (`measure_best`): the training-error curves, each run's steps to the threshold, and the ratio
    tanh / ReLU of the geometric means with Welch's 95 % interval on the logarithms (`statistics.ratio`).
 
 Training error is the running error of the batches trained on, averaged over each `log_every` steps, as
@@ -48,7 +49,7 @@ from alexnet_tf.data.sources import fashion_mnist
 from alexnet_tf.errors import InputError
 from alexnet_tf.figures import claims as claim_figures
 from alexnet_tf.studies import statistics as st
-from alexnet_tf.studies.rate_sweep import SweepResult, sweep
+from alexnet_tf.studies.rate_sweep import SweepResult, choose_rate, sweep
 from alexnet_tf.studies.report import crossing, crossings
 
 UNITS = ("relu", "tanh")
@@ -214,13 +215,35 @@ def measure(x: np.ndarray, y: np.ndarray, unit: str, rate: float, settings: Figu
     for seed in range(1, settings.seeds + 1):
         curve = train_curve(x, y, unit, rate, seed, settings.epochs, settings)
         records.append({"unit": unit, "seed": seed, "learning_rate": rate, "train_curve": curve,
-                        "epoch_curve": [{"epoch": e, "step": e * per_epoch} for e in range(1, settings.epochs + 1)]})
+                        "epoch_curve": [{"epoch": e, "step": e * per_epoch} for e in range(1, settings.epochs + 1)],
+                        "diverged": curve[-1][0] < settings.epochs * per_epoch})  # only a non-finite loss stops it
         if verbose:
             at = crossing(curve, settings.threshold)
             write(f"figure1 {unit} lr {rate:g} seed {seed}: {100 * settings.threshold:.0f}% training error at "
                   f"{'never' if at is None else f'step {at:.0f}'}; last {100 * curve[-1][2]:.1f}% after "
                   f"{curve[-1][0]} steps ({curve[-1][1]:.0f} s)")
     return records
+
+
+def measure_best(x: np.ndarray, y: np.ndarray, unit: str, scores: dict[float, float | None],
+                 settings: Figure1Settings, verbose: bool = True
+                 ) -> tuple[float | None, list[dict[str, Any]], dict[float, list[int]]]:
+    """Step 2 at the fastest rate of the sweep that trains every seed: when a seed's loss turns non-finite at the
+    chosen rate, that rate is dropped and the next fastest measured (a rate "as fast as possible" must train).
+
+    Returns:
+        (the rate measured or None, its records, {dropped rate: the seeds that diverged at it}).
+    """
+    scores, dropped = dict(scores), {}
+    while (rate := choose_rate(scores)) is not None:
+        records = measure(x, y, unit, rate, settings, verbose)
+        if not any(r["diverged"] for r in records):
+            return rate, records, dropped
+        dropped[rate] = [r["seed"] for r in records if r["diverged"]]
+        if verbose:
+            write(f"figure1 {unit} lr {rate:g}: seeds {dropped[rate]} diverged; the next fastest rate of the grid")
+        scores[rate] = None
+    return None, [], dropped
 
 
 def ratio_of(records: dict[str, list[dict[str, Any]]], threshold: float) -> dict[str, Any]:
@@ -248,15 +271,16 @@ def run_study(folder: str, settings: Figure1Settings, verbose: bool = True) -> d
     for unit in UNITS:
         rates = settings.relu_rates if unit == "relu" else settings.tanh_rates
         result, _ = sweep_unit(x, y, unit, rates, settings, verbose)
-        sweeps[unit] = result
-        records[unit] = [] if result.chosen is None else measure(x, y, unit, result.chosen, settings, verbose)
+        measured, records[unit], dropped = measure_best(x, y, unit, result.scores, settings, verbose)
+        sweeps[unit] = {"steps_to_threshold": {f"{r:g}": v for r, v in result.scores.items()},
+                        "chosen": result.chosen, "measured": measured,
+                        "diverged": {f"{r:g}": seeds for r, seeds in dropped.items()}}
     ratio = ratio_of(records, settings.threshold) if all(records.values()) else {
         "text": "not measured: " + ", ".join(u for u in UNITS if not records[u]) + " reached "
                 f"{100 * settings.threshold:.0f}% at no rate of its grid"}
     payload = {"settings": dataclasses.asdict(settings), "images": len(x),
                "steps_per_epoch": len(x) // settings.batch_size,
-               "sweeps": {u: {"steps_to_threshold": {f"{r:g}": s for r, s in sweeps[u].scores.items()},
-                              "chosen": sweeps[u].chosen} for u in UNITS},
+               "sweeps": sweeps,
                "ratio": ratio, "runs": [r for u in UNITS for r in records[u]],
                "seconds": round(time.monotonic() - start, 1), "cpu": platform.processor() or platform.machine(),
                "threads": tf.config.threading.get_intra_op_parallelism_threads()}
@@ -280,11 +304,14 @@ def markdown(payload: dict[str, Any]) -> str:
              f"({payload['steps_per_epoch']} steps an epoch), momentum {s['momentum']}, no regularisation; "
              f"{payload['seconds'] / 60:.1f} minutes.", "",
              f"| unit | steps to {threshold} training error at each rate (seed 0; - never within "
-             f"{s['sweep_epochs']} epoch(s)) | rate chosen |", "|---|---|---|"]
+             f"{s['sweep_epochs']} epoch(s)) | fastest | measured at (seeds that diverged at a faster rate) |",
+             "|---|---|---|---|"]
     for unit in UNITS:
         sweep_ = payload["sweeps"][unit]
         cells = ", ".join(f"{r}: {'-' if v is None else f'{v:.0f}'}" for r, v in sweep_["steps_to_threshold"].items())
-        lines.append(f"| {unit} | {cells} | {sweep_['chosen']} |")
+        dropped = "; ".join(f"lr {r}: seeds {seeds}" for r, seeds in sweep_["diverged"].items())
+        lines.append(f"| {unit} | {cells} | {sweep_['chosen']} | {sweep_['measured']}"
+                     f"{f' ({dropped})' if dropped else ''} |")
     lines += ["", f"| unit | rate | seed | steps to {threshold} | training error after {s['epochs']} epochs |",
               "|---|---|---|---|---|"]
     for run in payload["runs"]:
