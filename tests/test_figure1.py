@@ -172,15 +172,15 @@ def test_a_variants_rate_is_chosen_on_the_holdout_and_a_diverged_rate_never(tmp_
 
 
 def test_a_rate_where_a_seed_diverges_gives_way_to_the_next_fastest(monkeypatch):
-    settings = figure1.Figure1Settings(seeds=3, epochs=1, batch_size=10, log_every=10)
-    x, y = np.zeros((100, 8, 8, 1), np.float32), np.zeros(100, np.int32)  # 10 steps an epoch
+    settings = figure1.Figure1Settings(seeds=3, epochs=1, batch_size=10, log_every=3)
+    x, y = np.zeros((100, 8, 8, 1), np.float32), np.zeros(100, np.int32)  # 10 steps an epoch, the last logged: 9
     trained = []
 
     def fake_curve(x, y, unit, rate, seed, epochs, settings, stop_at=None):
         trained.append((rate, seed))
         if rate == 0.01 and seed == 3:
-            return [[4, 0.4, 1.0]]  # the loss turned non-finite at step 4
-        return [[10, 1.0, 0.2]]
+            return [[3, 0.3, 0.8], [4, 0.4, float("nan")]]  # the loss turned non-finite at step 4
+        return [[3, 0.3, 0.5], [6, 0.6, 0.3], [9, 0.9, 0.2]]
 
     monkeypatch.setattr(figure1, "train_curve", fake_curve)
     rate, records, dropped = figure1.measure_best(x, y, "relu", {0.003: 130.0, 0.01: 90.0, 0.03: None}, settings,
@@ -188,5 +188,5 @@ def test_a_rate_where_a_seed_diverges_gives_way_to_the_next_fastest(monkeypatch)
     assert rate == 0.003 and dropped == {0.01: [3]}
     assert trained == [(0.01, 1), (0.01, 2), (0.01, 3), (0.003, 1), (0.003, 2), (0.003, 3)]
     assert [r["diverged"] for r in records] == [False] * 3 and {r["learning_rate"] for r in records} == {0.003}
-    monkeypatch.setattr(figure1, "train_curve", lambda *a, **k: [[4, 0.4, 1.0]])
+    monkeypatch.setattr(figure1, "train_curve", lambda *a, **k: [[4, 0.4, float("nan")]])
     assert figure1.measure_best(x, y, "relu", {0.003: 130.0}, settings, verbose=False)[:2] == (None, [])

@@ -162,7 +162,7 @@ def train_curve(x: np.ndarray, y: np.ndarray, unit: str, rate: float, seed: int,
     """Trains one net and returns its curve [[step, training seconds, running training error], ...].
 
     `stop_at`: stop as soon as the running error reaches it (a sweep run). A run whose loss turns non-finite stops,
-    its last point at error 1.0 (it never reaches any threshold)."""
+    its last point's error NaN (`diverged`)."""
     keras.utils.set_random_seed(seed)
     model = build_net(unit, int(y.max()) + 1, x.shape[1], x.shape[3])
     step_fn = _train_step(model, keras.optimizers.SGD(learning_rate=rate, momentum=settings.momentum))
@@ -179,7 +179,7 @@ def train_curve(x: np.ndarray, y: np.ndarray, unit: str, rate: float, seed: int,
             seconds += time.perf_counter() - start
             step += 1
             if math.isnan(wrong_now):
-                curve.append([step, seconds, 1.0])
+                curve.append([step, seconds, math.nan])  # never reaches any threshold
                 return curve
             wrong, seen = wrong + wrong_now, seen + len(batch)
             if step % settings.log_every == 0:
@@ -188,6 +188,11 @@ def train_curve(x: np.ndarray, y: np.ndarray, unit: str, rate: float, seed: int,
                 if stop_at is not None and curve[-1][2] <= stop_at:
                     return curve
     return curve
+
+
+def diverged(curve: Sequence[Sequence[float]]) -> bool:
+    """Whether `train_curve` stopped a run because its loss turned non-finite."""
+    return bool(curve) and math.isnan(curve[-1][2])
 
 
 def sweep_unit(x: np.ndarray, y: np.ndarray, unit: str, rates: Sequence[float], settings: Figure1Settings,
@@ -216,7 +221,7 @@ def measure(x: np.ndarray, y: np.ndarray, unit: str, rate: float, settings: Figu
         curve = train_curve(x, y, unit, rate, seed, settings.epochs, settings)
         records.append({"unit": unit, "seed": seed, "learning_rate": rate, "train_curve": curve,
                         "epoch_curve": [{"epoch": e, "step": e * per_epoch} for e in range(1, settings.epochs + 1)],
-                        "diverged": curve[-1][0] < settings.epochs * per_epoch})  # only a non-finite loss stops it
+                        "diverged": diverged(curve)})
         if verbose:
             at = crossing(curve, settings.threshold)
             write(f"figure1 {unit} lr {rate:g} seed {seed}: {100 * settings.threshold:.0f}% training error at "
