@@ -296,7 +296,7 @@ def run_study(folder: str, settings: Figure1Settings, verbose: bool = True) -> d
     if all(records.values()):
         paths["figure"] = claim_figures.figure1(records["relu"], records["tanh"], settings.threshold,
                                                 os.path.join(folder, FIGURE),
-                                                title="Figure 1's protocol on Fashion-MNIST (four-layer net, own "
+                                                heading="Figure 1's protocol on Fashion-MNIST (four-layer net, own "
                                                       "rates)")
     return paths
 
