@@ -64,7 +64,7 @@ VARIANTS = (
             "\"Without this scheme, our network suffers from substantial overfitting\""),
     # tanh at its own rate: the best held-out error of the grid 0.001-0.1 after 3 epochs (`studies.variant_rate`,
     # docs/paper-claims.md); at the ReLU nets' 0.01 it trailed, and with the ReLU bias init it never left chance.
-    Variant("tanh", ("model.activation=tanh", "train.learning_rate=0.03"), "tanh units (own rate 0.03)",
+    Variant("tanh", ("model.activation=tanh", "train.learning_rate=0.03"), "tanh units",
             "ReLU nets \"train several times faster than their equivalents with tanh units\" (Figure 1: 25% "
             "training error)"),
 )
