@@ -51,8 +51,10 @@ def _steps_per_epoch(record: Mapping[str, Any]) -> float:
     return float(record["epoch_curve"][0]["step"]) if record["epoch_curve"] else 1.0
 
 
-def figure1(relu: Records, tanh: Records, threshold: float, path: str) -> str:
-    """Training error against epochs and against training seconds, ReLU (solid) and tanh (dashed)."""
+def figure1(relu: Records, tanh: Records, threshold: float, path: str,
+            heading: str = "Figure 1 on Fashion-MNIST") -> str:
+    """Training error against epochs and against training seconds, ReLU (solid) and tanh (dashed); `heading` opens
+    the figure's title."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     medians: dict[tuple[str, int], float] = {}
     for kind, records, style in (("relu", relu, "-"), ("tanh", tanh, "--")):
@@ -84,11 +86,11 @@ def figure1(relu: Records, tanh: Records, threshold: float, path: str) -> str:
             title = f"{100 * threshold:.0f}% reached: ReLU {relu_at:.2f} {short}; tanh not in every run"
         else:
             title = f"{100 * threshold:.0f}% not reached by every ReLU run"
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
     axes[0].set_ylabel("training error (top-1, %)")
     axes[0].legend(loc="upper right")
     axes[0].set_ylim(0, None)
-    fig.suptitle(f"Figure 1 on Fashion-MNIST: ReLU vs tanh, {len(relu)} and {len(tanh)} seeds (dots: crossing of "
+    fig.suptitle(f"{heading}: ReLU vs tanh, {len(relu)} and {len(tanh)} seeds (dots: crossing of "
                  f"{100 * threshold:.0f}% training error; medians in the titles)", fontsize=11)
     return _save(fig, path)
 

@@ -8,9 +8,10 @@ default arguments the network has exactly 60,965,224 parameters. Two options rep
 
 Four switches undo one of the paper's choices each, for the ablations of sections 3 and 4 (`alexnet_tf.studies`):
 `lrn=False` (no response normalisation), `pool="non_overlapping"` (2x2 windows, stride 2: the same output sizes),
-`activation="tanh"` and `towers="one"` (the paper's one-GPU comparison: one tower with one tower's kernels in conv1
-to conv4, and, as the paper's footnote 2 says, conv5, fc6 and fc7 not halved, so that the two nets have about the
-same number of parameters). `dropout=0` turns dropout off.
+`activation="tanh"` (every bias then starts at 0: the paper's bias of 1 is for ReLUs) and `towers="one"` (the
+paper's one-GPU comparison: one tower with one tower's kernels in conv1 to conv4, and, as the paper's footnote 2
+says, conv5, fc6 and fc7 not halved, so that the two nets have about the same number of parameters).
+`dropout=0` turns dropout off.
 
     input 224x224x3
     conv1  11x11/4 pad 2, 48+48  -> ReLU -> LRN (per tower) -> max-pool 3x3/2       55x55x96 -> 27x27x96
@@ -45,8 +46,15 @@ _POOL_WINDOW = {"overlapping": 3, "non_overlapping": 2}  # both with stride 2
 
 # Kernels per tower at width 1.0: conv1..conv5.
 _CONV_KERNELS = (48, 128, 192, 192, 128)
-# Layers whose biases start at 1 so that their ReLUs begin with positive input (section 5 of the paper).
+# Layers whose biases start at 1 so that their ReLUs begin with positive input (section 5 of the paper). The trick
+# is for ReLUs only: a tanh unit with bias 1 starts near tanh(1) = 0.76 whatever its input, so tanh nets start every
+# bias at 0 (`initial_bias`).
 BIAS_ONE_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+
+def initial_bias(layer: str, activation: str) -> float:
+    """The constant a layer's biases start at: 1 in `BIAS_ONE_LAYERS` of a ReLU net, 0 everywhere else."""
+    return 1.0 if activation == "relu" and layer in BIAS_ONE_LAYERS else 0.0
 
 
 def tower_kernels(width: float) -> tuple[int, ...]:
@@ -208,9 +216,8 @@ class _Parts:
         # shared instance would give tower A and tower B identical kernels.
         return keras.initializers.RandomNormal(mean=0.0, stddev=self.init_stddev)
 
-    @staticmethod
-    def bias(layer: str) -> keras.initializers.Initializer:
-        return keras.initializers.Ones() if layer in BIAS_ONE_LAYERS else keras.initializers.Zeros()
+    def bias(self, layer: str) -> keras.initializers.Initializer:
+        return keras.initializers.Constant(initial_bias(layer, self.activation))
 
     def named(self, layer: str, tower: str) -> str:
         return f"{layer}_{tower}" if len(self.towers) == 2 else layer
