@@ -83,6 +83,7 @@ RUN_CHILD = textwrap.dedent("""
     import sys
     import numpy as np
     import alexnet_tf
+    import alexnet_tf.errors
     import keras
 
     data = np.load(sys.argv[1])
@@ -95,6 +96,11 @@ RUN_CHILD = textwrap.dedent("""
         diff = float(np.abs(logits - data["logits"]).max())
         assert diff <= 1e-5 * np.abs(data["logits"]).max(), f"{weights}: logits differ from TensorFlow's by {diff}"
         print("ok", weights, diff)
+    try:
+        alexnet_tf.export(sys.argv[3], "unused")
+    except alexnet_tf.errors.ExportError as e:
+        assert sys.argv[2] in str(e) and "KERAS_BACKEND=tensorflow" in str(e), e
+        print("export refused")
 """)
 
 
@@ -125,6 +131,7 @@ def test_a_runs_weights_give_tensorflows_logits_on_every_backend(run_weights, ba
     data, *weights = run_weights
     lines = run_script(RUN_CHILD, backend, data, backend, *weights).splitlines()
     assert [line.split()[1] for line in lines if line.startswith("ok")] == weights
+    assert lines[-1] == "export refused"  # it names the backend and the way that works
 
 
 @pytest.mark.slow
