@@ -150,6 +150,29 @@ def test_export_config_writes_a_freshly_initialised_network(tmp_path, capsys):
         export_main(["--config", "tiny", "--format", "keras", "--version", "2", "--out", str(tmp_path)])
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs openvino (pip install .[openvino])")
+def test_the_openvino_ir_records_f32_and_bf16_moves_the_probabilities(tiny_run, tiny_export, tmp_path):
+    import openvino
+
+    path = api.export(tiny_run.path, str(tmp_path), "openvino", progress=False)
+    assert os.path.isfile(path[:-4] + ".bin") and sorted(os.listdir(tmp_path)) == ["alexnet.bin", "alexnet.xml"]
+    core = openvino.Core()
+    model = core.read_model(path)
+    assert model.get_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]).astype(str) == "f32"
+    data = tiny_run.config.data
+    x = centre_patches(photo_jpegs(), data.image_size, data.crop_size)
+    f32 = FORMATS["openvino"].load(path)(x)
+    tensorflow = FORMATS["savedmodel"].load(tiny_export)(x)
+
+    def relative(a: np.ndarray, b: np.ndarray) -> float:  # the tiny net's probabilities span 1e-20 to 1
+        return float(np.max(np.abs(a - b) / np.maximum(b, 1e-30)))
+
+    assert relative(f32, tensorflow) < 1e-3
+    bf16 = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+    if str(bf16.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>":  # a CPU with bf16 arithmetic
+        assert relative(bf16(x)[0], tensorflow) > 1e-2  # 8 significant bits: what the recorded f32 hint prevents
+
+
 def test_the_table_of_formats_is_the_commands():
     assert list(FORMATS) == list(EXPORT_FORMATS)
     help_text = export_main.__globals__["_parser"]().format_help()

@@ -28,7 +28,8 @@ EXPORT_FORMATS = {
     "keras": "alexnet.keras, the Keras model: pixels 0-255 at crop size -> probabilities",
     "litert": "alexnet.tflite, the network alone by TensorFlow's LiteRT converter (ai-edge-litert runs it)",
     "onnx": "alexnet.onnx, the network alone by tf2onnx (onnxruntime runs it)",
+    "openvino": "alexnet.xml + .bin, the network alone as OpenVINO IR (f32 precision hint in its rt_info)",
 }
 # The file each single-file format writes: OUT itself when it ends so, else OUT/alexnet<extension>.
-FORMAT_EXTENSIONS = {"keras": ".keras", "litert": ".tflite", "onnx": ".onnx"}
+FORMAT_EXTENSIONS = {"keras": ".keras", "litert": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
 INPUT_TYPES = ("float32", "uint8")  # the pixels the litert and onnx files take

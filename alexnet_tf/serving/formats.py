@@ -32,6 +32,8 @@ from alexnet_tf.serving.signatures import ServingSpec, network_function
 
 ONNX_OPSET = 17  # onnxruntime 1.16 and later run it; tf2onnx's tested range reaches 18
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
+# What the OpenVINO IR records for its runtime: f32 inference (bf16 moves the probabilities by up to 7e-3).
+OPENVINO_PRECISION_KEY, OPENVINO_PRECISION = "INFERENCE_PRECISION_HINT", "f32"
 
 
 def output_path(out: str, fmt: str) -> str:
@@ -111,6 +113,35 @@ def _write_network(model: keras.Model, spec: ServingSpec, path: str, convert: Ca
     return path
 
 
+def openvino_files(saved_dir: str, xml_path: str) -> None:
+    """The network SavedModel converted by OpenVINO's own converter (`openvino.convert_model` reads the SavedModel
+    directly) and saved as IR, `xml_path` and the `.bin` beside it, weights kept float32. The IR records
+    INFERENCE_PRECISION_HINT f32 in its rt_info (runtime_options): OpenVINO's CPU plugin runs bf16 by default on a
+    CPU with AVX512_BF16 or AMX, and does not apply that entry by itself (2026.4), so a caller passes it to
+    `compile_model` (see `_load_openvino` and docs/serving.md)."""
+    import openvino
+
+    model = openvino.convert_model(saved_dir)
+    model.set_rt_info(OPENVINO_PRECISION, ["runtime_options", OPENVINO_PRECISION_KEY])
+    openvino.save_model(model, xml_path, compress_to_fp16=False)
+
+
+def _export_openvino(model: keras.Model, spec: ServingSpec, out: str, force: bool = False, progress: bool = True,
+                     input_type: str = "float32") -> str:
+    """Writes the IR's .bin, then its .xml (the file a reader opens), each renamed into place."""
+    path = output_path(out, "openvino")
+    _check_target(path, force)
+
+    def convert(saved_dir: str) -> bytes:
+        staged = os.path.join(saved_dir, "ir", "alexnet.xml")
+        openvino_files(saved_dir, staged)
+        with atomic_path(path[:-len(".xml")] + ".bin") as tmp:
+            os.replace(staged[:-len(".xml")] + ".bin", tmp)
+        return open(staged, "rb").read()
+
+    return _write_network(model, spec, path, convert, progress, input_type)
+
+
 def _network_exporter(fmt: str, convert: Callable[[str], bytes]) -> Callable[..., str]:
     """The exporter of a network-only format whose file `convert` makes from the network SavedModel."""
     def export(model: keras.Model, spec: ServingSpec, out: str, force: bool = False, progress: bool = True,
@@ -158,6 +189,16 @@ def _load_onnx(path: str) -> Predict:
     return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 
+def _load_openvino(path: str) -> Predict:
+    import openvino
+
+    core = openvino.Core()
+    model = core.read_model(path)
+    precision = model.get_rt_info(["runtime_options", OPENVINO_PRECISION_KEY]).astype(str)
+    compiled = core.compile_model(model, "CPU", {OPENVINO_PRECISION_KEY: precision})
+    return lambda x: compiled(x)[OUTPUT_NAME]
+
+
 @dataclass(frozen=True)
 class Format:
     """An export format: how to write it and how to run what was written.
@@ -182,6 +223,7 @@ FORMATS: dict[str, Format] = {
     "keras": Format(_export_keras, _load_keras),
     "litert": Format(_network_exporter("litert", litert_bytes), _load_litert, ("input_type",), "ai_edge_litert"),
     "onnx": Format(_network_exporter("onnx", onnx_bytes), _load_onnx, ("input_type",), "onnxruntime"),
+    "openvino": Format(_export_openvino, _load_openvino, ("input_type",), "openvino"),
 }
 if FORMATS.keys() != EXPORT_FORMATS.keys():
     raise AssertionError(f"serving.contract.EXPORT_FORMATS {sorted(EXPORT_FORMATS)} and FORMATS {sorted(FORMATS)} "
