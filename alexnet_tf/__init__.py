@@ -12,6 +12,7 @@ The public API (importing the package is instant; TensorFlow loads on first use)
     model.evaluate()                                        # top-1/top-5 error, centre and ten crops
     net = alexnet_tf.build_alexnet(num_classes=1000)        # the bare two-tower Keras model
     app = alexnet_tf.AlexNet(weights="runs/tiny")           # a Keras application (alexnet_tf.applications)
+    alexnet_tf.decode_predictions(app.predict(alexnet_tf.preprocess_input(pixels)), class_names=...)
 
 The functions live in `alexnet_tf.api`, which loads TensorFlow: the package imports it on first use of one of them
 (`load_config` needs no TensorFlow and is imported at once). `alexnet_tf.train` and `alexnet_tf.export` are also the
@@ -36,22 +37,24 @@ from alexnet_tf.core.tensorflow_setup import use_onednn_by_default
 
 use_onednn_by_default()  # TensorFlow reads this switch once, as it loads: before any module can import it
 
-__all__ = ["AlexNet", "build_alexnet", "export", "load", "load_config", "train"]
+__all__ = ["AlexNet", "build_alexnet", "decode_predictions", "export", "load", "load_config", "preprocess_input",
+           "train"]
 _FROM_API = ("build_alexnet", "export", "load", "train")
+_FROM_APPLICATIONS = ("AlexNet", "decode_predictions", "preprocess_input")  # as keras.applications.vgg16 has them
 
 
 def __getattr__(name: str) -> Any:
     """The API functions other than `load_config`, loaded with TensorFlow (quietly) when first asked for, and
-    `AlexNet`, the Keras application (`alexnet_tf.applications`)."""
-    if name not in (*_FROM_API, "AlexNet"):
+    `AlexNet`, `preprocess_input` and `decode_predictions`, the Keras application's (`alexnet_tf.applications`)."""
+    if name not in (*_FROM_API, *_FROM_APPLICATIONS):
         raise AttributeError(f"module 'alexnet_tf' has no attribute {name!r}")
     from alexnet_tf.core.tensorflow_setup import quiet_tensorflow
 
     quiet_tensorflow()
-    if name == "AlexNet":
-        from alexnet_tf.applications import AlexNet
+    if name in _FROM_APPLICATIONS:
+        from alexnet_tf import applications
 
-        return AlexNet
+        return getattr(applications, name)
     from alexnet_tf import api
 
     return getattr(api, name)

@@ -22,36 +22,25 @@ and (without pooling) its output back, so it runs on CPUs, whose TensorFlow conv
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import asdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
+import h5py
 import keras
 import numpy as np
+import tensorflow as tf
 
 from alexnet_tf.data.preprocess import patch_mean
-from alexnet_tf.data.vocab import read_synset_names
-from alexnet_tf.errors import ModelError
+from alexnet_tf.data.vocab import ILSVRC2012_SYNSETS, read_synset_names
+from alexnet_tf.errors import ModelError, RunDirError
 from alexnet_tf.models.alexnet import build_alexnet
-from alexnet_tf.models.layers import MeanSubtraction
+from alexnet_tf.models.classifier import ILSVRC2012_CHANNEL_MEAN, channels_last, copy_weights, rebuilt, subtracted
 from alexnet_tf.runs.rundir import Run, RunDir, is_checkpoint_prefix, load_run, run_dir_of_checkpoint
 
-SYNSETS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ilsvrc2012_synsets.txt")
-# ILSVRC-2012's per-channel training mean, RGB, 0-255 (Caffe's and Keras's VGG16's), used without a run's own.
-ILSVRC2012_CHANNEL_MEAN = (123.68, 116.779, 103.939)
+SYNSETS_FILE = ILSVRC2012_SYNSETS
 DEFAULT_CROP_SIZE = 224
-
-
-@contextlib.contextmanager
-def _channels_last() -> Iterator[None]:
-    """Layers made inside take channels-last as their default data format, whatever the user's setting."""
-    saved = keras.config.image_data_format()
-    keras.config.set_image_data_format("channels_last")
-    try:
-        yield
-    finally:
-        keras.config.set_image_data_format(saved)
+MEAN_LAYER = "mean_subtraction"  # how a .weights.h5 file names the MeanSubtraction layer (by its class)
 
 
 def _run_of(weights: Any) -> Run | None:
@@ -100,8 +89,21 @@ def _input_shape(input_tensor: Any, input_shape: Sequence[int | None] | None, cr
     return height, width, int(channels)
 
 
-def _mean(run: Run | None, height: int | None, width: int | None, channels: int) -> np.ndarray:
-    """The mean the model subtracts (see the module docstring), [H, W, C] or [1, 1, C]."""
+def _saved_mean_shape(weights: Any) -> tuple[int, ...] | None:
+    """The shape of the mean a `.weights.h5` file holds (a run's mean image, or a channel mean), or None."""
+    if not (isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".weights.h5")):
+        return None
+    with h5py.File(os.fspath(weights), "r") as f:
+        saved = f.get(f"layers/{MEAN_LAYER}/vars/0")
+        return tuple(saved.shape) if saved is not None else None
+
+
+def _mean(run: Run | None, height: int | None, width: int | None, channels: int, weights: Any = None) -> np.ndarray:
+    """The mean the model subtracts (see the module docstring), [H, W, C] or [1, 1, C]; for a `.weights.h5` file,
+    zeros of the shape of the mean it holds (loading the file then sets it)."""
+    saved_shape = _saved_mean_shape(weights)
+    if saved_shape is not None:
+        return np.zeros(saved_shape, np.float32)
     if channels != 3:
         return np.full((1, 1, channels), np.mean(ILSVRC2012_CHANNEL_MEAN), np.float32)
     if run is None:
@@ -109,37 +111,36 @@ def _mean(run: Run | None, height: int | None, width: int | None, channels: int)
     return patch_mean(run.mean(), height, width)
 
 
-def _rebuilt(base: keras.Model, x: Any, include_top: bool, classifier_activation: Any) -> Any:
-    """`base`'s layers (to fc8, or to pool5) made anew from their configs and applied to `x`; fc8 gets the
-    classifier activation. Fresh layers build for `x`'s shape (channels, spatial size)."""
-    ends = [base.output] if include_top else [base.get_layer(f"pool5_{t}").output for t in ("a", "b")]
-    part = keras.Model(base.input, ends)
+def _checkpoint_weights(model: keras.Model, prefix: str) -> None:
+    """Assigns `model`'s weights from a TensorFlow checkpoint of the same network read by variable name, on any
+    Keras backend. A `tf.train.Checkpoint(model=...)` names a functional model's variables by the position of
+    their layer among the model's operations and by attribute ("model/_operations/3/_kernel/.ATTRIBUTES/..."),
+    and every backend builds `build_alexnet`'s operations in the same order."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (ValueError, tf.errors.OpError) as e:
+        raise RunDirError(f"checkpoint {prefix!r} cannot be read: {e}") from None
+    shapes = reader.get_variable_to_shape_map()
+    for index, operation in enumerate(model.operations):
+        for variable in operation.weights:
+            key = next((k for k in (f"model/_operations/{index}/{attribute}/.ATTRIBUTES/VARIABLE_VALUE"
+                                    for attribute in (variable.name, f"_{variable.name}")) if k in shapes), None)
+            if key is None or tuple(shapes[key]) != tuple(variable.shape):
+                raise RunDirError(f"checkpoint {prefix!r} does not fit the run's network (its config's model "
+                                  f"section and data.crop_size): "
+                                  f"{variable.path} {tuple(variable.shape)} is "
+                                  f"{'missing' if key is None else tuple(shapes[key])} there")
+            variable.assign(reader.get_tensor(key))
 
-    def fresh(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if layer.name == "fc8":
-            config["activation"] = classifier_activation
-        return layer.__class__.from_config(config)
 
-    with _channels_last():
-        # What keras.models.clone_model does inside, without wrapping the result in a model of its own (whose
-        # input would be `x`, an intermediate tensor), so that the new layers join the caller's graph flat.
-        outputs = part._run_through_graph(x, operation_fn=fresh)
-    if include_top:
-        return outputs[0]
-    return keras.layers.Concatenate(name="pool5")(outputs)
-
-
-def _copy_weights(source: keras.Model, target: keras.Model) -> None:
-    """Every weight of `target`'s network layers from `source`'s layer of the same name."""
-    have = {layer.name: layer for layer in source.layers}
-    for layer in target.layers:
-        if layer.weights and layer.name in have:
-            try:
-                layer.set_weights(have[layer.name].get_weights())
-            except ValueError as e:
-                raise ModelError(f"AlexNet: the weights of {layer.name} do not fit this input shape ({e}); a run's "
-                                 f"weights need its crop size and three channels") from None
+def _restored(run: Run) -> keras.Model:
+    """The run's network with its checkpoint's weights: restored by TensorFlow's checkpoint reader on the
+    TensorFlow backend, read variable by variable on the others (JAX, PyTorch)."""
+    if keras.backend.backend() == "tensorflow":
+        return run.restore_model()
+    model = build_alexnet(**asdict(run.config.model), input_size=run.config.data.crop_size)
+    _checkpoint_weights(model, run.checkpoint)
+    return model
 
 
 def _network(run: Run | None, include_top: bool, classes: int,
@@ -190,17 +191,14 @@ def AlexNet(include_top: bool = True, weights: Any = None, input_tensor: Any = N
     height, width, channels = _input_shape(input_tensor, input_shape, crop, channels_first)
     if include_top and (height is None or width is None):
         raise ValueError("AlexNet: with include_top=True the input size must be fixed (fc6 reads pool5's maps)")
-    with _channels_last():
-        base = run.restore_model() if run is not None else build_alexnet(classes, input_size=crop, **paper_options)
+    with channels_last():
+        base = _restored(run) if run is not None else build_alexnet(classes, input_size=crop, **paper_options)
 
     inputs = input_tensor if input_tensor is not None else keras.Input(
         (channels, height, width) if channels_first else (height, width, channels), name="image")
     x = keras.layers.Permute((2, 3, 1), name="to_channels_last")(inputs) if channels_first else inputs
-    mean = _mean(run, height, width, channels)
-    subtract = MeanSubtraction(mean.shape, name="mean")
-    x = subtract(x)
-    subtract.mean.assign(mean)
-    x = _rebuilt(base, x, include_top, classifier_activation)
+    x = rebuilt(base, subtracted(x, _mean(run, height, width, channels, weights)), include_top,
+                 classifier_activation)
     if not include_top and pooling:
         pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
         x = pool(data_format="channels_last", name=f"{pooling}_pool")(x)
@@ -209,7 +207,7 @@ def AlexNet(include_top: bool = True, weights: Any = None, input_tensor: Any = N
     source = inputs if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(source, x, name=name)
     if run is not None:
-        _copy_weights(base, model)
+        copy_weights(base, model)
     elif weights is not None:
         model.load_weights(os.fspath(weights))
     return model

@@ -1,10 +1,12 @@
-"""`python -m alexnet_tf.export`: a trained run as a versioned SavedModel for tensorflow_model_server and other
-TensorFlow code (the SavedModel itself, its signatures and the publishing are `alexnet_tf.serving`'s), or with
---format as a Keras file or a network-only LiteRT or ONNX file (`alexnet_tf.serving.formats`)."""
+"""`python -m alexnet_tf.export`: a trained run (or, with --config, a freshly initialised network) as a versioned
+SavedModel for tensorflow_model_server and other TensorFlow code (the SavedModel itself, its signatures and the
+publishing are `alexnet_tf.serving`'s), or with --format as one of the other formats of
+`alexnet_tf.serving.formats.FORMATS` (a Keras file, the network alone for LiteRT, ONNX ...)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Sequence
 
@@ -19,23 +21,23 @@ from alexnet_tf.serving.contract import EXPORT_FORMATS, FORMAT_EXTENSIONS, INPUT
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m alexnet_tf.export",
-        description="Export a trained run as a versioned SavedModel for tensorflow_model_server and other TensorFlow "
-                    "code. Writes OUT/<N>/ (saved_model.pb, variables/, assets/classes.tsv, "
-                    "assets.extra/tf_serving_warmup_requests) through a temporary folder renamed into place. "
-                    "Signatures: serving_default (encoded images -> ten-crop probabilities and top-5), "
-                    "predict_images (uint8 [N,H,W,3]), center_crop (single patch), features (fc7, ten-crop "
-                    "averaged); and serve (float pixels at crop size -> logits, for keras.layers.TFSMLayer and "
-                    "tf.saved_model.load(path)(x)). --format keras|litert|onnx writes one file instead: "
-                    "alexnet.keras (the Keras model: pixels 0-255 at crop size -> probabilities), or the network "
-                    "alone converted by TensorFlow's LiteRT converter or tf2onnx (alexnet.tflite, alexnet.onnx: "
-                    "pixels at crop size in, probabilities out, the mean inside; no image decoding).",
+        description="Export a trained run (or, with --config, a freshly initialised network) as a versioned "
+                    "SavedModel for tensorflow_model_server and other TensorFlow code. Writes OUT/<N>/ "
+                    "(saved_model.pb, variables/, assets/classes.tsv, assets.extra/tf_serving_warmup_requests) "
+                    "through a temporary folder renamed into place. Signatures: serving_default (encoded images -> "
+                    "ten-crop probabilities and top-5), predict_images (uint8 [N,H,W,3]), center_crop (single "
+                    "patch), features (fc7, ten-crop averaged); and serve (float pixels at crop size -> logits, for "
+                    "keras.layers.TFSMLayer and tf.saved_model.load(path)(x)). --format writes another format "
+                    "instead; the network-only files take pixels at crop size and subtract the mean inside (no "
+                    "image decoding):\n" + "\n".join(f"  {name:11} {what}" for name, what in EXPORT_FORMATS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n"
                "  python -m alexnet_tf.export --run runs/latest --out exports/alexnet\n"
                "  tensorflow_model_server --model_name=alexnet --model_base_path=$PWD/exports/alexnet "
                "--rest_api_port=8501\n"
                "  python -m alexnet_tf.export --run runs/latest --format onnx --out exports/  # exports/alexnet.onnx\n"
-               "  python -m alexnet_tf.export --run runs/latest --format litert --input-type uint8 --out m.tflite\n\n"
+               "  python -m alexnet_tf.export --run runs/latest --format litert --input-type uint8 --out m.tflite\n"
+               "  python -m alexnet_tf.export --config quickstart --format onnx  # exports/quickstart/alexnet.onnx\n\n"
                "Exports into one --out take turns to publish (OUT/.export.lock); the path written is printed.\n\n"
                + cli.exit_codes_help(EXIT_BAD_INPUT))
     parser.add_argument("--run", metavar="RUN_DIR",
@@ -44,15 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="a checkpoint prefix (a ckpt-N file prefix inside a run directory) or its folder; "
                              "without --run, the run directory is the one that holds it")
-    cli.add_output_argument(parser, "--out", required=True, metavar="DIR", choice_option="--format",
+    parser.add_argument("--config", metavar="NAME_OR_FILE",
+                        help="instead of a run: a freshly initialised network of this config (a shipped name such "
+                             "as quickstart or alexnet_ilsvrc2012, or a YAML file): its network and crop sizes, "
+                             "ILSVRC-2012's channel mean and, for 1000 classes, its class names (else class_0, "
+                             "...); for serving and benchmark tests")
+    cli.add_output_argument(parser, "--out", metavar="DIR", choice_option="--format",
                             kinds={"savedmodel": (FOLDER, ""), **{f: (FILE, e) for f, e in FORMAT_EXTENSIONS.items()}},
                             help="the model's base folder (tensorflow_model_server's --model_base_path), "
-                                 "e.g. exports/alexnet; with --format keras|litert|onnx, the file to write or a "
-                                 "folder for alexnet.keras / alexnet.tflite / alexnet.onnx")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
-                        help="savedmodel (default), keras, litert or onnx (docs/serving.md says what each keeps)")
-    parser.add_argument("--input-type", choices=INPUT_TYPES, default="float32",
-                        help="the pixels the litert and onnx files take (default: float32)")
+                                 "e.g. exports/alexnet; with another --format, the file to write or a folder for "
+                                 "alexnet.<extension> (default: RUN_DIR/export, or exports/<config name> with "
+                                 "--config)")
+    parser.add_argument("--format", choices=list(EXPORT_FORMATS), default="savedmodel",
+                        help="savedmodel (default), or another format above (docs/serving.md says what each keeps)")
+    parser.add_argument("--input-type", choices=INPUT_TYPES,
+                        help="the pixels the network-only files (litert, onnx, ...) take (default: float32)")
     parser.add_argument("--version", type=int, metavar="N",
                         help="version number to write (default: one more than the highest in --out when the "
                              "export is published)")
@@ -76,35 +84,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (errors propagate as alexnet_tf.errors: see `cli.run`)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.run is None and args.checkpoint is None:
-        parser.error("give --run RUN_DIR or --checkpoint PATH")
+    if (args.run is None and args.checkpoint is None) == (args.config is None):
+        parser.error("give --run RUN_DIR or --checkpoint PATH, or --config NAME for a freshly initialised network")
     if args.max_batch < 1 or (args.max_pixels is not None and args.max_pixels < 1):
         parser.error("--max-batch and --max-pixels must be positive")
-    if args.format != "savedmodel" and (args.version is not None or args.model_name):
-        parser.error("--version and --model-name are for --format savedmodel")
-    if args.format == "savedmodel":
-        check_output(args.out, FOLDER, "--out")  # before the work
     tensorflow_setup.quiet_tensorflow()
+    from dataclasses import asdict
+
+    from alexnet_tf import api
+    from alexnet_tf.config import load_config
     from alexnet_tf.runs.rundir import run_dir_of_checkpoint
-    from alexnet_tf.serving.formats import output_path
-    from alexnet_tf.serving.savedmodel import export_run
+    from alexnet_tf.serving.formats import FORMATS, output_path
 
-    if args.format != "savedmodel":
-        check_output(output_path(args.out, args.format), FILE, "--out")
-    if args.format == "onnx":
-        optional_import("tf2onnx", "export --format onnx")  # before the work: the converter is an extra
+    options = {"version": args.version, "model_name": args.model_name, "input_type": args.input_type}
+    misplaced = [name for name, value in options.items() if value is not None and name not in FORMATS[
+        args.format].options]
+    if misplaced:
+        parser.error(f"--format {args.format} takes no {', '.join('--' + n.replace('_', '-') for n in misplaced)}")
 
-    run_dir = args.run or run_dir_of_checkpoint(args.checkpoint).path
-    if args.format == "savedmodel":
-        path = export_run(run_dir, args.out, args.version, args.force, args.checkpoint, labels=args.labels,
-                          max_batch=args.max_batch, max_pixels=args.max_pixels, model_name=args.model_name,
-                          progress=not args.no_progress)
+    if args.config is not None:
+        config = load_config(args.config)
+        name = os.path.splitext(os.path.basename(args.config))[0]
+        source = api.build_alexnet(**asdict(config.model), input_size=config.data.crop_size)
+        out, extra = args.out or os.path.join("exports", name), {"image_size": config.data.image_size}
     else:
-        from alexnet_tf import api
-
-        extra = {} if args.format == "keras" else {"input_type": args.input_type, "progress": not args.no_progress}
-        path = api.export(run_dir, args.out, format=args.format, checkpoint=args.checkpoint, force=args.force,
-                          **extra)
+        source = args.run or run_dir_of_checkpoint(args.checkpoint).path
+        out, extra = args.out, {"checkpoint": args.checkpoint}
+    if out is not None:  # before the work
+        check_output(out, FOLDER, "--out") if args.format == "savedmodel" else \
+            check_output(output_path(out, args.format), FILE, "--out")
+    if FORMATS[args.format].converter:  # before the work: the converter is an extra
+        optional_import(FORMATS[args.format].converter, f"export --format {args.format}")
+    path = api.export(source, out, format=args.format, labels=args.labels, max_batch=args.max_batch,
+                      max_pixels=args.max_pixels, force=args.force, progress=not args.no_progress, **extra,
+                      **{name: value for name, value in options.items() if value is not None})
     print(path)
     return 0
 

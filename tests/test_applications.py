@@ -147,3 +147,14 @@ def test_decode_predictions_uses_ilsvrc2012_synsets_for_1000_classes():
 def test_the_package_exports_the_application():
     assert alexnet_tf.AlexNet is AlexNet
     assert "alexnet_tf.applications" in sys.modules
+    assert alexnet_tf.preprocess_input is preprocess_input and alexnet_tf.decode_predictions is decode_predictions
+    from alexnet_tf import decode_predictions as imported  # noqa: F401 (the form the issue found failing)
+
+
+def test_the_applications_parameters_are_the_networks_and_the_mean():
+    """docs/model.md: 60,965,224 in the network (SPEC.md) plus the 3 of the mean layer's channel mean."""
+    model = AlexNet()
+    network = sum(int(np.prod(w.shape)) for layer in model.layers if layer.name != "mean" for w in layer.weights)
+    assert network == 60_965_224
+    assert model.count_params() == 60_965_227 == network + int(np.prod(model.get_layer("mean").mean.shape))
+    assert model.get_layer("mean").mean.shape == (1, 1, 3)

@@ -1,11 +1,13 @@
 """The Keras model on every backend: a `.keras` file written here (TensorFlow) loads in a fresh process after
 `import alexnet_tf` alone, and on the JAX and PyTorch backends it builds, predicts, jits and trains a step, giving
-TensorFlow's logits (1e-5). The other backends run in subprocesses with KERAS_BACKEND set: Keras picks its backend
-once per process."""
+TensorFlow's logits (1e-5); `AlexNet(weights=...)` with a run directory, a checkpoint prefix or a `.weights.h5` file
+gives TensorFlow's logits there too (1e-5 of their scale). The other backends run in subprocesses with
+KERAS_BACKEND set: Keras picks its backend once per process."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from alexnet_tf.applications import AlexNet
+from alexnet_tf.runs.rundir import RunDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,12 +65,73 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 def run_child(backend: str, saved: tuple[str, str], jit: bool) -> str:
+    return run_script(CHILD, backend, *saved, "jit" if jit else "eager", backend)
+
+
+def run_script(code: str, backend: str, *args: str) -> str:
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", CHILD, *saved, "jit" if jit else "eager", backend], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+# Run in the subprocess: a run's weights (its directory, a checkpoint prefix, a .weights.h5 file of the same
+# application) on this backend give TensorFlow's logits.
+RUN_CHILD = textwrap.dedent("""
+    import json
+    import sys
+    import numpy as np
+    import alexnet_tf
+    import alexnet_tf.errors
+    import keras
+
+    data = np.load(sys.argv[1])
+    assert keras.backend.backend() == sys.argv[2], keras.backend.backend()
+    for weights in sys.argv[3:]:
+        # A .weights.h5 file needs the application's arguments; a run brings its own.
+        options = json.loads(str(data["options"])) if weights.endswith(".weights.h5") else {}
+        model = alexnet_tf.AlexNet(weights=weights, classifier_activation=None, **options)
+        logits = keras.ops.convert_to_numpy(model(data["x"], training=False))
+        diff = float(np.abs(logits - data["logits"]).max())
+        assert diff <= 1e-5 * np.abs(data["logits"]).max(), f"{weights}: logits differ from TensorFlow's by {diff}"
+        print("ok", weights, diff)
+    try:
+        alexnet_tf.export(sys.argv[3], "unused")
+    except alexnet_tf.errors.ExportError as e:
+        assert sys.argv[2] in str(e) and "KERAS_BACKEND=tensorflow" in str(e), e
+        print("export refused")
+""")
+
+
+@pytest.fixture(scope="module")
+def run_weights(tiny_run, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The .npz of pixels and TensorFlow's logits for tiny_run's weights, then the three ways to name the weights:
+    the run directory, its checkpoint prefix, and a .weights.h5 file of the application built from the run."""
+    folder = tmp_path_factory.mktemp("run_weights")
+    model = AlexNet(weights=tiny_run.path, classifier_activation=None)
+    crop = tiny_run.config.data.crop_size
+    x = np.random.default_rng(6).uniform(0, 255, size=(2, crop, crop, 3)).astype(np.float32)
+    data, h5 = str(folder / "data.npz"), str(folder / "alexnet.weights.h5")
+    model_config = tiny_run.config.model
+    options = {"classes": model_config.num_classes, "input_shape": [crop, crop, 3], "width": model_config.width,
+               "fc_width": model_config.fc_width}
+    np.savez(data, x=x, logits=model(x, training=False).numpy(), options=json.dumps(options))
+    model.save_weights(h5)
+    return [data, tiny_run.path, RunDir(tiny_run.path).latest_checkpoint(), h5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [
+    pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                                                 reason="needs the jax extra (pip install .[jax])")),
+    pytest.param("torch", marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                                   reason="needs the torch extra (pip install .[torch])"))])
+def test_a_runs_weights_give_tensorflows_logits_on_every_backend(run_weights, backend):
+    data, *weights = run_weights
+    lines = run_script(RUN_CHILD, backend, data, backend, *weights).splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("ok")] == weights
+    assert lines[-1] == "export refused"  # it names the backend and the way that works
 
 
 @pytest.mark.slow

@@ -38,7 +38,7 @@ COMMANDS = {"train", "prepare", "evaluate", "predict", "visualize", "export", "c
             "dataservice"}
 # Optional or slow-to-import packages that library code may load when the feature is used.
 LAZY_PACKAGES = {"tensorflow_datasets", "tensorflow_serving", "tf2onnx", "onnx", "onnxruntime", "ai_edge_litert",
-                 "h5py", "jax", "torch", "scipy"}
+                 "openvino", "h5py", "jax", "torch", "scipy"}
 # The one module whose job is to load TensorFlow on demand (quietly, for the commands and the API).
 LOADERS = {"core.tensorflow_setup"}
 MAX_FUNCTION_LINES = 60

@@ -42,6 +42,7 @@ def test_the_wheel_holds_the_configs_and_the_synsets(wheel):
     for config in ("quickstart", "tiny", "finetune", "alexnet_ilsvrc2012"):
         assert f"alexnet_tf/configs/{config}.yaml" in names
     assert "alexnet_tf/data/ilsvrc2012_synsets.txt" in names
+    assert "alexnet_tf/serving/c_client/alexnet_client.c" in names
     assert not [n for n in names if n.startswith(("tests/", "configs/", "benchmarks/"))]
 
 

@@ -16,6 +16,7 @@ INSTALL = {
     "onnx": f"'{DISTRIBUTION}[onnx]'",
     "onnxruntime": f"'{DISTRIBUTION}[onnx]'",
     "ai_edge_litert": f"'{DISTRIBUTION}[litert]'",
+    "openvino": f"'{DISTRIBUTION}[openvino]'",
     "jax": f"'{DISTRIBUTION}[jax]'",
     "torch": f"'{DISTRIBUTION}[torch]'",
     "h5py": "h5py",

@@ -9,6 +9,9 @@ from typing import Mapping, Sequence
 from alexnet_tf.core.files import atomic_write_text
 from alexnet_tf.errors import VocabularyError
 
+# ILSVRC-2012's 1000 classes in label order ("wnid name, name..." lines), shipped with the package.
+ILSVRC2012_SYNSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ilsvrc2012_synsets.txt")
+
 
 @dataclass(frozen=True)
 class Vocabulary:

@@ -21,7 +21,15 @@ PREPROCESSING_FILE = os.path.join("assets.extra", "preprocessing.json")
 # The network's build_alexnet arguments, and the training mean (0-255, RGB: [S, S, 3] mean image or [3] per channel).
 MODEL_CONFIG_FILE = os.path.join("assets.extra", "model_config.json")
 MEAN_FILE = os.path.join("assets.extra", "mean.npy")
-# python -m alexnet_tf.export --format: the SavedModel, a Keras file, and the network alone for other runtimes.
-EXPORT_FORMATS = ("savedmodel", "keras", "litert", "onnx")
-FORMAT_EXTENSIONS = {"keras": ".keras", "litert": ".tflite", "onnx": ".onnx"}
+# python -m alexnet_tf.export --format NAME: what each format writes (the --help text). `serving.formats.FORMATS`
+# holds each one's exporter and loader under the same names, and checks at import that the names agree.
+EXPORT_FORMATS = {
+    "savedmodel": "OUT/<N>/, the versioned SavedModel with the serving signatures (tensorflow_model_server)",
+    "keras": "alexnet.keras, the Keras model: pixels 0-255 at crop size -> probabilities",
+    "litert": "alexnet.tflite, the network alone by TensorFlow's LiteRT converter (ai-edge-litert runs it)",
+    "onnx": "alexnet.onnx, the network alone by tf2onnx (onnxruntime runs it)",
+    "openvino": "alexnet.xml + .bin, the network alone as OpenVINO IR (f32 precision hint in its rt_info)",
+}
+# The file each single-file format writes: OUT itself when it ends so, else OUT/alexnet<extension>.
+FORMAT_EXTENSIONS = {"keras": ".keras", "litert": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
 INPUT_TYPES = ("float32", "uint8")  # the pixels the litert and onnx files take

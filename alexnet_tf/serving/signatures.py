@@ -12,16 +12,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.data import preprocess
+from alexnet_tf.data.vocab import ILSVRC2012_SYNSETS, Vocabulary, read_synset_names
 from alexnet_tf.errors import ExportError
 from alexnet_tf.models import crops
 from alexnet_tf.models.alexnet import with_features
+from alexnet_tf.models.classifier import ILSVRC2012_CHANNEL_MEAN
 from alexnet_tf.serving.contract import (
     LABEL_COLUMNS,
     MAX_BATCH,
@@ -32,7 +34,6 @@ from alexnet_tf.serving.contract import (
 )
 
 if TYPE_CHECKING:
-    from alexnet_tf.data.vocab import Vocabulary
     from alexnet_tf.runs.rundir import Run
 
 # A serving function and the input signature it is traced with.
@@ -69,6 +70,33 @@ def serving_spec(run: Run, labels: str = "name") -> ServingSpec:
     """The preprocessing constants and vocabulary a run's export carries."""
     return ServingSpec(mean=run.mean(), image_size=run.config.data.image_size, crop_size=run.config.data.crop_size,
                        vocabulary=run.vocabulary, labels=labels, model_config=dataclasses.asdict(run.config.model))
+
+
+def model_spec(model: keras.Model, mean: np.ndarray | None = None, class_names: Sequence[str] | None = None,
+               image_size: int | None = None, labels: str = "name") -> ServingSpec:
+    """The preprocessing constants and vocabulary for a network that is not a run's (see `alexnet_tf.export`).
+
+    Args:
+        model: The logits network; its input side is the crop size.
+        mean: RGB 0-255, [3] or a [S, S, 3] mean image; default ILSVRC-2012's channel mean (123.68, 116.779,
+            103.939).
+        class_names: One name per class; default ILSVRC-2012's 1000 (WordNet ids and names) for 1000 classes, else
+            class_0, class_1, ...
+        image_size: The side of the square the crops are cut from; default crop * 256 / 224 (the paper's ratio),
+            or the mean image's side.
+    """
+    crop = int(model.input.shape[1])
+    classes = int(model.output.shape[-1])
+    mean = np.asarray(ILSVRC2012_CHANNEL_MEAN if mean is None else mean, np.float32)
+    if image_size is None:
+        image_size = mean.shape[0] if mean.ndim == 3 else crop * 256 // 224
+    if class_names is None and classes == 1000:
+        synsets = read_synset_names(ILSVRC2012_SYNSETS)
+        vocabulary = Vocabulary(tuple(synsets), tuple(synsets.values()))
+    else:
+        names = tuple(class_names) if class_names is not None else tuple(f"class_{i}" for i in range(classes))
+        vocabulary = Vocabulary(names, names)
+    return ServingSpec(mean=mean, image_size=int(image_size), crop_size=crop, vocabulary=vocabulary, labels=labels)
 
 
 def network_function(model: keras.Model, spec: ServingSpec,
