@@ -158,7 +158,10 @@ def test_all_honoured_changes_at_once_train_on_and_resume_again(finished, tmp_pa
     new = config
     for key in sorted(POLICIES):
         if POLICIES[key] == HONOURED and key != "train.max_steps":  # max_steps=1 would end it before it trains
-            new = changed(new, key, str(tmp_path / "elsewhere"))
+            try:
+                new = changed(new, key, str(tmp_path / "elsewhere"))
+            except AssertionError:  # no value valid with the others (jit_compile with deterministic)
+                assert key == "runtime.jit_compile", key
     assert new.train.epochs == config.train.epochs + 1
     trains_on(new, run_dir, steps_per_epoch)
 
