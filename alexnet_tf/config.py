@@ -269,6 +269,9 @@ class RuntimeConfig:
         _require_choice(self.distribute, "runtime.distribute", DISTRIBUTE_CHOICES)
         _require_choice(self.precision, "runtime.precision", PRECISION_CHOICES)
         _require(self.seed >= 0, "runtime.seed", f"got {self.seed}; it must be >= 0")
+        _require(not (self.jit_compile and self.deterministic), "runtime.jit_compile",
+                 "XLA has no deterministic max-pooling gradient, so it cannot be combined with "
+                 "runtime.deterministic=true; set one of them to false")
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,11 @@ def test_shipped_configs_are_found_from_any_folder(tmp_path, monkeypatch):
         load_config("configs/tinny.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(str(tmp_path / "elsewhere" / "tiny.yaml"))  # only bare names and configs/ fall back
+
+
+def test_xla_with_op_determinism_is_refused_naming_both():
+    # XLA has no deterministic max-pooling gradient: the pair failed at the first step with UnimplementedError.
+    with pytest.raises(ConfigError, match=r"'runtime\.jit_compile'.*runtime\.deterministic=true"):
+        load_config(None, ["runtime.jit_compile=true", "runtime.deterministic=true"])
+    load_config(None, ["runtime.jit_compile=true"])
+    load_config(None, ["runtime.deterministic=true"])

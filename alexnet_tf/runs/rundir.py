@@ -506,9 +506,10 @@ class CheckpointGone(RunDirError):
 
 
 def load_run_and_model(path: str | os.PathLike, checkpoint: str | None = None, attempts: int = 10) -> tuple[Run, Any]:
-    """`load_run` and its restored model. A run that is training rotates its checkpoints away (train.keep_checkpoints):
-    the network is built first, then the newest checkpoint is chosen just before it is read, and chosen again when
-    it vanished meanwhile, up to `attempts` times (a given `checkpoint` is never replaced).
+    """`load_run` and its restored model. A run that is training rotates its checkpoints away (train.keep_checkpoints)
+    and writes the newest one's index in place: the network is built first, then the newest checkpoint is chosen just
+    before it is read, and chosen again when it could not be read, up to `attempts` times (a given `checkpoint` is
+    never replaced; a checkpoint that really does not fit fails every attempt and is reported).
 
     Raises:
         RunDirError: as `load_run` and `restore_model` (CheckpointGone when a given checkpoint vanished).
@@ -519,10 +520,10 @@ def load_run_and_model(path: str | os.PathLike, checkpoint: str | None = None, a
         try:
             restore_weights(model, run.checkpoint)
             return run, model
-        except CheckpointGone:
+        except RunDirError:  # gone, or still being written (TensorFlow merges a save's index in place)
             if checkpoint is not None or attempt == attempts - 1:
                 raise
-            time.sleep(0.01 * attempt)
+            time.sleep(0.02 * (attempt + 1))
             run = dataclasses.replace(run, checkpoint=run.directory.resolve_checkpoint())
     raise AssertionError("unreachable")
 
