@@ -23,6 +23,8 @@ Variants:
                     its LRN normalises across all maps of a layer, the usual single-device simplification)
     two_tower_bf16  two_tower under the mixed_bfloat16 policy
     two_tower_xla   two_tower with the train step compiled by XLA (jit_compile=True)
+    two_tower_unfused  two_tower with the optimiser's update written as separate element-wise ops per variable (the
+                    update before PaperSGD used one fused kernel: the same formula, about seven passes over memory)
 two_tower_bf16 runs on every CPU (bfloat16 pays with AMX and loses on some CPUs without it: the printed ratio says
 which this one is; alexnet_tf.core.cpu warns where it is known to lose).
 """
@@ -37,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -58,7 +60,7 @@ from alexnet_tf.training.optim import PaperSGD  # noqa: E402
 FORWARD_MACS_PER_IMAGE = 0.72e9
 INFER_FLOPS_PER_IMAGE = 2 * FORWARD_MACS_PER_IMAGE
 TRAIN_FLOPS_PER_IMAGE = 3 * INFER_FLOPS_PER_IMAGE
-VARIANTS = ("two_tower", "grouped", "two_tower_bf16", "two_tower_xla", "inference")
+VARIANTS = ("two_tower", "two_tower_unfused", "grouped", "two_tower_bf16", "two_tower_xla", "inference")
 SGEMM_SIZE = 4096
 
 
@@ -96,9 +98,24 @@ def build_grouped_alexnet(num_classes: int = 1000) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(num_classes, kernel_initializer=init)(x))
 
 
-def make_step(model: keras.Model, jit_compile: bool) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """A compiled training step of `model` with the paper's optimiser."""
-    optimizer = PaperSGD(learning_rate=1e-4)  # small: synthetic labels, we only want the arithmetic
+class UnfusedPaperSGD(PaperSGD):
+    """PaperSGD's formula with its update as separate element-wise ops (as it was written before the fused kernel),
+    for the comparison only."""
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        lr = keras.ops.cast(learning_rate, variable.dtype)
+        v = self.velocities[self._get_variable_index(variable)]
+        step = keras.ops.multiply(keras.ops.cast(gradient, variable.dtype), lr)
+        if self.decays(variable):
+            step = keras.ops.add(step, keras.ops.multiply(variable, keras.ops.multiply(lr, self.decay)))
+        self.assign(v, keras.ops.subtract(keras.ops.multiply(v, self.momentum), step))
+        self.assign_add(variable, v)
+
+
+def make_step(model: keras.Model, jit_compile: bool, unfused: bool = False
+              ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """A compiled training step of `model` with the paper's optimiser (`unfused`: `UnfusedPaperSGD`)."""
+    optimizer = (UnfusedPaperSGD if unfused else PaperSGD)(learning_rate=1e-4)  # small: synthetic labels
     optimizer.build(model.trainable_variables)
 
     @tf.function(jit_compile=jit_compile)
@@ -136,7 +153,7 @@ def make_variant(name: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
             model = build_alexnet(placement=tower_placement())
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return make_step(model, jit_compile=name.endswith("_xla"))
+    return make_step(model, jit_compile=name.endswith("_xla"), unfused=name.endswith("_unfused"))
 
 
 def time_step(step: Callable, images: tf.Tensor, labels: tf.Tensor, steps: int) -> float:
@@ -236,7 +253,7 @@ def report(raw: dict) -> None:
     secs = raw["seconds"]
     if "two_tower" in secs:
         for name in secs:
-            if name not in ("two_tower", "inference"):
+            if name not in ("two_tower", "inference", "two_tower_bf16"):
                 ratio = statistics.median(o / t for t, o in zip(secs["two_tower"], secs[name]))
                 print(f"two_tower / {name}: {ratio:.2f}x")
         if "two_tower_bf16" in secs:
