@@ -23,7 +23,10 @@ Variants:
                     its LRN normalises across all maps of a layer, the usual single-device simplification)
     two_tower_bf16  two_tower under the mixed_bfloat16 policy
     two_tower_xla   two_tower with the train step compiled by XLA (jit_compile=True)
-By default two_tower_bf16 runs only on CPUs with bfloat16 instructions (avx512_bf16 or amx_bf16).
+    two_tower_unfused  two_tower with the optimiser's update written as separate element-wise ops per variable (the
+                    update before PaperSGD used one fused kernel: the same formula, about seven passes over memory)
+two_tower_bf16 runs on every CPU (bfloat16 pays with AMX and loses on some CPUs without it: the printed ratio says
+which this one is; alexnet_tf.core.cpu warns where it is known to lose).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -48,6 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from alexnet_tf.core.cpu import cpu_info  # noqa: E402
 from alexnet_tf.models.alexnet import build_alexnet  # noqa: E402
 from alexnet_tf.models.devices import tower_placement  # noqa: E402
 from alexnet_tf.models.layers import LocalResponseNormalization  # noqa: E402
@@ -56,30 +60,18 @@ from alexnet_tf.training.optim import PaperSGD  # noqa: E402
 FORWARD_MACS_PER_IMAGE = 0.72e9
 INFER_FLOPS_PER_IMAGE = 2 * FORWARD_MACS_PER_IMAGE
 TRAIN_FLOPS_PER_IMAGE = 3 * INFER_FLOPS_PER_IMAGE
-VARIANTS = ("two_tower", "grouped", "two_tower_bf16", "two_tower_xla", "inference")
+VARIANTS = ("two_tower", "two_tower_unfused", "grouped", "two_tower_bf16", "two_tower_xla", "inference")
 SGEMM_SIZE = 4096
 
 
-def cpu_has_bf16() -> bool:
-    """True when /proc/cpuinfo lists bfloat16 instructions (avx512_bf16 or amx_bf16)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def cpu_model() -> str:
-    """The CPU's model name and its widest vector extension (for the report)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
+    """The CPU's model name, its widest vector extension and its bfloat16 instructions (for the report)."""
+    cpu = cpu_info()
+    if not cpu.flags:
         return "unknown CPU"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    isa = "AVX-512" if "avx512f" in info else "AVX2" if "avx2" in info else "no AVX2"
-    return f"{name} ({isa}{', bf16' if cpu_has_bf16() else ''})"
+    isa = "AVX-512" if "avx512f" in cpu.flags else "AVX2" if "avx2" in cpu.flags else "no AVX2"
+    bf16 = [label for flag, label in (("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX")) if flag in cpu.flags]
+    return f"{cpu.model or cpu.vendor} ({', '.join([isa, *bf16])}{'' if 'amx_bf16' in cpu.flags else ', no AMX'})"
 
 
 def build_grouped_alexnet(num_classes: int = 1000) -> keras.Model:
@@ -106,9 +98,24 @@ def build_grouped_alexnet(num_classes: int = 1000) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(num_classes, kernel_initializer=init)(x))
 
 
-def make_step(model: keras.Model, jit_compile: bool) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """A compiled training step of `model` with the paper's optimiser."""
-    optimizer = PaperSGD(learning_rate=1e-4)  # small: synthetic labels, we only want the arithmetic
+class UnfusedPaperSGD(PaperSGD):
+    """PaperSGD's formula with its update as separate element-wise ops (as it was written before the fused kernel),
+    for the comparison only."""
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        lr = keras.ops.cast(learning_rate, variable.dtype)
+        v = self.velocities[self._get_variable_index(variable)]
+        step = keras.ops.multiply(keras.ops.cast(gradient, variable.dtype), lr)
+        if self.decays(variable):
+            step = keras.ops.add(step, keras.ops.multiply(variable, keras.ops.multiply(lr, self.decay)))
+        self.assign(v, keras.ops.subtract(keras.ops.multiply(v, self.momentum), step))
+        self.assign_add(variable, v)
+
+
+def make_step(model: keras.Model, jit_compile: bool, unfused: bool = False
+              ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """A compiled training step of `model` with the paper's optimiser (`unfused`: `UnfusedPaperSGD`)."""
+    optimizer = (UnfusedPaperSGD if unfused else PaperSGD)(learning_rate=1e-4)  # small: synthetic labels
     optimizer.build(model.trainable_variables)
 
     @tf.function(jit_compile=jit_compile)
@@ -146,7 +153,7 @@ def make_variant(name: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
             model = build_alexnet(placement=tower_placement())
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return make_step(model, jit_compile=name.endswith("_xla"))
+    return make_step(model, jit_compile=name.endswith("_xla"), unfused=name.endswith("_unfused"))
 
 
 def time_step(step: Callable, images: tf.Tensor, labels: tf.Tensor, steps: int) -> float:
@@ -246,9 +253,12 @@ def report(raw: dict) -> None:
     secs = raw["seconds"]
     if "two_tower" in secs:
         for name in secs:
-            if name not in ("two_tower", "inference"):
+            if name not in ("two_tower", "inference", "two_tower_bf16"):
                 ratio = statistics.median(o / t for t, o in zip(secs["two_tower"], secs[name]))
                 print(f"two_tower / {name}: {ratio:.2f}x")
+        if "two_tower_bf16" in secs:
+            speed = statistics.median(t / b for t, b in zip(secs["two_tower"], secs["two_tower_bf16"]))
+            print(f"mixed_bfloat16 trains at {speed:.2f}x the float32 speed on this CPU ({cpu_model()})")
 
 
 def compare_envs(settings: list[str], repeats: int, child_args: list[str]) -> None:
@@ -287,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds per variant (default 5)")
     parser.add_argument("--steps", type=int, default=3, help="steps per timing round (default 3)")
-    default = [v for v in VARIANTS if v != "two_tower_bf16" or cpu_has_bf16()]
+    default = list(VARIANTS)
     parser.add_argument("--variants", default=",".join(default),
                         help=f"comma-separated subset of {', '.join(VARIANTS)} (default here: {','.join(default)})")
     parser.add_argument("--compare-env", nargs="+", metavar="SETTING",

@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import read_shards, write_folder
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data import eval_dataset, prepare_data, record_dataset, train_dataset
+from alexnet_tf.data import eval_dataset, prepare_data, record_dataset, run_batches, train_dataset
 from alexnet_tf.data.augment import network_input
 from alexnet_tf.data.prepared import READ_ERRORS, read_error
 from alexnet_tf.errors import DataError
@@ -48,6 +48,20 @@ def test_same_seed_same_batches_other_epochs_other_crops(prepared):
     # Resuming mid-epoch: skipping the batches already used gives the same remaining batches.
     resumed = batches(train_dataset(data, cfg, 4, seed=7, epoch=0).skip(2))
     assert all(np.array_equal(a["image"], b["image"]) for (a, _), (b, _) in zip(first[2:], resumed))
+
+
+def test_a_runs_batches_are_its_epochs_batches_one_after_another(prepared):
+    # One iterator for several epochs (the trainer's): epoch by epoch the same batches, a resume's skip included.
+    cfg, data = prepared
+    expected = [batch for epoch in (3, 4, 5) for batch in batches(train_dataset(data, cfg, 4, seed=7, epoch=epoch))]
+    steps = data.num_train // 4
+    for skip in (0, 2):
+        got = batches(run_batches(data, cfg, 4, seed=7, epochs=range(3, 6), skip=skip))
+        assert len(got) == 3 * steps - skip
+        for (a, ya), (b, yb) in zip(expected[skip:], got):
+            assert np.array_equal(ya, yb)
+            for key in a:
+                assert np.array_equal(a[key], b[key]), key
 
 
 def test_training_batches_are_exact_crops_and_reflections_of_the_shards(prepared):

@@ -54,7 +54,7 @@ def _start(args: list[str]) -> subprocess.Popen:
 
 def _train(cache_dir: str, run_dir: str, *extra: str) -> subprocess.CompletedProcess:
     sets = [f"data.cache_dir={cache_dir}", "runtime.deterministic=true", "train.epochs=2",
-            "train.ten_crop_at_end=false", "data.demo_train_per_class=24", *extra]
+            "train.ten_crop_at_end=false", "train.export_at_end=false", "data.demo_train_per_class=24", *extra]
     command = [sys.executable, "-m", "alexnet_tf.train", "--config", TINY, "--run-dir", run_dir, "--no-progress",
                *[a for s in sets for a in ("--set", s)]]
     done = subprocess.run(command, env=_env(), cwd=REPO, timeout=600, capture_output=True, text=True)

@@ -90,9 +90,20 @@ def test_an_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
                                 capture_output=True, text=True)
     assert quickstart.returncode == 0 and int(quickstart.stdout) > 0, quickstart.stderr
 
-    for config in ("tiny", "configs/tiny.yaml"):
-        run = subprocess.run([python, "-m", "alexnet_tf.train", "--config", config, "--set", "train.epochs=1",
-                              "--run-dir", f"runs/{config.replace('/', '_')}"], cwd=empty, env=env,
+    # One training, with the bare name; the other spelling is resolved by the same command without training (a bad
+    # key is reported only after the config file was found and read) and by the installed package's own lookup.
+    run = subprocess.run([python, "-m", "alexnet_tf.train", "--config", "tiny", "--set", "train.epochs=1",
+                          "--run-dir", "runs/tiny"], cwd=empty, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert (empty / "runs" / "tiny").is_dir()
+    spelled = subprocess.run([python, "-m", "alexnet_tf.train", "--config", "configs/tiny.yaml", "--set",
+                              "train.nosuch=1", "--run-dir", "runs/configs_tiny.yaml"], cwd=empty, env=env,
                              capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-        assert (empty / "runs" / config.replace("/", "_")).is_dir()
+    assert spelled.returncode == 2 and "unknown config key 'train.nosuch'" in spelled.stderr, spelled.stderr
+    assert "does not exist" not in spelled.stderr and not (empty / "runs" / "configs_tiny.yaml").exists()
+    same = subprocess.run([python, "-c", "from alexnet_tf.config import find_config, load_config; "
+                           "print(find_config('configs/tiny.yaml')); "
+                           "print(load_config('configs/tiny.yaml') == load_config('tiny'))"],
+                          cwd=empty, env=env, capture_output=True, text=True)
+    found, equal = same.stdout.split()
+    assert found.startswith(str(venv)) and found.endswith("tiny.yaml") and equal == "True", same.stdout + same.stderr

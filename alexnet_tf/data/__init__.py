@@ -11,6 +11,7 @@ from typing import Any
 
 _HOMES = {
     "eval_dataset": "pipeline", "parse_record": "pipeline", "record_dataset": "pipeline", "train_dataset": "pipeline",
+    "run_batches": "pipeline",
     "PreparedData": "prepared", "load_prepared": "prepared",
     "prepare_data": "shards", "prepare_source": "shards",
     "DatasetStats": "stats", "StatsAccumulator": "stats",

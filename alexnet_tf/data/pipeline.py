@@ -125,3 +125,27 @@ def eval_dataset(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, 
 
     ds = record_dataset(prepared, split).map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options(num_threads))
+
+
+def run_batches(prepared: PreparedData, data_cfg: DataConfig, batch_size: int, seed: int, epochs: range,
+                skip: int = 0, deterministic: bool = False) -> tf.data.Dataset:
+    """The training batches of several epochs one after another, for one iterator over them all.
+
+    Epoch e holds exactly the first num_train // batch_size batches of `train_dataset(..., epoch=e)`, so a run read
+    this way sees the batches it would see epoch by epoch, and a resumed run (`skip` batches of the first epoch
+    already taken) the same as one never stopped. One iterator means no iterator is torn down and built between
+    epochs: the next epoch's shuffle buffer fills and its first batches are prepared in the background (the final
+    prefetch), while the trainer evaluates.
+
+    Args:
+        prepared, data_cfg, batch_size, seed, deterministic: As for `train_dataset`.
+        epochs: The epoch numbers, in order (non-empty).
+        skip: Batches of the first epoch to leave out.
+    """
+    steps = prepared.num_train // batch_size
+    parts = [train_dataset(prepared, data_cfg, batch_size, seed, epoch, deterministic=deterministic).take(steps)
+             for epoch in epochs]
+    batches = parts[0].skip(skip)
+    for part in parts[1:]:
+        batches = batches.concatenate(part)
+    return batches.prefetch(tf.data.AUTOTUNE)

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from alexnet_tf.config import DISTRIBUTE_CHOICES, PRECISION_CHOICES
+from alexnet_tf.core.cpu import warn_if_bf16_loses
 from alexnet_tf.errors import DeviceError
 
 
@@ -125,6 +126,7 @@ def set_precision(policy: str) -> None:
     if policy not in PRECISION_CHOICES:
         raise ValueError(f"runtime.precision: got {policy!r}; allowed: {', '.join(map(repr, PRECISION_CHOICES))}")
     keras.mixed_precision.set_global_policy(policy)
+    warn_if_bf16_loses(policy, gpus=len(tf.config.list_physical_devices("GPU")))
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -80,11 +81,16 @@ class PaperSGD(keras.optimizers.Optimizer):
         if self._multipliers[index] != 1.0:
             lr = ops.multiply(lr, ops.cast(self._multipliers[index], variable.dtype))
         gradient = ops.cast(gradient, variable.dtype)
-        v = self.velocities[index]
-        step = ops.multiply(gradient, lr)
-        if self.decays(variable):
-            step = ops.add(step, ops.multiply(variable, ops.multiply(lr, ops.cast(self.decay, variable.dtype))))
-        self.assign(v, ops.subtract(ops.multiply(v, ops.cast(self.momentum, variable.dtype)), step))
+        v, momentum = self.velocities[index], ops.cast(self.momentum, variable.dtype)
+        if self.decays(variable):  # the decay enters as a gradient: m * lr * (g + decay * w)
+            gradient = ops.add(gradient, ops.multiply(variable, ops.cast(self.decay, variable.dtype)))
+        if keras.backend.backend() == "tensorflow":
+            # v <- momentum * v - lr * g; w <- w + v in one kernel: one pass over the weights and velocities
+            # instead of five (61 M of each: the update is bound by memory bandwidth, not arithmetic)
+            tf.raw_ops.ResourceApplyKerasMomentum(var=variable.handle, accum=v.handle, lr=lr, grad=gradient,
+                                                  momentum=momentum)
+            return
+        self.assign(v, ops.subtract(ops.multiply(v, momentum), ops.multiply(gradient, lr)))
         self.assign_add(variable, v)
 
     def get_config(self) -> dict[str, Any]:

@@ -113,6 +113,37 @@ def _split_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
+class _TrainingInput:
+    """One iterator over the training batches of up to EPOCHS_PER_ITERATOR epochs (`data.run_batches`), kept from
+    epoch to epoch: the next epoch's input is prepared while the trainer evaluates, and no iterator is torn down and
+    built at each epoch's end. It is rebuilt where the run's step is not the one it stands at (after going back to a
+    checkpoint) and when its epochs are used up; the batches are the same either way."""
+
+    EPOCHS_PER_ITERATOR = 10
+
+    def __init__(self, make: Callable[[range, int], Any], steps_per_epoch: int, last_epoch: int) -> None:
+        self._make, self._steps_per_epoch, self._last_epoch = make, steps_per_epoch, last_epoch
+        self._iterator: Iterator[Any] | None = None
+        self._step = self._end = -1  # the step its next batch is for; the step after its last batch
+
+    def batches(self, step: int) -> Iterator[Any]:
+        """The iterator whose next batch is that of step `step` + 1 (1-based steps: `step` steps taken)."""
+        if self._iterator is None or step != self._step or step >= self._end:
+            self.close()
+            epoch = step // self._steps_per_epoch + 1
+            epochs = range(epoch, min(self._last_epoch, epoch + self.EPOCHS_PER_ITERATOR - 1) + 1)
+            self._iterator = iter(self._make(epochs, step - (epoch - 1) * self._steps_per_epoch))
+            self._step, self._end = step, epochs[-1] * self._steps_per_epoch
+        return self._iterator
+
+    def took(self) -> None:
+        """One batch of the iterator was used."""
+        self._step += 1
+
+    def close(self) -> None:
+        self._iterator = None
+
+
 @contextlib.contextmanager
 def _reading(prepared: data_lib.PreparedData) -> Iterator[None]:
     """Turns a prepared shard that fails to read mid-epoch (tf.data names no file) into a DataError naming the shard
@@ -172,6 +203,9 @@ class Trainer:
                                                config.runtime.jit_compile,
                                                config.runtime.precision != "mixed_float16")
             self._eval_steps = {ten_crop: make_eval_step(self.state, ten_crop) for ten_crop in (False, True)}
+            last_epoch = min(config.train.epochs, math.ceil(config.train.max_steps / self.steps_per_epoch)
+                             if config.train.max_steps else config.train.epochs)
+            self._input = _TrainingInput(self._training_batches, self.steps_per_epoch, max(last_epoch, 1))
             self.history: list[dict[str, Any]] = []
             self._rebased = False
             if not self._complete():
@@ -196,7 +230,9 @@ class Trainer:
         return state
 
     def close(self) -> None:
-        """Lets go of the run directory (fit() does so when it ends)."""
+        """Lets go of the run directory and the training input (fit() does so when it ends)."""
+        if getattr(self, "_input", None) is not None:
+            self._input.close()
         self.checkpoints.close()
 
     def _prepare_to_train(self) -> None:
@@ -295,19 +331,17 @@ class Trainer:
         last = min(epoch * self.steps_per_epoch, train.max_steps or math.inf)
         rate = state.schedule.on_epoch_start(epoch)
         state.set_learning_rate(rate)
-        dataset = data_lib.train_dataset(self.prepared, self.config.data, self.global_batch, self.config.runtime.seed,
-                                         epoch, deterministic=self.config.runtime.deterministic).skip(done)
-        dataset = state.strategy.experimental_distribute_dataset(_split_batches(dataset))
+        epoch_start = interval_start = time.perf_counter()  # the epoch line's seconds: docs/training.md
+        batches = self._input.batches(step)
         outcome, interval = EpochOutcome(step), RunningSums()
         pending: list[tuple[int, dict[str, tf.Tensor]]] = []
-        epoch_start = interval_start = time.perf_counter()
         interval_steps = 0
         bar = progress_bar(self.steps_per_epoch, f"epoch {epoch}/{train.epochs}", self.progress, unit="step",
                            initial=done, leave=False)  # the epoch's summary line stays
         with _reading(self.prepared), contextlib.closing(bar):
-            for batch, labels in dataset:
-                if step >= last:
-                    break
+            while step < last:
+                batch, labels = next(batches)
+                self._input.took()
                 if step == (epoch - 1) * self.steps_per_epoch and self.config.runtime.distribute == "none":
                     self.summaries.augmented_images(batch, step, train.tensorboard_images, self.prepared.stats,
                                                     self.config.data.mean, self.config.data.pca_scale)
@@ -344,6 +378,12 @@ class Trainer:
         outcome.step, outcome.seconds = step, time.perf_counter() - epoch_start
         outcome.finished = step == epoch * self.steps_per_epoch and not stop.signum
         return outcome
+
+    def _training_batches(self, epochs: range, skip: int) -> Any:
+        """The distributed training batches of `epochs`, without the first `skip` of the first (`_TrainingInput`)."""
+        dataset = data_lib.run_batches(self.prepared, self.config.data, self.global_batch, self.config.runtime.seed,
+                                       epochs, skip, deterministic=self.config.runtime.deterministic)
+        return self.state.strategy.experimental_distribute_dataset(_split_batches(dataset))
 
     def end_epoch(self, epoch: int, outcome: EpochOutcome) -> int | None:
         """Evaluates (when due), lets the schedule see the validation error, logs and saves the epoch; returns the
