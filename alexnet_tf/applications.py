@@ -26,11 +26,11 @@ import os
 from dataclasses import asdict
 from typing import Any, Sequence
 
-import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet_tf.core.extras import optional_import
 from alexnet_tf.data.preprocess import patch_mean
 from alexnet_tf.data.vocab import ILSVRC2012_SYNSETS, read_synset_names
 from alexnet_tf.errors import ModelError, RunDirError
@@ -93,6 +93,7 @@ def _saved_mean_shape(weights: Any) -> tuple[int, ...] | None:
     """The shape of the mean a `.weights.h5` file holds (a run's mean image, or a channel mean), or None."""
     if not (isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".weights.h5")):
         return None
+    h5py = optional_import("h5py", f"reading {os.fspath(weights)}")
     with h5py.File(os.fspath(weights), "r") as f:
         saved = f.get(f"layers/{MEAN_LAYER}/vars/0")
         return tuple(saved.shape) if saved is not None else None
