@@ -306,3 +306,6 @@ def test_troubleshooting_lists_each_write_fault_message_as_the_code_writes_it(tm
             text = files._fault_text(code, path, FILE).replace(str(folder / "missing"), "FOLDER")
         text = re.sub(r"\([^)]* free\)", "(SIZE free)", text.replace(str(folder), "FOLDER"))
         assert f"`{text}`" in docs, (code, text)
+    # ENOENT for a folder that exists (as /proc answers a new file): not "does not exist"
+    text = files._fault_text(errno.ENOENT, str(folder / "out.npz"), FILE).replace(str(folder), "FOLDER")
+    assert "does not exist" not in text and f"`{text}`" in docs, text

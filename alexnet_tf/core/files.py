@@ -177,6 +177,9 @@ def _fault_text(code: int, path: str, kind: str) -> str:
     base = _nearest_existing(path if kind == FOLDER else os.path.dirname(path))
     if code == errno.ENOTDIR or (code == errno.ENOENT and os.path.lexists(base) and not os.path.isdir(base)):
         return f"{base} is a file, not a folder; give a path whose folders are folders, or move that file away"
+    if code == errno.ENOENT and os.path.isdir(os.path.dirname(path)):  # /proc, sysfs: the folder takes no new file
+        return f"its folder {os.path.dirname(path)} exists but takes no new files (a special file system such as " \
+               "/proc); give a path on an ordinary disk"
     if code == errno.ENOENT:
         return f"its folder {os.path.dirname(path)} does not exist and could not be created; create it or give " \
                "another path"
